@@ -1,0 +1,29 @@
+# snapflow_ros: one-command setup, demo, tests and benchmarks (see README.md).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+unexport _ROS_WHEELS_BOOTSTRAP_COMPLETE
+
+.PHONY: setup demo test lint bench tiny clean
+
+setup:
+	@VENV=$(VENV) bash scripts/setup_env.sh
+
+demo: setup
+	$(VENV)/bin/snapflow_demo
+
+test: setup lint
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) -m snapflow_ros.bench.runtime_latency --out artifacts/bench_runtime.json
+
+tiny: setup
+	$(VENV)/bin/snapflow_make_tiny --policy-type smolvla --out artifacts/tiny_smolvla
+	$(VENV)/bin/snapflow_make_tiny --policy-type pi05 --out artifacts/tiny_pi05
+
+clean:
+	rm -rf build install log artifacts .pytest_cache

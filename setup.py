@@ -1,0 +1,36 @@
+"""Build script for snapflow_ros (ament_python package, also installable with pip)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "snapflow_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="One-step flow-matching VLA policies (SmolVLA, pi0.5) on ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.12",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
+    + find_packages("training", include=["snapflow_training", "snapflow_training.*"]),
+    package_dir={"snapflow_training": "training/snapflow_training"},
+    package_data={PACKAGE: ["py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["numpy", "safetensors", "torch", "transformers", "lerobot"],
+    extras_require={"test": ["pytest"]},
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [
+            f"snapflow_demo = {PACKAGE}.cli.demo:main",
+            f"snapflow_bench = {PACKAGE}.bench.runtime_latency:main",
+            f"snapflow_make_tiny = {PACKAGE}.fixtures.cli:main",
+            "distill = snapflow_training.distill_cli:main",
+        ],
+    },
+)

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks (print markdown tables, write JSON)."""

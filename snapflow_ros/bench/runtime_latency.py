@@ -1,0 +1,178 @@
+"""Latency of the policy runtime per stage, for SmolVLA and pi0.5, by denoising step count.
+
+Usage::
+
+    python -m snapflow_ros.bench.runtime_latency --sizes tiny,full --out artifacts/bench.json
+
+For each policy and architecture size (``tiny`` test model, or ``full`` real architecture with
+random weights), every step count is run ``--repeats`` times, interleaved so that slow drifts
+of the machine hit all step counts alike. Reported per step count: median and p90 of the
+prefix (vision + language), of ONE denoise step, and of the whole chunk; and, measured in the
+same run, the 10-step / 1-step ratio of denoise time and of total time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snapflow_ros.bench.machine import machine_info
+from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
+
+FULL_PI05_MIN_MEMORY_GB = 48  # fp32 weights (16 GB) + the state dict being loaded + activations
+
+
+def spec_for(policy_type: str, size: str) -> TinySpec:
+    """The generated checkpoint used for a benchmark row."""
+    if size == "full":  # 2 cameras, 224 px, chunk 50 (the published settings)
+        return TinySpec(
+            policy_type=policy_type,
+            size="full",
+            image_height=224,
+            image_width=224,
+            chunk_size=50,
+        )
+    return TinySpec(policy_type=policy_type)
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values) * 1000.0
+    return {"median_ms": float(np.median(arr)), "p90_ms": float(np.percentile(arr, 90))}
+
+
+def bench_one(
+    policy_type: str, size: str, steps: list[int], repeats: int, options: RuntimeOptions
+) -> dict[str, Any]:
+    """Measure one (policy, size) pair; returns a JSON-ready row."""
+    spec = spec_for(policy_type, size)
+    t0 = time.perf_counter()
+    checkpoint = ensure_tiny_checkpoint(spec)
+    runtime = PolicyRuntime(checkpoint, options)
+    load_s = time.perf_counter() - t0
+    obs = runtime.dummy_observation()
+    obs.task = "pick up the black bowl and place it on the plate"
+    samples: dict[int, list] = {n: [] for n in steps}
+    for _ in range(repeats):
+        for n in steps:
+            samples[n].append(runtime.predict_chunk(obs, num_steps=n).timings)
+    results = {}
+    for n in steps:
+        timings = samples[n]
+        results[str(n)] = {
+            "prefix": _stats([t.prefix for t in timings]),
+            "denoise_step": _stats([t.denoise / n for t in timings]),
+            "denoise": _stats([t.denoise for t in timings]),
+            "total": _stats([t.total for t in timings]),
+        }
+    row: dict[str, Any] = {
+        "policy": policy_type,
+        "size": size,
+        "params_m": round(sum(p.numel() for p in runtime.policy.parameters()) / 1e6, 1),
+        "load_s": round(load_s, 1),
+        "repeats": repeats,
+        "steps": results,
+    }
+    if "1" in results and "10" in results:
+        row["ratio_10_to_1"] = {
+            key: results["10"][key]["median_ms"] / results["1"][key]["median_ms"]
+            for key in ("denoise", "total")
+        }
+    return row
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """Render rows as a markdown table."""
+    lines = [
+        "| policy | size | params | steps | prefix p50 / p90 (ms) | 1 denoise step p50 (ms) "
+        "| total p50 / p90 (ms) | 10/1 denoise | 10/1 total |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if "skipped" in row:
+            lines.append(f"| {row['policy']} | {row['size']} | | | skipped: {row['skipped']} |||||")
+            continue
+        ratio = row.get("ratio_10_to_1", {})
+        for n, res in row["steps"].items():
+            first = n == next(iter(row["steps"]))
+            lines.append(
+                f"| {row['policy']} | {row['size']} | {row['params_m']} M | {n} "
+                f"| {res['prefix']['median_ms']:.1f} / {res['prefix']['p90_ms']:.1f} "
+                f"| {res['denoise_step']['median_ms']:.1f} "
+                f"| {res['total']['median_ms']:.1f} / {res['total']['p90_ms']:.1f} "
+                f"| {f'{ratio["denoise"]:.2f}x' if first and ratio else ''} "
+                f"| {f'{ratio["total"]:.2f}x' if first and ratio else ''} |"
+            )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--policies", default="smolvla,pi05", help="comma list: smolvla,pi05")
+    p.add_argument("--sizes", default="tiny", help="comma list: tiny,full")
+    p.add_argument("--steps", default="1,2,5,10", help="comma list of denoising step counts")
+    p.add_argument("--repeats", type=int, default=None, help="runs per step count (default 10/3)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--out", type=Path, default=None, help="JSON output path")
+    args = p.parse_args(argv)
+    try:
+        args.policies = [x for x in args.policies.split(",") if x]
+        args.sizes = [x for x in args.sizes.split(",") if x]
+        args.steps = [int(x) for x in args.steps.split(",") if x]
+    except ValueError:
+        p.error("--steps must be a comma list of integers")
+    if not set(args.policies) <= {"smolvla", "pi05"}:
+        p.error(f"--policies: unknown policy in {args.policies} (smolvla, pi05)")
+    if not set(args.sizes) <= {"tiny", "full"}:
+        p.error(f"--sizes: unknown size in {args.sizes} (tiny, full)")
+    if not args.steps or min(args.steps) < 1:
+        p.error("--steps must be integers >= 1")
+    if args.repeats is not None and args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the markdown table, write JSON."""
+    args = parse_args(argv)
+    options = RuntimeOptions(device=args.device, dtype=args.dtype, warmup=2, seed=0)
+    info = machine_info(options.device)
+    rows = []
+    for policy_type in args.policies:
+        for size in args.sizes:
+            if (
+                policy_type == "pi05"
+                and size == "full"
+                and info.get("memory_gb", 0) < FULL_PI05_MIN_MEMORY_GB
+                and not args.device.startswith("cuda")
+            ):
+                reason = (
+                    f"needs >= {FULL_PI05_MIN_MEMORY_GB} GB host RAM, have {info.get('memory_gb')}"
+                )
+                rows.append({"policy": policy_type, "size": size, "skipped": reason})
+                print(f"[bench] {policy_type}/{size}: skipped ({reason})", file=sys.stderr)
+                continue
+            repeats = args.repeats or (10 if size == "tiny" else 3)
+            print(
+                f"[bench] {policy_type}/{size}: {repeats} repeats x {args.steps}", file=sys.stderr
+            )
+            rows.append(bench_one(policy_type, size, args.steps, repeats, options))
+    report = {"benchmark": "runtime_latency", "machine": info, "dtype": args.dtype, "rows": rows}
+    print(markdown(rows))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+        print(f"[bench] wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The policy runtime: observation in, timed action chunk out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from snapflow_ros.runtime import checkpoint as ckpt
+from snapflow_ros.runtime.adapters import make_adapter
+from snapflow_ros.runtime.errors import CheckpointError, ObservationError
+from snapflow_ros.runtime.sampling import euler_sample
+from snapflow_ros.runtime.target_time import attach_target_time
+from snapflow_ros.runtime.types import ActionChunk, Observation, StageTimings
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_PREFIX = "observation.images."
+STATE_KEY = "observation.state"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class RuntimeOptions:
+    """How to load and run a checkpoint.
+
+    ``device``: ``auto`` (cuda when present, else cpu), ``cpu``, ``cuda`` or ``cuda:N``.
+    ``dtype``: ``float32`` or ``bfloat16`` (autocast around the model passes).
+    ``num_steps``: default denoising steps (None: 1 for SnapFlow, the config's value otherwise).
+    ``seed``: seeds the denoising noise generator (identical chunks for identical inputs).
+    ``vlm_path`` / ``tokenizer_path``: local folders replacing Hub downloads of the SmolVLA VLM
+    config/processor or the pi0.5 PaliGemma tokenizer (found automatically in the checkpoint's
+    ``vlm/`` or ``tokenizer/`` subfolder).
+    ``warmup``: number of warm-up predictions at load.
+    """
+
+    device: str = "auto"
+    dtype: str = "float32"
+    num_steps: int | None = None
+    seed: int | None = 0
+    vlm_path: str | None = None
+    tokenizer_path: str | None = None
+    warmup: int = 1
+
+
+def resolve_device(device: str) -> str:
+    """Turn ``auto`` into ``cuda`` or ``cpu`` and check that a requested GPU exists."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CheckpointError(f"device {device!r} requested but CUDA is not available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise CheckpointError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)")
+    return device
+
+
+class PolicyRuntime:
+    """A loaded LeRobot SmolVLA / pi0.5 policy (plain or SnapFlow) ready to predict chunks."""
+
+    def __init__(self, checkpoint: str | Path, options: RuntimeOptions | None = None) -> None:
+        self.options = options or RuntimeOptions()
+        if self.options.dtype not in DTYPES:
+            raise CheckpointError(f"unknown dtype {self.options.dtype!r} (float32 or bfloat16)")
+        self.device = resolve_device(self.options.device)
+        self.checkpoint_dir = ckpt.resolve_checkpoint(checkpoint)
+        self.policy_type = ckpt.read_policy_type(self.checkpoint_dir)
+        self.snapflow = ckpt.SnapFlowMeta.read(self.checkpoint_dir)
+        if self.snapflow is not None and self.snapflow.policy_type != self.policy_type:
+            raise CheckpointError(
+                f"{self.checkpoint_dir}: snapflow.json is for {self.snapflow.policy_type!r} but "
+                f"config.json is {self.policy_type!r}"
+            )
+        vlm_path = Path(self.options.vlm_path) if self.options.vlm_path else None
+        if vlm_path is None and (self.checkpoint_dir / "vlm" / "config.json").is_file():
+            vlm_path = self.checkpoint_dir / "vlm"
+        config = ckpt.load_policy_config(
+            self.checkpoint_dir, self.policy_type, self.device, vlm_path
+        )
+        self.config = config
+        self.policy = ckpt.build_policy(self.policy_type, config, self.checkpoint_dir)
+        ckpt.load_verified_weights(self.policy, self.policy_type, self.checkpoint_dir)
+        self.policy.to(self.device).eval()
+        target_time = None
+        if self.snapflow is not None:
+            target_time = ckpt.load_target_time(self.checkpoint_dir, self.snapflow)
+            attach_target_time(self.policy, self.policy_type, target_time)
+            target_time.eval()
+        self.adapter = make_adapter(self.policy, self.policy_type, target_time)
+        tokenizer_override = (
+            Path(self.options.tokenizer_path) if self.options.tokenizer_path else None
+        )
+        tokenizer_dir = ckpt.local_tokenizer_dir(
+            self.checkpoint_dir, self.policy_type, tokenizer_override
+        )
+        self.preprocessor, self.postprocessor = ckpt.load_processors(
+            config, self.checkpoint_dir, self.device, tokenizer_dir
+        )
+        self.image_keys: list[str] = list(config.image_features)
+        self.state_dim: int = int(config.input_features[STATE_KEY].shape[0])
+        self.action_dim: int = self.adapter.action_dim()
+        self.chunk_size: int = int(config.chunk_size)
+        self.default_num_steps: int = self._default_steps()
+        self._generator = torch.Generator(device=self.device)
+        self.reset_noise(self.options.seed)
+        for _ in range(max(0, self.options.warmup)):
+            self.predict_chunk(self.dummy_observation())
+        self.reset_noise(self.options.seed)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def is_snapflow(self) -> bool:
+        """True when the checkpoint carries a SnapFlow target-time embedding."""
+        return self.snapflow is not None
+
+    @property
+    def configured_num_steps(self) -> int:
+        """The denoising steps the base policy was configured with."""
+        if self.policy_type == "smolvla":
+            return int(self.config.num_steps)
+        return int(self.config.num_inference_steps)
+
+    def _default_steps(self) -> int:
+        if self.options.num_steps is not None:
+            return self._check_steps(self.options.num_steps)
+        if self.snapflow is not None:
+            return int(self.snapflow.default_num_steps)
+        return self.configured_num_steps
+
+    @staticmethod
+    def _check_steps(num_steps: int) -> int:
+        if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
+            raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+        return num_steps
+
+    def reset_noise(self, seed: int | None) -> None:
+        """Re-seed the denoising noise (None: a non-deterministic seed)."""
+        self._generator.manual_seed(seed if seed is not None else torch.seed())
+
+    def describe(self) -> dict[str, Any]:
+        """A short summary of what was loaded."""
+        return {
+            "checkpoint": str(self.checkpoint_dir),
+            "policy_type": self.policy_type,
+            "snapflow": self.is_snapflow,
+            "device": self.device,
+            "dtype": self.options.dtype,
+            "image_keys": self.image_keys,
+            "state_dim": self.state_dim,
+            "action_dim": self.action_dim,
+            "chunk_size": self.chunk_size,
+            "default_num_steps": self.default_num_steps,
+        }
+
+    # ------------------------------------------------------------------ observation handling
+    def dummy_observation(self) -> Observation:
+        """A valid observation of mid-grey images and zero state (for warm-up and smoke tests)."""
+        images = {}
+        for key in self.image_keys:
+            _, height, width = self.config.input_features[key].shape
+            images[key] = np.full((height, width, 3), 128, np.uint8)
+        return Observation(
+            images=images, state=np.zeros(self.state_dim, np.float32), task="warm up"
+        )
+
+    def validate(self, obs: Observation) -> dict[str, np.ndarray]:
+        """Check ``obs`` against the policy; returns its images keyed by full feature key."""
+        images: dict[str, np.ndarray] = {}
+        for key, img in obs.images.items():
+            full = key if key.startswith(IMAGE_PREFIX) else IMAGE_PREFIX + key
+            if full not in self.image_keys:
+                raise ObservationError(
+                    f"unknown camera {key!r}; the policy expects {self.image_keys}"
+                )
+            images[full] = img
+        missing = [k for k in self.image_keys if k not in images]
+        if missing:
+            raise ObservationError(
+                f"missing cameras {missing}; the policy expects {self.image_keys}"
+            )
+        for key, img in images.items():
+            if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+                raise ObservationError(
+                    f"camera {key}: expected a uint8 numpy array, got {_describe(img)}"
+                )
+            if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
+                raise ObservationError(f"camera {key}: expected HxWx3 RGB, got shape {img.shape}")
+        state = np.asarray(obs.state)
+        if state.shape != (self.state_dim,):
+            raise ObservationError(f"state: expected shape ({self.state_dim},), got {state.shape}")
+        if not np.issubdtype(state.dtype, np.number) or not np.all(np.isfinite(state)):
+            raise ObservationError("state contains NaN/inf or is not numeric")
+        if not isinstance(obs.task, str):
+            raise ObservationError(f"task must be a string, got {type(obs.task).__name__}")
+        return images
+
+    def _to_batch(self, obs: Observation, images: dict[str, np.ndarray]) -> dict[str, Any]:
+        frame: dict[str, Any] = {
+            key: torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+            for key, img in images.items()
+        }
+        frame[STATE_KEY] = torch.as_tensor(np.asarray(obs.state, np.float32))
+        frame["task"] = obs.task
+        return self.preprocessor(frame)
+
+    # ------------------------------------------------------------------ inference
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+
+    def _autocast(self):
+        if self.options.dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(
+            device_type=self.device.split(":")[0], dtype=DTYPES[self.options.dtype]
+        )
+
+    @torch.inference_mode()
+    def predict_chunk(
+        self, obs: Observation, num_steps: int | None = None, noise: torch.Tensor | None = None
+    ) -> ActionChunk:
+        """Predict an action chunk (H x D, unnormalised) for ``obs`` with ``num_steps`` Euler steps.
+
+        A SnapFlow checkpoint uses its target-time embedding (one step jumps from t=1 to t=0);
+        a plain checkpoint asked for 1 step gives the naive one-step baseline.
+        """
+        steps = self._check_steps(num_steps) if num_steps is not None else self.default_num_steps
+        start = time.perf_counter()
+        images = self.validate(obs)
+        batch = self._to_batch(obs, images)
+        self._sync()
+        t_pre = time.perf_counter()
+        with self._autocast():
+            inputs = self.adapter.model_inputs(batch)
+            cache = self.adapter.encode_prefix(inputs)
+            self._sync()
+            t_prefix = time.perf_counter()
+            if noise is None:
+                noise = torch.randn(
+                    self.adapter.noise_shape(1),
+                    generator=self._generator,
+                    device=self.device,
+                    dtype=torch.float32,
+                )
+            actions = euler_sample(
+                lambda x, t, s: self.adapter.velocity(cache, x, t, s),
+                noise.to(self.device),
+                steps,
+                target_time=self.is_snapflow,
+            )
+        self._sync()
+        t_denoise = time.perf_counter()
+        actions = self.postprocessor(self.adapter.finalize(actions.float()))
+        out = actions[0].detach().to("cpu", torch.float32).numpy()
+        end = time.perf_counter()
+        if not np.all(np.isfinite(out)):
+            raise ObservationError("the policy produced NaN/inf actions for this observation")
+        timings = StageTimings(
+            preprocess=t_pre - start,
+            prefix=t_prefix - t_pre,
+            denoise=t_denoise - t_prefix,
+            postprocess=end - t_denoise,
+            total=end - start,
+        )
+        return ActionChunk(actions=out, stamp=float(obs.stamp), num_steps=steps, timings=timings)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"ndarray dtype={value.dtype} shape={value.shape}"
+    return type(value).__name__
