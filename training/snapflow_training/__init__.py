@@ -1,0 +1,1 @@
+"""SnapFlow training: the self-distillation objective, toy proofs and VLA training code."""
