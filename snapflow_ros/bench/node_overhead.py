@@ -1,0 +1,381 @@
+"""Overhead of the ROS policy node over the bare runtime, and command jitter at 50 Hz.
+
+Usage::
+
+    python -m snapflow_ros.bench.node_overhead [--duration 20] [--rate 50] [--steps 1]
+        [--policy-type smolvla] [--out artifacts/node_overhead.json]
+
+1. Bare runtime: ``PolicyRuntime.predict_chunk`` in this process on the same kind of
+   observation (same checkpoint, steps and torch threads as the node).
+2. Node: ``policy_node`` in its own process (DDS isolated: localhost, own domain id), fed by
+   this process with two 64x48 rgb8 cameras at 30 Hz and joint states at 50 Hz, each stamped
+   when published. For every chunk it measures, with the node's per-chunk status event:
+
+   * ``in``: input transport, node receive time minus the newest input's stamp;
+   * ``node``: trigger to chunk published inside the node minus the runtime's own time
+     (observation assembly and conversion, scheduling, message building, publishing);
+   * ``out``: chunk transport, receive time here minus publish time in the node;
+   * ``overhead`` = in + node + out: message in -> chunk out minus runtime time.
+
+   and the command stream (``sensor_msgs/JointState`` at ``--rate``): rate, interval jitter
+   (std, p50/p99/max of |interval - period|, from header stamps and from arrival times),
+   starvation. Waiting for the replanning trigger is not overhead and is not counted.
+
+Prints a markdown table and writes JSON. Absolute numbers depend on the machine and its load;
+compare runs on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pct(values: list[float] | np.ndarray, q: float) -> float:
+    arr = np.asarray(values, np.float64)
+    return float(np.percentile(arr, q)) if arr.size else float("nan")
+
+
+def _stats_ms(values: list[float] | np.ndarray) -> dict[str, float]:
+    arr = np.asarray(values, np.float64) * 1000.0
+    return {
+        "p50": _pct(arr, 50),
+        "p95": _pct(arr, 95),
+        "p99": _pct(arr, 99),
+        "mean": float(arr.mean()) if arr.size else float("nan"),
+        "n": int(arr.size),
+    }
+
+
+def bare_runtime(checkpoint: Path, steps: int, threads: int, repeats: int) -> dict[str, Any]:
+    """Per-stage latency of the runtime alone, in this process."""
+    import torch
+
+    from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
+    from snapflow_ros.runtime import Observation, PolicyRuntime, RuntimeOptions
+
+    if threads:
+        torch.set_num_threads(threads)
+    runtime = PolicyRuntime(checkpoint, RuntimeOptions(device="cpu", seed=0))
+    totals, stages = [], {k: [] for k in ("preprocess", "prefix", "denoise", "postprocess")}
+    for i in range(repeats + 3):
+        t = i * 0.033
+        images = {}
+        for j, key in enumerate(runtime.image_keys):
+            _, h, w = runtime.config.input_features[key].shape
+            images[key] = synthetic_frame(t, int(h), int(w), j)
+        obs = Observation(
+            images=images,
+            state=synthetic_joints(t, runtime.state_dim).astype(np.float32),
+            task="pick up the red cube",
+        )
+        chunk = runtime.predict_chunk(obs, num_steps=steps)
+        if i >= 3:  # warm-up
+            totals.append(chunk.timings.total)
+            for k in stages:
+                stages[k].append(getattr(chunk.timings, k))
+    return {"total_ms": _stats_ms(totals), **{f"{k}_ms": _stats_ms(v) for k, v in stages.items()}}
+
+
+class Bench:
+    """The feeder + recorder node of the node measurement (runs in this process)."""
+
+    def __init__(self, rate: float) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import (
+            DurabilityPolicy,
+            QoSProfile,
+            ReliabilityPolicy,
+            qos_profile_sensor_data,
+        )
+        from sensor_msgs.msg import Image, JointState
+        from std_msgs.msg import String
+        from trajectory_msgs.msg import JointTrajectory
+
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("node_overhead_bench", context=self.context)
+        self.lock = threading.Lock()
+        self.chunks: list[tuple[int, int]] = []  # (recv_ns, stamp_ns)
+        self.commands: list[tuple[int, int]] = []  # (recv_ns, stamp_ns)
+        self.events: list[dict[str, Any]] = []
+        self.reports: list[dict[str, Any]] = []
+        deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        n = self.node
+        n.create_subscription(JointTrajectory, "/policy_node/action_chunk", self._on_chunk, deep)
+        n.create_subscription(JointState, "/policy_node/command", self._on_command, deep)
+        n.create_subscription(String, "/policy_node/status", self._on_status, deep)
+        self.cams = [
+            n.create_publisher(Image, f"/camera/{c}/image_raw", qos_profile_sensor_data)
+            for c in ("front", "wrist")
+        ]
+        self.joints = n.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        n.create_publisher(String, "/task", latched).publish(String(data="pick up the red cube"))
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(n)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._spin, daemon=True),
+            threading.Thread(target=self._feed, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _ns(stamp: Any) -> int:
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+    def _on_chunk(self, msg: Any) -> None:
+        with self.lock:
+            self.chunks.append((time.time_ns(), self._ns(msg.header.stamp)))
+
+    def _on_command(self, msg: Any) -> None:
+        with self.lock:
+            self.commands.append((time.time_ns(), self._ns(msg.header.stamp)))
+
+    def _on_status(self, msg: Any) -> None:
+        data = json.loads(msg.data)
+        with self.lock:
+            if data["event"] == "chunk":
+                self.events.append(data)
+            elif data["event"] == "periodic":
+                self.reports.append(data)
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _feed(self) -> None:
+        from sensor_msgs.msg import JointState
+
+        from snapflow_ros.nodes.synthetic_source import (
+            DEFAULT_JOINTS,
+            synthetic_frame,
+            synthetic_joints,
+        )
+        from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image
+
+        period, k = 1.0 / 50.0, 0
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            now = time.time_ns()
+            sec, nsec = ns_to_stamp_fields(now)
+            if k % 5 in (0, 2):  # cameras at 20-30 Hz (2 of every 5 joint ticks -> 20 Hz)
+                for i, pub in enumerate(self.cams):
+                    img = rgb_to_image(synthetic_frame(now * 1e-9, 48, 64, i), "rgb8")
+                    img.header.stamp.sec, img.header.stamp.nanosec = sec, nsec
+                    pub.publish(img)
+            js = JointState(
+                name=DEFAULT_JOINTS,
+                position=synthetic_joints(now * 1e-9, len(DEFAULT_JOINTS)).tolist(),
+            )
+            js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
+            self.joints.publish(js)
+            k += 1
+            next_t += period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+    def close(self) -> None:
+        """Stop feeding/spinning and shut the context down."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the node for ``args.duration`` s and compute overhead and jitter."""
+    from snapflow_ros.cli.demo import executable
+
+    log = Path(tempfile.mkdtemp(prefix="node_overhead_")) / "policy_node.log"
+    cmd = [
+        *executable("policy_node", "snapflow_ros.nodes.policy_node"),
+        "--ros-args",
+        "--params-file",
+        str(config),
+        "-p",
+        f"policy_path:={checkpoint}",
+        "-p",
+        f"num_steps:={args.steps}",
+        "-p",
+        f"control_rate:={float(args.rate)}",
+        "-p",
+        f"torch_threads:={args.threads}",
+        "-p",
+        "limits.max_delta:=[1000.0]",
+        "-p",
+        "status_rate:=2.0",
+    ]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    bench = Bench(args.rate)
+    try:
+        deadline = time.monotonic() + 180
+        while not bench.commands:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(
+                    f"policy_node did not start; log: {log}\n" + log.read_text()[-2000:]
+                )
+            time.sleep(0.1)
+        time.sleep(1.0)  # let the auto replan threshold settle
+        start = time.time_ns()
+        counters0 = bench.reports[-1]["counters"] if bench.reports else {}
+        time.sleep(args.duration)
+        end = time.time_ns()
+        time.sleep(0.6)  # last status report
+        counters1 = bench.reports[-1]["counters"] if bench.reports else {}
+    finally:
+        bench.close()
+        proc.send_signal(2)
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait(10)
+    with bench.lock:
+        events, chunks, commands = list(bench.events), list(bench.chunks), list(bench.commands)
+    published = [e for e in events if e["published"]]
+    pairs = [(e, c) for e, c in zip(published, chunks, strict=False) if e["stamp_ns"] == c[1]]
+    rows = [(e, c) for e, c in pairs if start <= e["received_ns"] < end]
+    t_in = [e["input_latency_s"] for e, _ in rows]
+    t_runtime = [e["timings"]["total"] for e, _ in rows]
+    t_node = [(e["published_ns"] - e["trigger_ns"]) / 1e9 - e["timings"]["total"] for e, _ in rows]
+    t_out = [(c[0] - e["published_ns"]) / 1e9 for e, c in rows]
+    overhead = [a + b + c for a, b, c in zip(t_in, t_node, t_out, strict=True)]
+    cmd = [c for c in commands if start <= c[1] < end]
+    period = 1.0 / args.rate
+    iv_stamp = np.diff([c[1] for c in cmd]) / 1e9
+    iv_recv = np.diff([c[0] for c in cmd]) / 1e9
+
+    def jitter(iv: np.ndarray) -> dict[str, float]:
+        dev = np.abs(iv - period) * 1000
+        return {
+            "std_ms": float(np.std(iv) * 1000) if iv.size else float("nan"),
+            "p50_abs_dev_ms": _pct(dev, 50),
+            "p99_abs_dev_ms": _pct(dev, 99),
+            "max_abs_dev_ms": float(dev.max()) if dev.size else float("nan"),
+        }
+
+    seconds = (end - start) / 1e9
+    return {
+        "exit_code": rc,
+        "log": str(log),
+        "seconds": seconds,
+        "chunks": len(rows),
+        "chunk_rate_hz": len(rows) / seconds,
+        "runtime_in_node_ms": _stats_ms(t_runtime),
+        "input_transport_ms": _stats_ms(t_in),
+        "node_internal_ms": _stats_ms(t_node),
+        "output_transport_ms": _stats_ms(t_out),
+        "overhead_ms": _stats_ms(overhead),
+        "commands": len(cmd),
+        "command_rate_hz": len(cmd) / seconds,
+        "command_jitter_stamp": jitter(iv_stamp),
+        "command_jitter_arrival": jitter(iv_recv),
+        "starvation_events": counters1.get("starvation_events", 0)
+        - counters0.get("starvation_events", 0),
+        "starved_ticks": counters1.get("starved_ticks", 0) - counters0.get("starved_ticks", 0),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown tables of a result."""
+    node, bare = result["node"], result["bare_runtime"]
+    f = "{:.2f}".format
+    lines = [
+        f"## Policy node overhead ({result['policy_type']} tiny, {result['steps']} step(s), "
+        f"{result['rate']:g} Hz, {node['chunks']} chunks in {node['seconds']:.0f} s)",
+        "",
+        "| per chunk (ms) | p50 | p95 | p99 |",
+        "|---|---|---|---|",
+    ]
+    for label, key in (
+        ("bare runtime (this process)", None),
+        ("runtime inside the node", "runtime_in_node_ms"),
+        ("input transport (DDS in)", "input_transport_ms"),
+        ("node internal (convert, schedule, publish)", "node_internal_ms"),
+        ("output transport (DDS out)", "output_transport_ms"),
+        ("**overhead = in + internal + out**", "overhead_ms"),
+    ):
+        s = bare["total_ms"] if key is None else node[key]
+        lines.append(f"| {label} | {f(s['p50'])} | {f(s['p95'])} | {f(s['p99'])} |")
+    js, ja = node["command_jitter_stamp"], node["command_jitter_arrival"]
+    lines += [
+        "",
+        f"| commands at {result['rate']:g} Hz | rate Hz | std ms | p50 dev ms | p99 dev ms | "
+        "max dev ms | starvation |",
+        "|---|---|---|---|---|---|---|",
+        f"| header stamps (timer) | {f(node['command_rate_hz'])} | {f(js['std_ms'])} | "
+        f"{f(js['p50_abs_dev_ms'])} | {f(js['p99_abs_dev_ms'])} | {f(js['max_abs_dev_ms'])} | "
+        f"{node['starvation_events']} ({node['starved_ticks']} ticks) |",
+        f"| arrival here (timer + DDS) | {f(node['command_rate_hz'])} | {f(ja['std_ms'])} | "
+        f"{f(ja['p50_abs_dev_ms'])} | {f(ja['p99_abs_dev_ms'])} | {f(ja['max_abs_dev_ms'])} | |",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; prints the tables, writes JSON."""
+    p = argparse.ArgumentParser(
+        prog="python -m snapflow_ros.bench.node_overhead", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--rate", type=float, default=50.0, help="control rate (Hz)")
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (node and bare)")
+    p.add_argument("--repeats", type=int, default=50, help="bare runtime predictions")
+    p.add_argument("--policy-type", choices=("smolvla", "pi05"), default="smolvla")
+    p.add_argument("--out", type=Path, default=Path("artifacts/node_overhead.json"))
+    args = p.parse_args(argv)
+
+    from snapflow_ros.bench.machine import machine_info
+    from snapflow_ros.cli.demo import find_config, isolate_dds
+    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+
+    domain = isolate_dds(None)
+    checkpoint = ensure_tiny_checkpoint(TinySpec(policy_type=args.policy_type))
+    print(f"bare runtime: {args.repeats} predictions ...", flush=True)
+    bare = bare_runtime(checkpoint, args.steps, args.threads, args.repeats)
+    print(f"node: {args.duration:g} s at {args.rate:g} Hz (ROS_DOMAIN_ID={domain}) ...", flush=True)
+    node = measure_node(checkpoint, find_config(), args)
+    result = {
+        "policy_type": args.policy_type,
+        "steps": args.steps,
+        "rate": args.rate,
+        "threads": args.threads,
+        "bare_runtime": bare,
+        "node": node,
+        "machine": machine_info("cpu"),
+        "load_average": os.getloadavg(),
+        "command": " ".join(
+            ["python -m snapflow_ros.bench.node_overhead", *(argv or sys.argv[1:])]
+        ),
+    }
+    print(table(result))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+    return 0 if node["exit_code"] == 0 and node["chunks"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

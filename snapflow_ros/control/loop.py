@@ -1,0 +1,167 @@
+"""The per-tick command logic of the policy node, without ROS.
+
+:class:`CommandLoop` owns the chunk scheduler, the action limits and the hold behaviour, and
+counts what happened (commands, holds, starvation). The node calls :meth:`CommandLoop.add_chunk`
+from its inference thread and :meth:`CommandLoop.tick` from its control timer (under one lock)
+and publishes whatever the tick returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snapflow_ros.control.limits import ActionLimits
+from snapflow_ros.control.scheduler import BlendConfig, ChunkScheduler, MergeResult
+
+HOLD_MODES = ("none", "last", "zero")
+
+
+@dataclass
+class LoopCounters:
+    """Event counts since the last reset."""
+
+    ticks: int = 0
+    commands: int = 0
+    holds: int = 0
+    starved_ticks: int = 0
+    starvation_events: int = 0
+    unhealthy_ticks: int = 0
+    chunks_accepted: int = 0
+    chunks_late: int = 0
+    actions_skipped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Counters as a plain dict."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class TickResult:
+    """What one control tick decided.
+
+    ``command`` is what to publish (None: publish nothing); ``source`` is ``plan`` (from a
+    chunk), ``hold`` (the hold command) or ``idle`` (nothing to send).
+    """
+
+    command: np.ndarray | None
+    source: str
+    starved: bool = False
+    chunk_id: int = 0
+    index: int | None = None
+
+
+def auto_replan_threshold(latency: float, dt: float, horizon: int, margin: float = 1.5) -> float:
+    """Remaining-horizon threshold (s) that lets a new chunk arrive before the plan runs out.
+
+    ``margin * latency + 2 * dt`` (latency: a high percentile of trigger-to-chunk time),
+    at least one period and at most the chunk's span (then inference runs back to back).
+    """
+    span = max(horizon - 1, 1) * dt
+    return float(min(max(margin * max(latency, 0.0) + 2.0 * dt, dt), span))
+
+
+@dataclass
+class CommandLoop:
+    """Chunk scheduling + limits + hold for a fixed control period ``dt``."""
+
+    dt: float
+    action_dim: int
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    limits: ActionLimits | None = None
+    hold_mode: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.hold_mode not in HOLD_MODES:
+            raise ValueError(f"hold mode must be one of {HOLD_MODES}, got {self.hold_mode!r}")
+        if self.limits is None:
+            self.limits = ActionLimits.build(self.action_dim)
+        if self.limits.dim != self.action_dim:
+            raise ValueError(
+                f"limits are for {self.limits.dim} dims, actions have {self.action_dim}"
+            )
+        self.scheduler = ChunkScheduler(self.dt, self.blend)
+        self.counters = LoopCounters()
+        self.last_command: np.ndarray | None = None
+        self._executing = False
+        self._starving = False
+
+    # ------------------------------------------------------------------ chunks
+    def add_chunk(self, actions: np.ndarray, stamp: float, now: float) -> MergeResult:
+        """Clamp a chunk to the bounds and schedule it (raises ValueError on NaN/shape)."""
+        acts = np.asarray(actions, np.float64)
+        if acts.ndim != 2 or acts.shape[1] != self.action_dim:
+            raise ValueError(f"chunk: expected H x {self.action_dim}, got shape {acts.shape}")
+        clamped = np.stack([self.limits.clamp(a) for a in acts])
+        result = self.scheduler.add_chunk(clamped, stamp, now)
+        self.counters.actions_skipped += result.skipped
+        if result.accepted:
+            self.counters.chunks_accepted += 1
+        else:
+            self.counters.chunks_late += 1
+        return result
+
+    def needs_chunk(self, now: float, threshold: float) -> bool:
+        """True when the plan's remaining horizon is below ``threshold`` seconds."""
+        return self.scheduler.needs_chunk(now, threshold)
+
+    def remaining(self, now: float) -> float:
+        """Seconds of plan left (negative or -inf: none)."""
+        return self.scheduler.remaining(now)
+
+    # ------------------------------------------------------------------ ticks
+    def hold_command(self) -> np.ndarray | None:
+        """The command sent while holding (None: send nothing)."""
+        if self.hold_mode == "last":
+            return None if self.last_command is None else self.last_command.copy()
+        if self.hold_mode == "zero":
+            return self.limits.clamp(np.zeros(self.action_dim))
+        return None
+
+    def _hold(self, starved: bool = False) -> TickResult:
+        cmd = self.hold_command()
+        if cmd is None:
+            return TickResult(None, "idle", starved)
+        self.counters.holds += 1
+        return TickResult(cmd, "hold", starved)
+
+    def tick(self, now: float, healthy: bool = True) -> TickResult:
+        """Decide the command for the tick at ``now``.
+
+        ``healthy=False`` (stale/missing/bad inputs, paused) drops the plan and holds: nothing
+        computed from earlier data is executed past that point.
+        """
+        self.counters.ticks += 1
+        if not healthy:
+            self.counters.unhealthy_ticks += 1
+            self.stop()
+            return self._hold()
+        plan = self.scheduler.plan
+        index = plan.index_at(now) if plan is not None else None
+        if plan is None or index is None:
+            starved = self._executing
+            if starved:
+                self.counters.starved_ticks += 1
+                if not self._starving:
+                    self.counters.starvation_events += 1
+                self._starving = True
+            return self._hold(starved)
+        cmd = self.limits.apply(plan.values[index], self.last_command)
+        self.last_command = cmd
+        self._executing = True
+        self._starving = False
+        self.counters.commands += 1
+        return TickResult(cmd, "plan", False, plan.chunk_id, index)
+
+    def stop(self) -> None:
+        """Drop the plan; what follows a stop is not counted as starvation."""
+        self.scheduler.clear()
+        self._executing = False
+        self._starving = False
+
+    def reset(self) -> None:
+        """Drop the plan, the last command and every counter."""
+        self.stop()
+        self.last_command = None
+        self.counters = LoopCounters()

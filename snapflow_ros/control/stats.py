@@ -1,0 +1,151 @@
+"""Rolling latency percentiles, event rates and jitter (plain Python, thread-safe)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def percentiles(values: Iterable[float], qs: Iterable[float] = (50, 95, 99)) -> dict[str, float]:
+    """``{"p50": ..., ...}`` with numpy's linear interpolation; NaN when there are no values."""
+    arr = np.asarray(list(values), np.float64)
+    out = {}
+    for q in qs:
+        key = f"p{q:g}"
+        out[key] = float(np.percentile(arr, q)) if arr.size else math.nan
+    return out
+
+
+class LatencyStats:
+    """The last ``window`` samples of several named latencies (seconds)."""
+
+    def __init__(self, window: int = 200) -> None:
+        self.window = int(window)
+        self._samples: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, seconds: float) -> None:
+        """Record one sample of ``name``."""
+        with self._lock:
+            self._samples.setdefault(name, deque(maxlen=self.window)).append(float(seconds))
+
+    def add_many(self, samples: dict[str, float]) -> None:
+        """Record one sample for each name in ``samples``."""
+        for name, value in samples.items():
+            self.add(name, value)
+
+    def names(self) -> list[str]:
+        """Names that have samples, in insertion order."""
+        with self._lock:
+            return list(self._samples)
+
+    def values(self, name: str) -> list[float]:
+        """The samples of ``name`` (oldest first)."""
+        with self._lock:
+            return list(self._samples.get(name, ()))
+
+    def summary(self, name: str) -> dict[str, float]:
+        """p50/p95/p99 (and count) of ``name``."""
+        vals = self.values(name)
+        return {**percentiles(vals), "count": float(len(vals))}
+
+    def clear(self) -> None:
+        """Forget every sample."""
+        with self._lock:
+            self._samples.clear()
+
+
+class RateMeter:
+    """Rate of events over a sliding time window, and the jitter of their intervals."""
+
+    def __init__(self, window: float = 5.0, nominal_period: float | None = None) -> None:
+        if window <= 0:
+            raise ValueError("window must be > 0")
+        self.window = float(window)
+        self.nominal_period = nominal_period
+        self._times: deque[float] = deque()
+        self._start: float | None = None
+        self._lock = threading.Lock()
+
+    def start(self, now: float) -> None:
+        """Start measuring at ``now`` (rates before a full window use the elapsed time)."""
+        with self._lock:
+            self._start = float(now)
+            self._times.clear()
+
+    def record(self, t: float) -> None:
+        """Record an event at time ``t`` (times must not go backwards by much)."""
+        with self._lock:
+            if self._start is None:
+                self._start = float(t)
+            self._times.append(float(t))
+            self._trim(t)
+
+    def _trim(self, now: float) -> None:
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+
+    def rate(self, now: float) -> float:
+        """Events per second in ``(now - window, now]`` (0 when nothing happened)."""
+        with self._lock:
+            self._trim(now)
+            if self._start is None:
+                return 0.0
+            span = min(self.window, now - self._start)
+            if span <= 0:
+                return 0.0
+            return len(self._times) / span
+
+    def intervals(self) -> np.ndarray:
+        """Intervals between the events still in the window."""
+        with self._lock:
+            return np.diff(np.asarray(self._times, np.float64))
+
+    def jitter(self) -> dict[str, float]:
+        """Interval statistics: mean, std, and p99/max of |interval - nominal period|."""
+        iv = self.intervals()
+        if iv.size == 0:
+            return {
+                "mean": math.nan,
+                "std": math.nan,
+                "p99_abs_dev": math.nan,
+                "max_abs_dev": math.nan,
+            }
+        nominal = self.nominal_period if self.nominal_period else float(np.mean(iv))
+        dev = np.abs(iv - nominal)
+        return {
+            "mean": float(np.mean(iv)),
+            "std": float(np.std(iv)),
+            "p99_abs_dev": float(np.percentile(dev, 99)),
+            "max_abs_dev": float(np.max(dev)),
+        }
+
+    def clear(self) -> None:
+        """Forget every event."""
+        with self._lock:
+            self._times.clear()
+            self._start = None
+
+
+class Throttle:
+    """Allow one event per ``period`` seconds for each key (throttled log lines)."""
+
+    def __init__(self, period: float = 2.0) -> None:
+        self.period = float(period)
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def ready(self, key: str, now: float) -> tuple[bool, int]:
+        """``(True, n_suppressed_since_last)`` when ``key`` may fire at ``now``."""
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return False, 0
+            self._last[key] = now
+            return True, self._suppressed.pop(key, 0)

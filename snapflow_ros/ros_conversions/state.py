@@ -1,0 +1,106 @@
+"""State messages -> numpy: ``JointState`` by joint name, number arrays, poses; stamps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+JOINT_FIELDS = ("position", "velocity", "effort")
+POSE_FORMATS = ("xyz_quat", "xyz_axis_angle", "xyz")
+
+
+class StateConversionError(ValueError):
+    """A state message that does not provide what the state vector needs (says why)."""
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """``builtin_interfaces/Time`` -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp_fields(ns: int) -> tuple[int, int]:
+    """Integer nanoseconds -> ``(sec, nanosec)`` of a ``builtin_interfaces/Time``."""
+    sec, nsec = divmod(int(ns), 1_000_000_000)
+    return sec, nsec
+
+
+def _finite(values: np.ndarray, what: str) -> np.ndarray:
+    if not np.all(np.isfinite(values)):
+        bad = np.nonzero(~np.isfinite(values))[0].tolist()
+        raise StateConversionError(f"{what} contains NaN/inf at indices {bad}")
+    return values
+
+
+def joint_state_values(msg: Any, names: Sequence[str], field: str = "position") -> np.ndarray:
+    """The ``field`` values of joints ``names`` (in that order), looked up BY NAME in ``msg``."""
+    if field not in JOINT_FIELDS:
+        raise StateConversionError(f"joint field must be one of {JOINT_FIELDS}, got {field!r}")
+    msg_names = list(msg.name)
+    values = np.asarray(getattr(msg, field), np.float64)
+    if values.size != len(msg_names):
+        raise StateConversionError(
+            f"JointState has {len(msg_names)} names but {values.size} {field} values"
+        )
+    index = {n: i for i, n in enumerate(msg_names)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise StateConversionError(f"JointState lacks joints {missing} (it has {msg_names})")
+    out = values[[index[n] for n in names]]
+    return _finite(out, f"JointState {field}")
+
+
+def array_values(msg: Any, indices: Sequence[int] = (), size: int = 0) -> np.ndarray:
+    """Values of a ``std_msgs/Float64MultiArray``-like message (``data``), optionally selected.
+
+    ``indices`` picks elements (empty: all); ``size`` (>0) is the required result length.
+    """
+    data = np.asarray(msg.data, np.float64).reshape(-1)
+    if indices:
+        bad = [i for i in indices if not -data.size <= i < data.size]
+        if bad:
+            raise StateConversionError(
+                f"array has {data.size} elements, indices {bad} are out of range"
+            )
+        data = data[list(indices)]
+    if size and data.size != size:
+        raise StateConversionError(f"array: expected {size} values, got {data.size}")
+    return _finite(data, "array")
+
+
+def quat_to_axis_angle(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """Unit quaternion (x, y, z, w) -> axis-angle vector (angle in [0, pi])."""
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    if norm == 0 or not math.isfinite(norm):
+        raise StateConversionError("quaternion has zero or non-finite norm")
+    x, y, z, w = x / norm, y / norm, z / norm, w / norm
+    if w < 0:
+        x, y, z, w = -x, -y, -z, -w
+    s = math.sqrt(max(1.0 - w * w, 0.0))
+    angle = 2.0 * math.atan2(s, w)
+    if s < 1e-9:
+        return np.zeros(3)
+    return np.array([x, y, z]) / s * angle
+
+
+def pose_values(msg: Any, fmt: str = "xyz_quat") -> np.ndarray:
+    """A ``geometry_msgs/PoseStamped`` (or ``Pose``) as xyz + quaternion / axis-angle / nothing."""
+    if fmt not in POSE_FORMATS:
+        raise StateConversionError(f"pose format must be one of {POSE_FORMATS}, got {fmt!r}")
+    pose = getattr(msg, "pose", msg)
+    p, q = pose.position, pose.orientation
+    xyz = np.array([p.x, p.y, p.z], np.float64)
+    if fmt == "xyz":
+        out = xyz
+    elif fmt == "xyz_quat":
+        out = np.concatenate([xyz, [q.x, q.y, q.z, q.w]])
+    else:
+        out = np.concatenate([xyz, quat_to_axis_angle(q.x, q.y, q.z, q.w)])
+    return _finite(out, "pose")
+
+
+def pose_size(fmt: str) -> int:
+    """Number of state values a pose gives in ``fmt``."""
+    return {"xyz_quat": 7, "xyz_axis_angle": 6, "xyz": 3}[fmt]

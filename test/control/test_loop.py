@@ -1,0 +1,102 @@
+"""CommandLoop: ticks, hold modes, starvation accounting, limits on every command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snapflow_ros.control import (
+    ActionLimits,
+    BlendConfig,
+    CommandLoop,
+    auto_replan_threshold,
+)
+
+DT = 0.1
+
+
+def make_loop(**kw) -> CommandLoop:
+    kw.setdefault("blend", BlendConfig("none"))
+    return CommandLoop(dt=DT, action_dim=2, **kw)
+
+
+def chunk(value: float, h: int = 5) -> np.ndarray:
+    return np.full((h, 2), value) + np.arange(h)[:, None]
+
+
+def test_idle_before_first_chunk_is_not_starvation():
+    loop = make_loop()
+    res = loop.tick(0.0)
+    assert res.command is None and res.source == "idle" and not res.starved
+    assert loop.counters.starved_ticks == 0
+
+
+def test_plan_then_starvation_then_recovery():
+    loop = make_loop()
+    loop.add_chunk(chunk(0.0), stamp=0.0, now=0.0)  # actions 0..4 at 0.0..0.4
+    cmds = [loop.tick(t) for t in (0.0, 0.1, 0.2, 0.3, 0.4)]
+    assert [c.index for c in cmds] == [0, 1, 2, 3, 4]
+    assert all(c.source == "plan" for c in cmds)
+    starved = [loop.tick(t) for t in (0.5, 0.6)]
+    assert all(s.starved and s.command is None for s in starved)
+    assert loop.counters.starved_ticks == 2 and loop.counters.starvation_events == 1
+    loop.add_chunk(chunk(10.0), stamp=0.6, now=0.65)
+    res = loop.tick(0.7)
+    assert res.source == "plan" and res.index == 1
+    np.testing.assert_array_equal(res.command, [11.0, 11.0])
+    loop.tick(1.2)  # runs out again: a second event
+    assert loop.counters.starvation_events == 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("none", None), ("last", [1.0, 1.0]), ("zero", [0.5, 0.5])]
+)
+def test_unhealthy_drops_plan_and_holds(mode, expected):
+    limits = ActionLimits.build(2, lower=[0.5], upper=[10.0])
+    loop = make_loop(hold_mode=mode, limits=limits)
+    loop.add_chunk(chunk(0.0), stamp=0.0, now=0.0)
+    loop.tick(0.0)
+    loop.tick(0.1)  # last command: [1, 1]
+    res = loop.tick(0.2, healthy=False)
+    if expected is None:
+        assert res.command is None and res.source == "idle"
+    else:
+        assert res.source == "hold"
+        np.testing.assert_array_equal(res.command, expected)
+    # the plan is gone: healthy again but nothing until a new chunk; not starvation
+    res = loop.tick(0.3, healthy=True)
+    assert res.source != "plan" and not res.starved
+    assert loop.counters.unhealthy_ticks == 1
+
+
+def test_every_command_is_limited():
+    limits = ActionLimits.build(2, lower=[-1.0], upper=[1.0], max_delta=[0.5])
+    loop = make_loop(limits=limits)
+    loop.add_chunk(np.array([[0.0, 0.0], [5.0, -5.0], [5.0, -5.0], [5.0, -5.0]]), 0.0, 0.0)
+    got = [loop.tick(t).command.tolist() for t in (0.0, 0.1, 0.2, 0.3)]
+    assert got == [[0.0, 0.0], [0.5, -0.5], [1.0, -1.0], [1.0, -1.0]]
+
+
+def test_add_chunk_rejects_wrong_dim_and_counts_late():
+    loop = make_loop()
+    with pytest.raises(ValueError):
+        loop.add_chunk(np.zeros((5, 3)), 0.0, 0.0)
+    res = loop.add_chunk(chunk(0.0), stamp=0.0, now=10.0)
+    assert not res.accepted and loop.counters.chunks_late == 1
+    assert loop.counters.actions_skipped == 5
+
+
+def test_reset_clears_everything():
+    loop = make_loop(hold_mode="last")
+    loop.add_chunk(chunk(0.0), 0.0, 0.0)
+    loop.tick(0.0)
+    loop.reset()
+    assert loop.last_command is None and loop.counters.commands == 0
+    assert loop.tick(0.1).command is None
+
+
+@pytest.mark.parametrize(
+    ("latency", "expected"), [(0.0, 0.2), (0.1, 0.35), (0.2, 0.5), (10.0, 0.9)]
+)
+def test_auto_replan_threshold(latency, expected):
+    assert auto_replan_threshold(latency, dt=0.1, horizon=10) == pytest.approx(expected)

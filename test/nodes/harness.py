@@ -1,0 +1,414 @@
+"""Test harness: run the policy node as a separate process and talk to it over real DDS.
+
+Isolation: every test module gets its own ``ROS_DOMAIN_ID`` (derived from the pid and a
+per-module offset) and localhost-only discovery; everything waits for matching or for the
+awaited messages instead of sleeping for fixed times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
+from snapflow_ros.ros_conversions import (
+    ns_to_stamp_fields,
+    rgb_to_compressed,
+    rgb_to_image,
+    stamp_to_ns,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "joint_7", "gripper"]
+ACTIONS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "gripper"]
+
+
+def domain_id(offset: int) -> int:
+    """A ROS domain id for one test module (1..100), derived from the pid."""
+    return (os.getpid() * 13 + offset * 37) % 100 + 1
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    """Environment of a child process isolated on ``domain`` (localhost discovery only)."""
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(domain)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    env.pop("ROS_STATIC_PEERS", None)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
+    """Poll ``predicate`` until it is truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def write_params(path: Path, overrides: dict[str, Any]) -> Path:
+    """The default config/policy.yaml with ``overrides`` (dotted names) applied."""
+    base = yaml.safe_load((REPO / "config" / "policy.yaml").read_text())
+    params = base["/**/policy_node"]["ros__parameters"]
+    for name, value in overrides.items():
+        node = params
+        parts = name.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
+
+
+def policy_node_executable() -> str:
+    """The installed ``policy_node`` console script (what launch runs)."""
+    exe = shutil.which("policy_node", path=str(Path(sys.executable).parent))
+    assert exe, "policy_node console script not installed: pip install -e . after setup.py changes"
+    return exe
+
+
+class NodeProcess:
+    """``policy_node --ros-args --params-file FILE [-p k:=v ...]`` in its own process."""
+
+    def __init__(
+        self, params_file: Path, domain: int, log_path: Path, extra_args: list[str] | None = None
+    ) -> None:
+        self.log_path = log_path
+        cmd = [policy_node_executable(), "--ros-args", "--params-file", str(params_file)]
+        for arg in extra_args or []:
+            cmd += ["-p", arg]
+        self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=ros_env(domain),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        """Everything the node printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        """Send ``sig`` (Ctrl-C by default), wait, return the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+
+@dataclass
+class Feed:
+    """What the feeder publishes (changed by the tests while it runs)."""
+
+    mode: str = "good"  # good | stale | old | bad_encoding | bad_size | nan_joint | missing_joint
+    cameras: tuple[str, ...] = ("front", "wrist")
+    silent: set[str] = field(default_factory=set)  # cameras not published
+    stamp_offset: float = 0.0  # seconds added to every stamp (mode "old" uses it)
+    published: int = 0
+
+
+@dataclass
+class Recorded:
+    """A message and when it arrived (ns, this process's clock)."""
+
+    msg: Any
+    recv_ns: int
+
+
+class Harness:
+    """A test-side ROS node: feeds cameras/joints/task, records chunks/commands/status/diag."""
+
+    def __init__(
+        self,
+        domain: int,
+        ns: str = "/policy_node",
+        command_type: type = JointState,
+        command_topic: str | None = None,
+        compressed: tuple[str, ...] = (),
+        encodings: dict[str, str] | None = None,
+    ) -> None:
+        # this process too: localhost-only discovery (read when the context starts)
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        os.environ.pop("ROS_STATIC_PEERS", None)
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node("test_harness", context=self.context)
+        self.ns = ns
+        self.feed = Feed()
+        self.lock = threading.Lock()
+        self.chunks: list[Recorded] = []
+        self.commands: list[Recorded] = []
+        self.status: list[Recorded] = []
+        self.diagnostics: list[Recorded] = []
+        self.image_stamps: list[int] = []
+        node = self.node
+        self.compressed = set(compressed)
+        self.encodings = encodings or {}
+        self.cam_pubs = {
+            name: node.create_publisher(
+                CompressedImage, f"/camera/{name}/image_raw/compressed", qos_profile_sensor_data
+            )
+            if name in self.compressed
+            else node.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data)
+            for name in self.feed.cameras
+        }
+        self.joint_pub = node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self.task_pub = node.create_publisher(String, "/task", latched)
+        deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_subscription(
+            JointTrajectory, f"{ns}/action_chunk", self._rec(self.chunks), deep
+        )
+        node.create_subscription(
+            command_type, command_topic or f"{ns}/command", self._rec(self.commands), deep
+        )
+        node.create_subscription(String, f"{ns}/status", self._rec(self.status), deep)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._rec(self.diagnostics), deep)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(node)
+        self._stop = threading.Event()
+        self._spin_thread = threading.Thread(target=self._spin, daemon=True)
+        self._spin_thread.start()
+        self._feed_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _rec(self, store: list[Recorded]):
+        def callback(msg: Any) -> None:
+            with self.lock:
+                store.append(Recorded(msg, time.time_ns()))
+
+        return callback
+
+    def close(self) -> None:
+        """Stop feeding and spinning; shut the context down."""
+        self._stop.set()
+        if self._feed_thread is not None:
+            self._feed_thread.join(5)
+        self._spin_thread.join(5)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+    # ------------------------------------------------------------------ feeding
+    def publish_task(self, text: str = "pick up the red cube") -> None:
+        """Publish the (latched) task."""
+        self.task_pub.publish(String(data=text))
+
+    def start_feed(self, camera_rate: float = 30.0) -> None:
+        """Publish cameras (and joints every frame) from a thread, as ``self.feed`` says."""
+        self.publish_task()
+
+        def run() -> None:
+            period = 1.0 / camera_rate
+            next_t = time.monotonic()
+            while not self._stop.is_set():
+                self._publish_once()
+                next_t += period
+                time.sleep(max(0.0, next_t - time.monotonic()))
+
+        self._feed_thread = threading.Thread(target=run, daemon=True)
+        self._feed_thread.start()
+
+    def _publish_once(self) -> None:
+        feed = self.feed
+        now_ns = time.time_ns()
+        offset = feed.stamp_offset
+        if feed.mode == "stale":
+            offset = -2.0
+        stamp_ns = now_ns + int(offset * 1e9)
+        sec, nsec = ns_to_stamp_fields(stamp_ns)
+        t = now_ns * 1e-9
+        for i, name in enumerate(feed.cameras):
+            if name in feed.silent:
+                continue
+            frame = synthetic_frame(t, 48, 64, i)
+            if name in self.compressed:
+                msg = rgb_to_compressed(frame, "jpeg")
+            else:
+                msg = rgb_to_image(frame, self.encodings.get(name, "rgb8"))
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
+            if feed.mode == "bad_encoding" and name == "wrist":
+                msg.encoding = "yuv422"
+            if feed.mode == "bad_size" and name == "wrist":
+                msg.height = 47  # data no longer matches step * height
+            self.cam_pubs[name].publish(msg)
+        names = list(JOINTS)
+        pos = synthetic_joints(t, len(JOINTS))
+        if feed.mode == "nan_joint":
+            pos[2] = np.nan
+        if feed.mode == "missing_joint":
+            names, pos = names[:-1], pos[:-1]
+        js = JointState(name=names, position=pos.tolist())
+        js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
+        self.joint_pub.publish(js)
+        with self.lock:
+            self.image_stamps.append(stamp_ns)
+            feed.published += 1
+
+    def wait_matched(self, timeout: float = 60.0) -> None:
+        """Wait until the node's subscriptions and our subscriptions are matched."""
+        wait_for(
+            lambda: all(p.get_subscription_count() > 0 for p in self.cam_pubs.values())
+            and self.joint_pub.get_subscription_count() > 0,
+            timeout,
+            "the policy node to subscribe to cameras and joints",
+        )
+
+    # ------------------------------------------------------------------ recorded data
+    def snapshot(self, store: list[Recorded], since_ns: int = 0) -> list[Recorded]:
+        """Messages in ``store`` received after ``since_ns``."""
+        with self.lock:
+            return [r for r in store if r.recv_ns >= since_ns]
+
+    def events(self, kind: str | None = None, since_ns: int = 0) -> list[dict[str, Any]]:
+        """Parsed status JSON messages (optionally of one ``event`` kind)."""
+        out = []
+        for r in self.snapshot(self.status, since_ns):
+            data = json.loads(r.msg.data)
+            data["_recv_ns"] = r.recv_ns
+            if kind is None or data["event"] == kind:
+                out.append(data)
+        return out
+
+    def wait_commands(self, n: int, timeout: float, since_ns: int | None = None) -> list[Recorded]:
+        """Wait for ``n`` commands received after ``since_ns`` (default: now)."""
+        since = time.time_ns() if since_ns is None else since_ns
+        return wait_for(
+            lambda: (c := self.snapshot(self.commands, since)) and len(c) >= n and c,
+            timeout,
+            f"{n} commands",
+        )
+
+    def latest_report(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next periodic status report."""
+        since = time.time_ns()
+        return wait_for(
+            lambda: (e := self.events("periodic", since)) and e[-1],
+            timeout,
+            "a periodic status report",
+        )
+
+    def latest_diagnostics(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next /diagnostics message from the node: {part: (level, message, values)}."""
+        since = time.time_ns()
+
+        def get():
+            for r in reversed(self.snapshot(self.diagnostics, since)):
+                parts = {}
+                for st in r.msg.status:
+                    if st.name.startswith(self.ns + ":"):
+                        parts[st.name.split(": ", 1)[1]] = (
+                            int.from_bytes(st.level, "little"),
+                            st.message,
+                            {kv.key: kv.value for kv in st.values},
+                        )
+                if parts:
+                    return parts
+            return None
+
+        return wait_for(get, timeout, "/diagnostics from the node")
+
+    # ------------------------------------------------------------------ services
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 60.0) -> Any:
+        """Call a service (waits for it to appear)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            wait_for(client.service_is_ready, timeout, f"service {name}")
+            future = client.call_async(request)
+            wait_for(future.done, timeout, f"reply of {name}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def trigger(self, name: str) -> Trigger.Response:
+        """Call a std_srvs/Trigger service of the node (``reset``, ``pause``, ``resume``)."""
+        return self.call(Trigger, f"{self.ns}/{name}", Trigger.Request())
+
+    def lifecycle_state(self) -> str:
+        """Current lifecycle state label."""
+        return self.call(GetState, f"{self.ns}/get_state", GetState.Request()).current_state.label
+
+    def transition(self, transition_id: int) -> bool:
+        """Request a lifecycle transition; True on success."""
+        req = ChangeState.Request(transition=Transition(id=transition_id))
+        return bool(self.call(ChangeState, f"{self.ns}/change_state", req, timeout=120).success)
+
+    def set_params(self, **values: Any) -> list[Any]:
+        """Set node parameters (names with ``__`` for dots); returns the SetParametersResults."""
+        params = [
+            Parameter(name.replace("__", "."), value=value).to_parameter_msg()
+            for name, value in values.items()
+        ]
+        req = SetParameters.Request(parameters=params)
+        return list(self.call(SetParameters, f"{self.ns}/set_parameters", req).results)
+
+    def get_params(self, *names: str) -> list[Any]:
+        """Values of node parameters (python values)."""
+        res = self.call(
+            GetParameters, f"{self.ns}/get_parameters", GetParameters.Request(names=list(names))
+        )
+        return [
+            Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value
+            for n, v in zip(names, res.values, strict=True)
+        ]
+
+
+def chunk_actions(traj: JointTrajectory) -> np.ndarray:
+    """The (H, D) positions of a chunk message."""
+    return np.array([list(p.positions) for p in traj.points], np.float64)
+
+
+def header_ns(msg: Any) -> int:
+    """Header stamp of ``msg`` in ns."""
+    return stamp_to_ns(msg.header.stamp)

@@ -1,0 +1,70 @@
+"""`snapflow_demo` and the node-overhead benchmark, end to end (short runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .harness import domain_id, ros_env
+
+
+def _env_with_cache(tiny_cache: Path, tmp_path: Path, domain: int) -> dict[str, str]:
+    """Reuse the session's tiny checkpoints through $SNAPFLOW_CACHE/tiny."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tiny").symlink_to(tiny_cache)
+    env = ros_env(domain)
+    env.pop("ROS_DOMAIN_ID")  # the tools isolate DDS themselves
+    env["SNAPFLOW_CACHE"] = str(cache)
+    return env
+
+
+def test_snapflow_demo_runs_and_exits_cleanly(tiny_smolvla_dir, tiny_cache, tmp_path):
+    out = tmp_path / "demo.json"
+    exe = Path(sys.executable).parent / "snapflow_demo"
+    proc = subprocess.run(
+        [str(exe), "--duration", "6", "--domain-id", str(domain_id(4)), "--json", str(out)],
+        env=_env_with_cache(tiny_cache, tmp_path, domain_id(4)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    assert "| steps |" in text and "snapflow_demo OK" in text
+    assert "Traceback" not in text
+    result = json.loads(out.read_text())
+    assert result["policy_node_exit"] == 0 and result["synthetic_source_exit"] == 0
+    phases = result["phases"]
+    assert [p["steps"] for p in phases] == [10, 1]  # checkpoint default, then the A/B switch
+    assert all(p["chunks"] > 0 and p["commands"] > 0 for p in phases)
+
+
+def test_node_overhead_benchmark_smoke(tiny_smolvla_dir, tiny_cache, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snapflow_ros.bench.node_overhead",
+            "--duration",
+            "3",
+            "--repeats",
+            "5",
+            "--out",
+            str(out),
+        ],
+        env=_env_with_cache(tiny_cache, tmp_path, domain_id(5)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    assert "| **overhead = in + internal + out** |" in text
+    result = json.loads(out.read_text())
+    node = result["node"]
+    assert node["exit_code"] == 0 and node["chunks"] > 0 and node["commands"] > 0
+    assert node["overhead_ms"]["n"] == node["chunks"]
