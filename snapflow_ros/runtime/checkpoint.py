@@ -24,6 +24,7 @@ from snapflow_ros.runtime.target_time import (
     TARGET_TIME_WEIGHTS,
     TargetTimeEmbedding,
     TargetTimeSpec,
+    attach_target_time,
 )
 
 LOG = logging.getLogger(__name__)
@@ -272,3 +273,80 @@ def write_snapflow_files(out_dir: Path, meta: SnapFlowMeta, embedding: TargetTim
     state = {k: v.detach().to("cpu").contiguous() for k, v in embedding.state_dict().items()}
     save_file(state, str(Path(out_dir) / TARGET_TIME_WEIGHTS))
     (Path(out_dir) / SNAPFLOW_META).write_text(meta.to_json())
+
+
+@dataclass
+class LoadedPolicy:
+    """A LeRobot checkpoint loaded with verified weights, processors and optional SnapFlow parts."""
+
+    checkpoint_dir: Path
+    policy_type: str
+    config: Any
+    policy: nn.Module
+    preprocessor: Any
+    postprocessor: Any
+    vlm_dir: Path | None
+    tokenizer_dir: Path | None
+    target_time: TargetTimeEmbedding | None = None
+    meta: SnapFlowMeta | None = None
+
+    @property
+    def action_dim(self) -> int:
+        """Unpadded action width."""
+        return int(self.config.output_features["action"].shape[0])
+
+    @property
+    def teacher_steps(self) -> int:
+        """The denoising steps the base policy was configured with."""
+        if self.policy_type == "smolvla":
+            return int(self.config.num_steps)
+        return int(self.config.num_inference_steps)
+
+
+def load_checkpoint(
+    name_or_path: str | Path,
+    device: str,
+    vlm_path: str | Path | None = None,
+    tokenizer_path: str | Path | None = None,
+) -> LoadedPolicy:
+    """Load a plain or SnapFlow checkpoint: config, verified weights, embedding, processors.
+
+    ``device`` must already be resolved (``cpu``, ``cuda``, ``cuda:N``). Note that the returned
+    ``config`` is adjusted for loading (device, SmolVLA ``load_vlm_weights=False``, local VLM
+    folder), so a derived checkpoint should copy the original ``config.json``.
+    """
+    checkpoint_dir = resolve_checkpoint(name_or_path)
+    policy_type = read_policy_type(checkpoint_dir)
+    meta = SnapFlowMeta.read(checkpoint_dir)
+    if meta is not None and meta.policy_type != policy_type:
+        raise CheckpointError(
+            f"{checkpoint_dir}: snapflow.json is for {meta.policy_type!r} but config.json is "
+            f"{policy_type!r}"
+        )
+    vlm_dir = Path(vlm_path) if vlm_path else None
+    if vlm_dir is None and (checkpoint_dir / "vlm" / "config.json").is_file():
+        vlm_dir = checkpoint_dir / "vlm"
+    config = load_policy_config(checkpoint_dir, policy_type, device, vlm_dir)
+    policy = build_policy(policy_type, config, checkpoint_dir)
+    load_verified_weights(policy, policy_type, checkpoint_dir)
+    policy.to(device)
+    target_time = None
+    if meta is not None:
+        target_time = load_target_time(checkpoint_dir, meta)
+        attach_target_time(policy, policy_type, target_time)
+    tokenizer_dir = local_tokenizer_dir(
+        checkpoint_dir, policy_type, Path(tokenizer_path) if tokenizer_path else None
+    )
+    pre, post = load_processors(config, checkpoint_dir, device, tokenizer_dir)
+    return LoadedPolicy(
+        checkpoint_dir=checkpoint_dir,
+        policy_type=policy_type,
+        config=config,
+        policy=policy,
+        preprocessor=pre,
+        postprocessor=post,
+        vlm_dir=vlm_dir,
+        tokenizer_dir=tokenizer_dir,
+        target_time=target_time,
+        meta=meta,
+    )

@@ -16,7 +16,6 @@ from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.errors import CheckpointError, ObservationError
 from snapflow_ros.runtime.sampling import euler_sample
-from snapflow_ros.runtime.target_time import attach_target_time
 from snapflow_ros.runtime.types import ActionChunk, Observation, StageTimings
 
 LOG = logging.getLogger(__name__)
@@ -68,39 +67,18 @@ class PolicyRuntime:
         if self.options.dtype not in DTYPES:
             raise CheckpointError(f"unknown dtype {self.options.dtype!r} (float32 or bfloat16)")
         self.device = resolve_device(self.options.device)
-        self.checkpoint_dir = ckpt.resolve_checkpoint(checkpoint)
-        self.policy_type = ckpt.read_policy_type(self.checkpoint_dir)
-        self.snapflow = ckpt.SnapFlowMeta.read(self.checkpoint_dir)
-        if self.snapflow is not None and self.snapflow.policy_type != self.policy_type:
-            raise CheckpointError(
-                f"{self.checkpoint_dir}: snapflow.json is for {self.snapflow.policy_type!r} but "
-                f"config.json is {self.policy_type!r}"
-            )
-        vlm_path = Path(self.options.vlm_path) if self.options.vlm_path else None
-        if vlm_path is None and (self.checkpoint_dir / "vlm" / "config.json").is_file():
-            vlm_path = self.checkpoint_dir / "vlm"
-        config = ckpt.load_policy_config(
-            self.checkpoint_dir, self.policy_type, self.device, vlm_path
+        loaded = ckpt.load_checkpoint(
+            checkpoint, self.device, self.options.vlm_path, self.options.tokenizer_path
         )
-        self.config = config
-        self.policy = ckpt.build_policy(self.policy_type, config, self.checkpoint_dir)
-        ckpt.load_verified_weights(self.policy, self.policy_type, self.checkpoint_dir)
-        self.policy.to(self.device).eval()
-        target_time = None
-        if self.snapflow is not None:
-            target_time = ckpt.load_target_time(self.checkpoint_dir, self.snapflow)
-            attach_target_time(self.policy, self.policy_type, target_time)
-            target_time.eval()
-        self.adapter = make_adapter(self.policy, self.policy_type, target_time)
-        tokenizer_override = (
-            Path(self.options.tokenizer_path) if self.options.tokenizer_path else None
-        )
-        tokenizer_dir = ckpt.local_tokenizer_dir(
-            self.checkpoint_dir, self.policy_type, tokenizer_override
-        )
-        self.preprocessor, self.postprocessor = ckpt.load_processors(
-            config, self.checkpoint_dir, self.device, tokenizer_dir
-        )
+        self.checkpoint_dir = loaded.checkpoint_dir
+        self.policy_type = loaded.policy_type
+        self.snapflow = loaded.meta
+        self.config = config = loaded.config
+        self.policy = loaded.policy.eval()
+        if loaded.target_time is not None:
+            loaded.target_time.eval()
+        self.adapter = make_adapter(self.policy, self.policy_type, loaded.target_time)
+        self.preprocessor, self.postprocessor = loaded.preprocessor, loaded.postprocessor
         self.image_keys: list[str] = list(config.image_features)
         self.state_dim: int = int(config.input_features[STATE_KEY].shape[0])
         self.action_dim: int = self.adapter.action_dim()

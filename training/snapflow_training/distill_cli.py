@@ -1,0 +1,195 @@
+"""``distill``: SnapFlow self-distillation of a LeRobot SmolVLA / pi0.5 checkpoint.
+
+Examples::
+
+    distill --policy CKPT --dataset DATA --output runs/snapflow --steps 30000
+    distill --policy CKPT --dataset DATA --output runs/snapflow --steps 30000 --resume
+    distill --policy CKPT --dataset DATA --output runs/snapflow --eval-only
+    accelerate launch --num_processes 4 -m snapflow_training.distill_cli --policy ... (multi-GPU)
+
+Bad inputs (missing dataset, features that do not fit the policy, unsupported policy type,
+unusable output folder, out-of-range numbers) end with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import NoReturn
+
+from snapflow_ros.runtime.errors import CheckpointError
+from snapflow_training.errors import DistillError
+from snapflow_training.objective import ConsistencyTarget, ConsistencyTimes, Progressive
+from snapflow_training.settings import DTYPES, DistillSettings
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+_DEFAULTS = DistillSettings(policy="", dataset="", output="")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _choices(literal: object) -> tuple[str, ...]:
+    from typing import get_args
+
+    return tuple(get_args(literal))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    d = _DEFAULTS
+    p = _Parser(
+        prog="distill",
+        description="SnapFlow self-distillation: one-step sampling for a LeRobot SmolVLA / "
+        "pi0.5 checkpoint (docs/distillation.md).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    io = p.add_argument_group("inputs and output")
+    io.add_argument("--policy", required=True, help="teacher checkpoint folder or Hub repo id")
+    io.add_argument("--dataset", required=True, help="LeRobotDataset root folder or Hub repo id")
+    io.add_argument("--output", required=True, help="run folder (final model in <output>/model)")
+    io.add_argument("--resume", action="store_true", help="continue the run in --output")
+    io.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
+    io.add_argument("--vlm-path", help="local SmolVLA VLM folder (config + processor files)")
+    io.add_argument("--tokenizer-path", help="local tokenizer folder (pi0.5: PaliGemma's)")
+
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in total")
+    opt.add_argument("--batch-size", type=int, default=d.batch_size, help="per process")
+    opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    opt.add_argument("--min-lr", type=float, default=d.min_lr, help="lr at the end of the decay")
+    opt.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    opt.add_argument("--schedule", choices=("cosine", "constant"), default=d.schedule)
+    opt.add_argument("--weight-decay", type=float, help="default: the checkpoint config's")
+    opt.add_argument("--grad-clip", type=float, help="max grad norm; default: the config's")
+    opt.add_argument(
+        "--train",
+        choices=("expert", "all"),
+        default=d.train,
+        help="expert: action expert + projections + target-time embedding (VLM frozen, prefix "
+        "encoded once without grad); all: the whole model",
+    )
+    opt.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    opt.add_argument(
+        "--dtype",
+        "--amp",
+        dest="dtype",
+        choices=DTYPES,
+        default=d.dtype,
+        help="bfloat16: autocast of the model passes (fp32 master weights)",
+    )
+    opt.add_argument("--seed", type=int, default=d.seed)
+    opt.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader workers")
+
+    obj = p.add_argument_group("SnapFlow objective")
+    obj.add_argument("--alpha", type=float, default=d.alpha, help="flow-matching fraction")
+    obj.add_argument("--lam", type=float, default=d.lam, help="consistency loss weight")
+    obj.add_argument("--progressive", choices=_choices(Progressive), default=d.progressive)
+    obj.add_argument(
+        "--consistency-target", choices=_choices(ConsistencyTarget), default=d.consistency_target
+    )
+    obj.add_argument(
+        "--consistency-times", choices=_choices(ConsistencyTimes), default=d.consistency_times
+    )
+    obj.add_argument("--ramp-steps", type=int, default=d.ramp_steps, help="for --progressive ramp")
+    obj.add_argument(
+        "--recursive-levels",
+        type=int,
+        default=d.recursive_levels,
+        help="for --progressive recursive",
+    )
+
+    ev = p.add_argument_group("evaluation, logging, checkpoints")
+    ev.add_argument(
+        "--eval-episodes",
+        default=d.eval_episodes,
+        help="held-out episodes: a count, a fraction or a comma-separated list",
+    )
+    ev.add_argument("--eval-interval", type=int, default=d.eval_interval, help="0: at the end")
+    ev.add_argument("--eval-samples", type=int, default=d.eval_samples, help="frames evaluated")
+    ev.add_argument("--eval-batch-size", type=int, help="default: --batch-size")
+    ev.add_argument(
+        "--latency-repeats",
+        type=int,
+        default=d.latency_repeats,
+        help="timed batch-1 runs per method in each evaluation (0: no timing)",
+    )
+    ev.add_argument("--eval-only", action="store_true", help="evaluate, do not train")
+    ev.add_argument("--student", help="--eval-only: SnapFlow checkpoint (default <output>/model)")
+    ev.add_argument("--save-interval", type=int, default=d.save_interval)
+    ev.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=d.keep_checkpoints,
+        help="newest training checkpoints kept (0: all)",
+    )
+    ev.add_argument("--log-interval", type=int, default=d.log_interval)
+    ev.add_argument(
+        "--stop-after",
+        type=int,
+        help="checkpoint and exit after this many steps of this call (e.g. for "
+        "time-limited jobs); continue later with --resume",
+    )
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> DistillSettings:
+    """Command-line namespace -> settings."""
+    values = vars(args).copy()
+    values["progress_bar"] = not values.pop("no_progress")
+    return DistillSettings(**values)
+
+
+def _summary(result) -> str:
+    lines = []
+    if result.model_dir is not None:
+        lines.append(f"SnapFlow checkpoint: {result.model_dir}")
+    if result.samples_per_s is not None:
+        lines.append(f"training throughput (median): {result.samples_per_s:.1f} samples/s")
+    if result.report is not None:
+        parts = [f"{name} mse={m['mse']:.5g}" for name, m in result.report["methods"].items()]
+        lines.append(f"eval at step {result.report['step']}: " + ", ".join(parts))
+        lines.append("(MSE rewards averaging; see the report's note and sample_spread)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``distill``; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"distill: error: {exc} (see distill --help)", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("snapflow_training").setLevel(logging.INFO)
+    settings = settings_from_args(args)
+    from snapflow_training.distill import distill, evaluate_only
+
+    try:
+        result = evaluate_only(settings) if settings.eval_only else distill(settings)
+    except (DistillError, CheckpointError) as exc:
+        print(f"distill: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_summary(result))
+    if result.interrupted:
+        print(f"interrupted at step {result.step}; continue with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not result.finished:
+        print(f"stopped at step {result.step} (--stop-after); continue with --resume")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The student: the teacher checkpoint plus a fresh zero-initialised target-time embedding.
+
+The teacher is loaded exactly as the runtime loads a checkpoint (the runtime's own functions:
+verified weights, the pi0.5 tiny-architecture override, local VLM / tokenizer folders). The
+student starts as the same network; :class:`DistillModule` computes the SnapFlow loss of one
+preprocessed batch with the prefix (vision + language [+ state]) encoded ONCE and reused by
+every velocity call of the objective.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from snapflow_ros.runtime import checkpoint as ckpt
+from snapflow_ros.runtime.adapters import make_adapter
+from snapflow_ros.runtime.checkpoint import LoadedPolicy
+from snapflow_ros.runtime.target_time import TargetTimeEmbedding, attach_target_time
+from snapflow_training.errors import DistillError
+from snapflow_training.objective import SnapFlowConfig, snapflow_loss
+
+TrainMode = Literal["expert", "all"]
+TRAIN_MODES: tuple[str, ...] = ("expert", "all")
+
+# Modules that act only on the action tokens (the "suffix"): with a frozen prefix these are
+# what the distillation trains (plus the target-time embedding). SmolVLA's state_proj feeds
+# the prefix, so it stays frozen with the VLM.
+EXPERT_PREFIXES: dict[str, tuple[str, ...]] = {
+    "smolvla": (
+        "model.vlm_with_expert.lm_expert.",
+        "model.action_in_proj.",
+        "model.action_out_proj.",
+        "model.action_time_mlp_in.",
+        "model.action_time_mlp_out.",
+    ),
+    "pi05": (
+        "model.paligemma_with_expert.gemma_expert.",
+        "model.action_in_proj.",
+        "model.action_out_proj.",
+        "model.time_mlp_in.",
+        "model.time_mlp_out.",
+    ),
+}
+# Language-model heads are never used by the action model (and the expert's token embedding
+# neither): they would never receive a gradient.
+UNUSED_MARKERS = (".lm_head.", "gemma_expert.model.embed_tokens.", "lm_expert.embed_tokens.")
+
+
+def load_policy(
+    name_or_path: str | Path,
+    device: str,
+    vlm_path: str | Path | None = None,
+    tokenizer_path: str | Path | None = None,
+    snapflow: bool | None = False,
+) -> LoadedPolicy:
+    """Load a plain (``snapflow=False``), SnapFlow (``True``) or either (``None``) checkpoint."""
+    checkpoint_dir = ckpt.resolve_checkpoint(name_or_path)
+    ckpt.read_policy_type(checkpoint_dir)  # fail fast on unsupported types
+    meta = ckpt.SnapFlowMeta.read(checkpoint_dir)
+    if snapflow is False and meta is not None:
+        raise DistillError(
+            f"{checkpoint_dir} is already a SnapFlow checkpoint; distil from its base policy "
+            f"({meta.base_policy}) or pass --resume to continue a run"
+        )
+    if snapflow is True and meta is None:
+        raise DistillError(f"{checkpoint_dir} is not a SnapFlow checkpoint (no snapflow.json)")
+    return ckpt.load_checkpoint(checkpoint_dir, device, vlm_path, tokenizer_path)
+
+
+def attach_fresh_target_time(loaded: LoadedPolicy) -> TargetTimeEmbedding:
+    """Hook a new zero-initialised target-time embedding into the loaded policy."""
+    if loaded.target_time is not None:
+        raise DistillError("the policy already has a target-time embedding")
+    loaded.target_time = attach_target_time(loaded.policy, loaded.policy_type)
+    return loaded.target_time
+
+
+def is_trainable(name: str, policy_type: str, mode: TrainMode) -> bool:
+    """Whether parameter ``name`` of the LeRobot policy trains in ``mode``."""
+    if any(marker in name for marker in UNUSED_MARKERS):
+        return False
+    if mode == "all":
+        return True
+    return name.startswith(EXPERT_PREFIXES[policy_type])
+
+
+def set_trainable(policy: nn.Module, policy_type: str, mode: TrainMode) -> list[str]:
+    """Freeze everything but the parameters ``mode`` trains; returns their names."""
+    if mode not in TRAIN_MODES:
+        raise DistillError(f"--train must be one of {TRAIN_MODES}, got {mode!r}")
+    names = []
+    for name, param in policy.named_parameters():
+        param.requires_grad_(is_trainable(name, policy_type, mode))
+        if param.requires_grad:
+            names.append(name)
+    return names
+
+
+class DistillModule(nn.Module):
+    """Policy + target-time embedding; ``forward`` returns the SnapFlow loss of one batch.
+
+    The batch must be preprocessed (normalised, tokenised). Padded action dimensions (LeRobot
+    pads actions to ``max_action_dim``) are kept out of the loss, as in LeRobot's own training:
+    the objective works on the real ``D`` dimensions and the velocity closure fills the padded
+    part of ``x_t`` with ``t * eps_pad`` (the noise path of a zero padded action).
+    """
+
+    def __init__(
+        self,
+        policy: nn.Module,
+        policy_type: str,
+        target_time: TargetTimeEmbedding,
+        objective: SnapFlowConfig,
+        train_prefix: bool,
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.target_time = target_time
+        self.policy_type = policy_type
+        self.objective = objective
+        self.train_prefix = train_prefix
+        self.adapter = make_adapter(policy, policy_type, target_time)
+
+    def actions(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Normalised target action chunk (B, H, D) in the model's action space."""
+        actions = batch["action"]
+        if self.policy_type == "smolvla" and self.policy.config.adapt_to_pi_aloha:
+            actions = self.policy._pi_aloha_encode_actions_inv(actions)
+        return actions
+
+    def forward(
+        self, batch: dict[str, Any], step: int, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """SnapFlow loss terms of ``batch`` (``loss`` carries the gradient)."""
+        adapter = self.adapter
+        inputs = adapter.model_inputs(batch)
+        with torch.set_grad_enabled(self.train_prefix and torch.is_grad_enabled()):
+            cache = adapter.encode_prefix(inputs)
+        actions = self.actions(batch).float()
+        batch_size, _, dim = actions.shape
+        full = torch.randn(
+            adapter.noise_shape(batch_size),
+            generator=generator,
+            device=generator.device,
+            dtype=torch.float32,
+        ).to(actions.device)
+        noise, noise_pad = full[..., :dim], full[..., dim:]
+
+        def velocity(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            padded = torch.cat([x_t, t.view(-1, 1, 1).to(x_t.dtype) * noise_pad], dim=-1)
+            return adapter.velocity(cache, padded, t, s)[..., :dim].float()
+
+        out = snapflow_loss(
+            velocity,
+            actions,
+            noise,
+            self.objective,
+            step=step,
+            generator=generator,
+            action_is_pad=batch.get("action_is_pad"),
+        )
+        return {
+            "loss": out.total,
+            "flow_matching": out.flow_matching,
+            "consistency": out.consistency,
+            "consistency_weight": torch.tensor(out.consistency_weight),
+        }
