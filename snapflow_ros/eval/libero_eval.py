@@ -1,0 +1,529 @@
+"""Closed-loop LIBERO evaluation through ROS 2: bridge + policy node, N episodes per task.
+
+Starts ``libero_bridge`` once and ``policy_node`` once per checkpoint (``--launcher
+subprocess``: plain processes with params files; ``--launcher ros2launch``: through
+``launch/libero_eval.launch.py``), then for every configuration, suite, task and episode:
+pause the policy, select suite/task/initial state on the bridge, reset it (10 settle steps),
+reset and resume the policy, and wait for the bridge's episode result. Writes
+``results.json``, ``episodes.csv``, ``summary.csv``, ``summary.md`` (success table) and, with
+``--video``, one mp4 per episode. Configurations compare checkpoints and step counts in one
+run: ``--config teacher10=/ckpt/teacher,10 --config teacher1=/ckpt/teacher,1
+--config student=/ckpt/student``. Usage and examples: ``docs/libero.md``.
+
+Exit codes: 0 all episodes ran (whatever their success), 1 the evaluation failed (a process
+died, a timeout), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snapflow_ros.eval.processes import LAUNCHERS, config_dir
+from snapflow_ros.sim.suites import (
+    NUM_INIT_STATES,
+    SUITE_NUM_TASKS,
+    SUITES,
+    max_steps_for,
+)
+
+TINY_LIBERO = {
+    "tiny:libero": "smolvla",
+    "tiny:libero-smolvla": "smolvla",
+    "tiny:libero-pi05": "pi05",
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+CAMERAS = ("agentview", "wrist")
+
+
+class UsageError(ValueError):
+    """A bad command-line argument (exit code 2)."""
+
+
+@dataclass
+class PolicyConfig:
+    """One compared configuration: a name, a checkpoint and a step count (0: its default)."""
+
+    name: str
+    policy_path: str
+    num_steps: int = 0
+    resolved_path: str = ""
+
+
+@dataclass
+class EvalPlan:
+    """Everything an evaluation run needs, validated."""
+
+    suites: list[str]
+    tasks: dict[str, list[int]]
+    episodes: int
+    init_offset: int
+    configs: list[PolicyConfig]
+    max_steps: int
+    image_size: int
+    fast_render: bool
+    mode: str
+    out: Path
+    video: tuple[str, ...]
+    launcher: str
+    bridge_params: Path
+    policy_params: Path
+    policy_args: dict[str, Any] = field(default_factory=dict)
+    domain: int | None = None
+    namespace: str = ""
+    startup_timeout: float = 900.0
+    episode_timeout: float = 0.0
+
+
+def libero_tiny_spec(policy_type: str = "smolvla", size: int = 64) -> Any:
+    """A tiny offline checkpoint spec with LIBERO's features (image/image2, state 8, action 7)."""
+    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec
+
+    return TinySpec(
+        policy_type=policy_type,
+        camera_names=("image", "image2"),
+        image_height=size,
+        image_width=size,
+        state_dim=8,
+        action_dim=7,
+        chunk_size=10,
+    )
+
+
+def resolve_policy_path(path: str) -> str:
+    """``tiny:libero[-smolvla|-pi05]`` -> a cached tiny LIBERO checkpoint; folders unchanged."""
+    if path in TINY_LIBERO:
+        from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+
+        return str(ensure_tiny_checkpoint(libero_tiny_spec(TINY_LIBERO[path])))
+    return str(Path(path).expanduser().resolve())
+
+
+def parse_config(text: str) -> PolicyConfig:
+    """``NAME=PATH[,NUM_STEPS]`` -> :class:`PolicyConfig` (UsageError when malformed)."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise UsageError(f"--config {text!r}: expected NAME=POLICY_PATH[,NUM_STEPS]")
+    if not NAME_RE.match(name):
+        raise UsageError(f"--config {text!r}: the name may use letters, digits, '_', '-', '.'")
+    path, steps = rest, 0
+    head, comma, tail = rest.rpartition(",")
+    if comma:
+        try:
+            steps = int(tail)
+        except ValueError as exc:
+            raise UsageError(
+                f"--config {text!r}: NUM_STEPS must be an integer, got {tail!r}"
+            ) from exc
+        path = head
+        if steps < 1:
+            raise UsageError(f"--config {text!r}: NUM_STEPS must be >= 1 (omit it for the default)")
+    if path.startswith("tiny:") and path not in TINY_LIBERO:
+        raise UsageError(
+            f"--config {text!r}: unknown tiny policy {path!r} ({', '.join(TINY_LIBERO)}; the "
+            "policy node's tiny:smolvla has other cameras than LIBERO)"
+        )
+    if path not in TINY_LIBERO and not Path(path).expanduser().is_dir():
+        raise UsageError(f"--config {text!r}: {path} is not a checkpoint folder")
+    return PolicyConfig(name, path, steps)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (``libero_eval --help``)."""
+    p = argparse.ArgumentParser(
+        prog="libero_eval",
+        description="Closed-loop LIBERO evaluation of policies through the ROS 2 policy node.",
+    )
+    p.add_argument(
+        "--suites", default="libero_spatial", help=f"comma-separated suites ({', '.join(SUITES)})"
+    )
+    p.add_argument(
+        "--tasks", default="all", help="task indices in every suite, comma-separated, or 'all'"
+    )
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=1,
+        help="episodes per task (initial states init-offset .. +N-1)",
+    )
+    p.add_argument("--init-offset", type=int, default=0, help="first benchmark initial state")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[,NUM_STEPS]",
+        help="a configuration to evaluate (repeat to compare); PATH: a checkpoint "
+        f"folder or {', '.join(TINY_LIBERO)}; default: tiny=tiny:libero",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="step limit per episode (0: the suite's, as in LeRobot's eval)",
+    )
+    p.add_argument("--image-size", type=int, default=256, help="camera image size (square)")
+    p.add_argument(
+        "--fast-render",
+        action="store_true",
+        help="no shadows/reflections (faster; images differ from the datasets')",
+    )
+    p.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
+    p.add_argument(
+        "--video",
+        nargs="?",
+        const="agentview",
+        default="",
+        help="write an mp4 per episode: agentview (default), wrist or both",
+    )
+    p.add_argument("--out", default="", help="output folder (default artifacts/libero_eval/<time>)")
+    p.add_argument("--launcher", choices=LAUNCHERS, default="subprocess")
+    p.add_argument("--bridge-params", default="", help="base bridge params file")
+    p.add_argument("--policy-params", default="", help="base policy node params file")
+    p.add_argument(
+        "--policy-arg",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="extra policy node parameter (YAML value), e.g. device:=cuda",
+    )
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the run")
+    p.add_argument("--namespace", default="", help="ROS namespace of the bridge and the node")
+    p.add_argument("--startup-timeout", type=float, default=900.0)
+    p.add_argument(
+        "--episode-timeout", type=float, default=0.0, help="s per episode (0: 120 + 3 per step)"
+    )
+    return p
+
+
+def validate(args: argparse.Namespace) -> EvalPlan:
+    """Check every argument; UsageError says what is wrong."""
+    import yaml
+
+    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    if not suites:
+        raise UsageError("--suites: no suite given")
+    unknown = [s for s in suites if s not in SUITE_NUM_TASKS]
+    if unknown:
+        raise UsageError(f"--suites: unknown {unknown} (known: {', '.join(SUITES)})")
+    tasks: dict[str, list[int]] = {}
+    for suite in suites:
+        n = SUITE_NUM_TASKS[suite]
+        chosen = list(range(n)) if args.tasks == "all" else _int_list(args.tasks, "--tasks")
+        bad = [t for t in chosen if not 0 <= t < n]
+        if bad or not chosen:
+            raise UsageError(f"--tasks: {suite} has tasks 0..{n - 1}, got {bad or 'none'}")
+        tasks[suite] = chosen
+    if args.episodes < 1:
+        raise UsageError(f"--episodes: must be >= 1, got {args.episodes}")
+    if args.init_offset < 0 or args.init_offset + args.episodes > NUM_INIT_STATES:
+        raise UsageError(
+            f"--init-offset {args.init_offset} + --episodes {args.episodes}: LIBERO tasks have "
+            f"{NUM_INIT_STATES} initial states (0..{NUM_INIT_STATES - 1})"
+        )
+    if args.max_steps < 0:
+        raise UsageError(f"--max-steps: must be >= 0, got {args.max_steps}")
+    if not 16 <= args.image_size <= 1024:
+        raise UsageError(f"--image-size: must be in 16..1024, got {args.image_size}")
+    configs = [parse_config(c) for c in (args.config or ["tiny=tiny:libero"])]
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--config: duplicate names {names}")
+    video: tuple[str, ...] = ()
+    if args.video:
+        video = CAMERAS if args.video == "both" else (args.video,)
+        if any(v not in CAMERAS for v in video):
+            raise UsageError(f"--video: agentview, wrist or both, got {args.video!r}")
+    policy_args: dict[str, Any] = {}
+    for item in args.policy_arg:
+        key, sep, value = item.partition(":=")
+        if not sep or not key:
+            raise UsageError(f"--policy-arg {item!r}: expected NAME:=VALUE")
+        policy_args[key] = yaml.safe_load(value)
+    files = {}
+    for what, given, default in (
+        ("--bridge-params", args.bridge_params, "libero_bridge.yaml"),
+        ("--policy-params", args.policy_params, "libero_policy.yaml"),
+    ):
+        path = Path(given) if given else config_dir() / default
+        if not path.is_file():
+            raise UsageError(f"{what}: {path} does not exist")
+        files[what] = path
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        raise UsageError(f"--domain-id: must be in 0..232, got {args.domain_id}")
+    if args.namespace and not re.match(r"^(/[A-Za-z][A-Za-z0-9_]*)+$", args.namespace):
+        raise UsageError(f"--namespace: not a ROS namespace: {args.namespace!r} (e.g. /eval)")
+    if args.startup_timeout <= 0 or args.episode_timeout < 0:
+        raise UsageError("--startup-timeout must be > 0 and --episode-timeout >= 0")
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("artifacts/libero_eval") / time.strftime("%Y%m%d-%H%M%S")
+    )
+    return EvalPlan(
+        suites=suites,
+        tasks=tasks,
+        episodes=args.episodes,
+        init_offset=args.init_offset,
+        configs=configs,
+        max_steps=args.max_steps,
+        image_size=args.image_size,
+        fast_render=args.fast_render,
+        mode=args.mode,
+        out=out,
+        video=video,
+        launcher=args.launcher,
+        bridge_params=files["--bridge-params"],
+        policy_params=files["--policy-params"],
+        policy_args=policy_args,
+        domain=args.domain_id,
+        namespace=args.namespace,
+        startup_timeout=args.startup_timeout,
+        episode_timeout=args.episode_timeout,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+class Runner:
+    """Runs an :class:`EvalPlan` (processes, client, episodes, reports)."""
+
+    def __init__(self, plan: EvalPlan) -> None:
+        from snapflow_ros.eval.client import EvalClient, Names
+        from snapflow_ros.eval.processes import ros_env
+
+        self.plan = plan
+        self.names = Names(plan.namespace)
+        self.env = ros_env(plan.domain)
+        self.domain = int(self.env.get("ROS_DOMAIN_ID", "0") or 0)
+        self.client = EvalClient(self.domain, self.names, plan.video)
+        self.bridge: Any = None
+        self.node: Any = None
+        self.episodes: list[dict[str, Any]] = []
+
+    def _alive(self) -> str:
+        for proc in (self.bridge, self.node):
+            if proc is not None and not proc.alive():
+                return (
+                    f"{proc.name} exited with code {proc.proc.returncode}; its log "
+                    f"({proc.log_path}) ends with:\n{proc.log_tail()}"
+                )
+        return ""
+
+    def _start(self, kind: str, params: Path, log_name: str) -> Any:
+        from snapflow_ros.eval.processes import start_node
+
+        return start_node(
+            kind,
+            params,
+            self.plan.launcher,
+            self.plan.out / "logs" / log_name,
+            self.env,
+            self.plan.namespace,
+        )
+
+    def run(self) -> int:
+        """Run every episode; returns the exit code."""
+        from snapflow_ros.eval.client import EvalError
+        from snapflow_ros.eval.processes import write_params
+
+        plan = self.plan
+        params_dir = plan.out / "params"
+        bridge_file = write_params(
+            plan.bridge_params,
+            "libero_bridge",
+            {
+                "image_height": plan.image_size,
+                "image_width": plan.image_size,
+                "fast_render": plan.fast_render,
+                "autostart": False,
+                "auto_next": False,
+                "mode": plan.mode,
+                "episode_length": plan.max_steps,
+                "suite": plan.suites[0],
+                "task_index": plan.tasks[plan.suites[0]][0],
+            },
+            params_dir / "libero_bridge.yaml",
+        )
+        code = 0
+        try:
+            self.bridge = self._start("libero_bridge", bridge_file, "libero_bridge.log")
+            groups: dict[str, list[PolicyConfig]] = {}
+            for cfg in plan.configs:
+                cfg.resolved_path = resolve_policy_path(cfg.policy_path)
+                groups.setdefault(cfg.resolved_path, []).append(cfg)
+            for i, (path, configs) in enumerate(groups.items()):
+                self._run_group(i, path, configs, params_dir)
+        except EvalError as exc:
+            print(f"libero_eval: evaluation failed: {exc}", file=sys.stderr)
+            code = 1
+        except KeyboardInterrupt:
+            print("libero_eval: interrupted", file=sys.stderr)
+            code = 130
+        finally:
+            for proc in (self.node, self.bridge):
+                if proc is not None:
+                    proc.stop()
+            self.client.close()
+            self._write()
+        return code
+
+    def _run_group(
+        self, index: int, path: str, configs: list[PolicyConfig], params_dir: Path
+    ) -> None:
+        from snapflow_ros.eval.client import EvalError
+        from snapflow_ros.eval.processes import write_params
+
+        plan = self.plan
+        overrides = {
+            "policy_path": path,
+            "use_sim_time": plan.mode == "lockstep",
+            **plan.policy_args,
+        }
+        policy_file = write_params(
+            plan.policy_params, "policy_node", overrides, params_dir / f"policy_node_{index}.yaml"
+        )
+        self.node = self._start("policy_node", policy_file, f"policy_node_{index}.log")
+        state = self.client.lifecycle_state(self.names.policy, plan.startup_timeout, self._alive)
+        if state != "active":
+            raise EvalError(
+                f"the policy node is {state!r}, not active (configure failed?); its log ends "
+                f"with:\n{self.node.log_tail()}"
+            )
+        for cfg in configs:
+            self.client.set_params(
+                self.names.policy, {"num_steps": cfg.num_steps}, alive=self._alive
+            )
+            for suite in plan.suites:
+                for task in plan.tasks[suite]:
+                    for ep in range(plan.episodes):
+                        self.episodes.append(self._episode(cfg, suite, task, plan.init_offset + ep))
+        self.node.stop()
+        self.node = None
+
+    def _episode(self, cfg: PolicyConfig, suite: str, task: int, init: int) -> dict[str, Any]:
+        plan, names, client = self.plan, self.names, self.client
+        alive = self._alive
+        client.trigger(f"{names.policy}/pause", alive=alive)
+        client.set_params(
+            names.bridge,
+            {"suite": suite, "task_index": task, "init_state_index": init},
+            alive=alive,
+        )
+        if plan.video:
+            client.record_frames(0)
+        started = time.monotonic()
+        info = json.loads(client.trigger(f"{names.bridge}/reset", plan.startup_timeout, alive))
+        client.trigger(f"{names.policy}/reset", alive=alive)
+        client.trigger(f"{names.policy}/resume", alive=alive)
+        steps = max_steps_for(suite, plan.max_steps)
+        timeout = plan.episode_timeout or 120.0 + 3.0 * steps
+        end = client.wait_end(info["episode_id"], timeout, alive)
+        chunks = [
+            c
+            for c in client.chunks_since(started)
+            if c.get("accepted") and (plan.mode != "lockstep" or c["stamp_ns"] < end["end_ns"])
+        ]  # lock-step: not the chunk computed from the final observation
+        video = ""
+        if plan.video:
+            video = self._write_video(cfg, suite, task, init, info["first_stamp_ns"])
+        totals = [c["timings"]["total"] for c in chunks if c.get("timings")]
+        record = {
+            "config": cfg.name,
+            "policy_path": cfg.policy_path,
+            "num_steps": cfg.num_steps,
+            "suite": suite,
+            "task_index": task,
+            "task": end["task"],
+            "init_state_index": init,
+            "episode_id": end["episode_id"],
+            "success": bool(end["success"]),
+            "steps": end["steps"],
+            "reason": end["reason"],
+            "max_steps": end["max_steps"],
+            "wall_s": end["wall_s"],
+            "steps_per_s": end["steps_per_s"],
+            "sim_step_mean_s": end["step_mean_s"],
+            "wait_mean_s": end["wait_mean_s"],
+            "chunks": len(chunks),
+            "inference_mean_s": sum(totals) / len(totals) if totals else None,
+            "chunk_num_steps": sorted({c.get("num_steps") for c in chunks}),
+            "kicks": end["kicks"],
+            "rejected_commands": end["commands"]["rejected"],
+            "commands": end["commands"],
+            "final_state": end.get("final_state"),
+            "video": video,
+        }
+        print(
+            f"[{cfg.name}] {suite} task {task} init {init}: "
+            f"{'SUCCESS' if record['success'] else 'fail'} ({record['reason']}) "
+            f"{record['steps']} steps, {record['wall_s']:.1f} s",
+            flush=True,
+        )
+        return record
+
+    def _write_video(
+        self, cfg: PolicyConfig, suite: str, task: int, init: int, first_stamp: int
+    ) -> str:
+        from snapflow_ros.sim.video import side_by_side, write_mp4
+
+        frames = self.client.frames(first_stamp)
+        self.client.record_frames(None)
+        images = [side_by_side([f[c] for c in self.plan.video]) for f in frames]
+        if not images:
+            return ""
+        path = self.plan.out / "videos" / cfg.name / f"{suite}_task{task}_init{init}.mp4"
+        return str(write_mp4(path, images, fps=20))
+
+    def _write(self) -> None:
+        from snapflow_ros.eval.report import write_reports
+
+        try:
+            from snapflow_ros.bench.machine import machine_info
+
+            machine = machine_info("cpu")
+        except Exception:  # machine info is best effort
+            machine = {}
+        meta = {
+            "plan": {
+                k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.plan).items()
+            },
+            "machine": machine,
+            "domain_id": self.domain,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        paths = write_reports(self.plan.out, meta, self.episodes)
+        print(f"libero_eval: wrote {', '.join(str(p) for p in paths.values())}", flush=True)
+        if self.episodes:
+            print(paths["markdown"].read_text(), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``libero_eval`` (exit 2 on bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        plan = validate(args)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"libero_eval: error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return Runner(plan).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

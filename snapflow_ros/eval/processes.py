@@ -1,0 +1,155 @@
+"""Start the LIBERO bridge and the policy node as processes, with generated params files.
+
+Two launchers: ``subprocess`` (the plain-Python path: each executable is started with
+``--ros-args --params-file``, for machines without ROS 2's launch tools) and ``ros2launch``
+(``ros2 launch snapflow_ros libero_eval.launch.py`` on a ROS 2 install). Both are stopped
+with SIGINT (launch forwards it to its children), then SIGTERM/SIGKILL if they hang.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import snapflow_ros
+
+LAUNCHERS = ("subprocess", "ros2launch")
+MODULES = {
+    "libero_bridge": "snapflow_ros.nodes.libero_bridge",
+    "policy_node": "snapflow_ros.nodes.policy_node",
+}
+
+
+def config_dir() -> Path:
+    """The package's ``config/`` folder (source tree, else ``<prefix>/share/snapflow_ros``)."""
+    source = Path(snapflow_ros.__file__).resolve().parents[1] / "config"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "snapflow_ros" / "config"
+
+
+def ros_env(domain: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for child processes: localhost discovery, optionally another ROS domain."""
+    env = dict(os.environ if base is None else base)
+    if domain is not None:
+        env["ROS_DOMAIN_ID"] = str(domain)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def write_params(base_file: Path, node_key: str, overrides: dict[str, Any], out: Path) -> Path:
+    """Copy a ``/**/<node>:`` params file with ``overrides`` (dotted names) applied."""
+    data = yaml.safe_load(Path(base_file).read_text()) or {}
+    key = next((k for k in data if str(k).rstrip("/").endswith(node_key)), f"/**/{node_key}")
+    params = data.setdefault(key, {}).setdefault("ros__parameters", {})
+    for name, value in overrides.items():
+        node = params
+        parts = name.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def executable(name: str) -> list[str]:
+    """Command that runs an executable of this package (console script, else ``python -m``)."""
+    script = shutil.which(name, path=str(Path(sys.executable).parent))
+    if script:
+        return [script]
+    return [sys.executable, "-m", MODULES[name]]
+
+
+class ManagedProcess:
+    """A child process with its log file; stopped with SIGINT first."""
+
+    def __init__(self, name: str, cmd: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.cmd = list(cmd)
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of its log."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGINT (to its process group), then SIGTERM, then SIGKILL; returns the exit code."""
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
+
+
+def start_node(
+    kind: str,
+    params: Path,
+    launcher: str,
+    log_path: Path,
+    env: dict[str, str],
+    ns: str = "",
+) -> ManagedProcess:
+    """Start ``libero_bridge`` or ``policy_node`` with ``params`` (directly or through launch)."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    if kind not in MODULES:
+        raise ValueError(f"unknown executable {kind!r}")
+    if launcher == "ros2launch":
+        ros2 = shutil.which("ros2")
+        if ros2 is None:
+            raise RuntimeError("--launcher ros2launch needs ROS 2's `ros2` on PATH")
+        bridge = kind == "libero_bridge"
+        cmd = [
+            ros2,
+            "launch",
+            "snapflow_ros",
+            "libero_eval.launch.py",
+            f"start_bridge:={'true' if bridge else 'false'}",
+            f"start_policy:={'false' if bridge else 'true'}",
+            f"{'bridge' if bridge else 'policy'}_params:={params}",
+        ]
+        if ns:
+            cmd.append(f"namespace:={ns}")
+    else:
+        cmd = [*executable(kind), "--ros-args", "--params-file", str(params)]
+        if ns:
+            cmd += ["-r", f"__ns:={ns}"]
+    return ManagedProcess(kind, cmd, env, log_path)

@@ -1,0 +1,159 @@
+"""Evaluation outputs: per-episode CSV, summary CSV, a markdown success table and JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EPISODE_FIELDS = [
+    "config",
+    "policy_path",
+    "num_steps",
+    "suite",
+    "task_index",
+    "task",
+    "init_state_index",
+    "episode_id",
+    "success",
+    "steps",
+    "reason",
+    "max_steps",
+    "wall_s",
+    "steps_per_s",
+    "sim_step_mean_s",
+    "wait_mean_s",
+    "chunks",
+    "inference_mean_s",
+    "kicks",
+    "rejected_commands",
+    "video",
+]
+SUMMARY_FIELDS = [
+    "config",
+    "suite",
+    "task_index",
+    "task",
+    "episodes",
+    "successes",
+    "success_rate",
+    "mean_steps",
+    "mean_steps_per_s",
+]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summarize(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows per (config, suite, task), per (config, suite) (task ``all``) and per config."""
+    rows: list[dict[str, Any]] = []
+    configs = list(dict.fromkeys(e["config"] for e in episodes))
+    for config in configs:
+        mine = [e for e in episodes if e["config"] == config]
+        suites = list(dict.fromkeys(e["suite"] for e in mine))
+        for suite in suites:
+            in_suite = [e for e in mine if e["suite"] == suite]
+            for task in sorted({e["task_index"] for e in in_suite}):
+                group = [e for e in in_suite if e["task_index"] == task]
+                rows.append(_row(config, suite, task, group[0]["task"], group))
+            rows.append(_row(config, suite, "all", "", in_suite))
+        rows.append(_row(config, "all", "all", "", mine))
+    return rows
+
+
+def _row(
+    config: str, suite: str, task: Any, text: str, group: list[dict[str, Any]]
+) -> dict[str, Any]:
+    n = len(group)
+    wins = sum(1 for e in group if e["success"])
+    return {
+        "config": config,
+        "suite": suite,
+        "task_index": task,
+        "task": text,
+        "episodes": n,
+        "successes": wins,
+        "success_rate": wins / n if n else None,
+        "mean_steps": _mean([e["steps"] for e in group]),
+        "mean_steps_per_s": _mean([e["steps_per_s"] for e in group]),
+    }
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None or not row["episodes"]:
+        return "-"
+    return f"{row['successes']}/{row['episodes']} ({100 * row['success_rate']:.0f}%)"
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(episodes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    """Success table (rows: suite/task, columns: configs) and a per-config overview."""
+    configs = list(dict.fromkeys(e["config"] for e in episodes))
+    index = {(r["config"], r["suite"], r["task_index"]): r for r in rows}
+    keys = list(dict.fromkeys((r["suite"], r["task_index"], r["task"]) for r in rows))
+    lines = [
+        "| suite | task | " + " | ".join(configs) + " |",
+        "|---|---|" + "---|" * len(configs),
+    ]
+    for suite, task, text in keys:
+        label = f"{task}: {text[:60]}" if task != "all" else "**all**"
+        suite_label = f"**{suite}**" if suite == "all" else suite
+        cells = [_cell(index.get((c, suite, task))) for c in configs]
+        lines.append(f"| {suite_label} | {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| config | policy | num_steps | episodes | success | mean steps | steps/s (wall) "
+        "| inference s/chunk |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for config in configs:
+        mine = [e for e in episodes if e["config"] == config]
+        total = index[(config, "all", "all")]
+        lines.append(
+            f"| {config} | {mine[0]['policy_path']} | {mine[0]['num_steps'] or 'default'} "
+            f"| {total['episodes']} | {_cell(total)} | {_fmt(total['mean_steps'], 1)} "
+            f"| {_fmt(total['mean_steps_per_s'], 2)} "
+            f"| {_fmt(_mean([e['inference_mean_s'] for e in mine]), 4)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(
+    out: Path, meta: dict[str, Any], episodes: list[dict[str, Any]]
+) -> dict[str, Path]:
+    """Write results.json, episodes.csv, summary.csv and summary.md into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summarize(episodes) if episodes else []
+    paths = {
+        "json": out / "results.json",
+        "episodes_csv": out / "episodes.csv",
+        "summary_csv": out / "summary.csv",
+        "markdown": out / "summary.md",
+    }
+    paths["json"].write_text(
+        json.dumps({**meta, "episodes": episodes, "summary": rows}, indent=2, default=str)
+    )
+    with paths["episodes_csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EPISODE_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(episodes)
+    with paths["summary_csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    text = "# LIBERO evaluation\n\n"
+    if meta.get("machine"):
+        m = meta["machine"]
+        text += f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), {m.get('platform')}.\n\n"
+    text += markdown_table(episodes, rows) if episodes else "No episode ran.\n"
+    paths["markdown"].write_text(text)
+    return paths

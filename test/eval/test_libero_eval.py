@@ -1,0 +1,195 @@
+"""``libero_eval``: argument errors (exit 2) and a short real run comparing configurations.
+
+The run starts the bridge and the policy node as processes (plain-Python launcher), evaluates
+one task with a tiny LIBERO-shaped checkpoint at 10 and 1 denoising steps (and 10 again: the
+lock-step loop must reproduce the first run exactly), and checks every output file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from snapflow_ros.eval.libero_eval import (
+    EvalPlan,
+    UsageError,
+    build_parser,
+    libero_tiny_spec,
+    main,
+    parse_config,
+    validate,
+)
+from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+
+STEPS = 12
+DOMAIN = (os.getpid() * 11 + 29) % 100 + 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--suites", "libero_99"], "unknown ['libero_99']"),
+        (["--tasks", "3,10"], "libero_spatial has tasks 0..9, got [10]"),
+        (["--tasks", "one"], "comma-separated integers"),
+        (["--episodes", "0"], "--episodes: must be >= 1"),
+        (["--init-offset", "45", "--episodes", "10"], "50 initial states"),
+        (["--config", "nameonly"], "expected NAME=POLICY_PATH"),
+        (["--config", "a=tiny:libero,x"], "NUM_STEPS must be an integer"),
+        (["--config", "a=tiny:libero,0"], "NUM_STEPS must be >= 1"),
+        (["--config", "a=tiny:smolvla"], "unknown tiny policy"),
+        (["--config", "a=/no/such/ckpt"], "is not a checkpoint folder"),
+        (["--config", "a=tiny:libero", "--config", "a=tiny:libero,1"], "duplicate names"),
+        (["--video", "top"], "--video: agentview, wrist or both"),
+        (["--policy-arg", "device=cuda"], "expected NAME:=VALUE"),
+        (["--image-size", "8"], "--image-size"),
+        (["--namespace", "no slash"], "not a ROS namespace"),
+        (["--bridge-params", "/no/file.yaml"], "does not exist"),
+    ],
+)
+def test_bad_arguments_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_argparse_errors_and_the_console_script_exit_2():
+    exe = Path(sys.executable).parent / "libero_eval"
+    done = subprocess.run([str(exe), "--mode", "fast"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "invalid choice: 'fast'" in done.stderr
+    done = subprocess.run(
+        [str(exe), "--suites", "libero_99"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and "unknown ['libero_99']" in done.stderr
+
+
+def test_configs_and_defaults_parse():
+    cfg = parse_config("student=tiny:libero-pi05,1")
+    assert (cfg.name, cfg.policy_path, cfg.num_steps) == ("student", "tiny:libero-pi05", 1)
+    plan = validate(
+        build_parser().parse_args(
+            ["--suites", "libero_goal,libero_10", "--tasks", "0,9", "--video", "both"]
+        )
+    )
+    assert isinstance(plan, EvalPlan) and plan.tasks == {"libero_goal": [0, 9], "libero_10": [0, 9]}
+    assert plan.video == ("agentview", "wrist") and plan.configs[0].policy_path == "tiny:libero"
+    with pytest.raises(UsageError):
+        parse_config("x=tiny:libero,-1")
+
+
+def test_eval_compares_configurations(tmp_path, tiny_cache):
+    ckpt = ensure_tiny_checkpoint(libero_tiny_spec("smolvla"), tiny_cache)
+    out = tmp_path / "eval"
+    cmd = [
+        str(Path(sys.executable).parent / "libero_eval"),
+        "--suites",
+        "libero_spatial",
+        "--tasks",
+        "0",
+        "--episodes",
+        "1",
+        "--config",
+        f"a={ckpt},10",
+        "--config",
+        f"b={ckpt},1",
+        "--config",
+        f"c={ckpt},10",
+        "--max-steps",
+        str(STEPS),
+        "--image-size",
+        "64",
+        "--fast-render",
+        "--video",
+        "--out",
+        str(out),
+        "--domain-id",
+        str(DOMAIN),
+        "--namespace",
+        f"/ev{os.getpid()}",
+        "--policy-arg",
+        "torch_threads:=1",
+        "--startup-timeout",
+        "300",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    logs = "\n".join(p.read_text()[-3000:] for p in (out / "logs").glob("*.log"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + logs
+    results = json.loads((out / "results.json").read_text())
+    eps = {e["config"]: e for e in results["episodes"]}
+    assert sorted(eps) == ["a", "b", "c"]
+    for e in eps.values():
+        assert (e["steps"], e["reason"], e["success"]) == (STEPS, "max_steps", False)
+        assert e["chunks"] == 2 and e["rejected_commands"] == 0 and e["task"].startswith("pick")
+    assert eps["a"]["chunk_num_steps"] == [10] and eps["b"]["chunk_num_steps"] == [1]
+    assert eps["a"]["final_state"] == eps["c"]["final_state"]  # lock-step: reproducible
+    assert eps["a"]["final_state"] != eps["b"]["final_state"]
+    with (out / "episodes.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["config"] for r in rows] == ["a", "b", "c"] and rows[1]["num_steps"] == "1"
+    with (out / "summary.csv").open() as f:
+        summary = list(csv.DictReader(f))
+    assert {(r["config"], r["suite"], r["task_index"]) for r in summary} >= {
+        ("a", "libero_spatial", "0"),
+        ("b", "all", "all"),
+    }
+    table = (out / "summary.md").read_text()
+    assert "| suite | task | a | b | c |" in table and "| libero_spatial | 0: pick up" in table
+    assert "0/1 (0%)" in table and "Machine:" in table
+    video = Path(eps["a"]["video"])
+    assert video == out / "videos" / "a" / "libero_spatial_task0_init0.mp4"
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == STEPS + 1
+    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64
+    cap.release()
+
+
+def test_bridge_config_uses_only_declared_parameters():
+    import yaml
+
+    from snapflow_ros.nodes.libero_bridge import PARAMS
+
+    def flatten(tree, prefix=""):
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.update(flatten(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    repo = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((repo / "config" / "libero_bridge.yaml").read_text())
+    flat = flatten(data["/**/libero_bridge"]["ros__parameters"])
+    declared = {name: default for name, default, _ in PARAMS}
+    assert sorted(set(flat) - set(declared)) == []
+    for name, value in flat.items():  # same types as the declared defaults (or a string list)
+        default = declared[name]
+        assert isinstance(value, list) if default is None else type(value) is type(default), name
+
+
+def test_launch_file_matches_the_eval_and_setup():
+    import ast
+
+    repo = Path(__file__).resolve().parents[2]
+    source = (repo / "launch" / "libero_eval.launch.py").read_text()
+    tree = ast.parse(source)
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+    # the arguments libero_eval --launcher ros2launch passes, and the executables it starts
+    assert {
+        "bridge_params",
+        "policy_params",
+        "start_bridge",
+        "start_policy",
+        "namespace",
+    } <= strings
+    assert {"libero_bridge", "policy_node", "libero_bridge.yaml", "libero_policy.yaml"} <= strings
+    setup = (repo / "setup.py").read_text()
+    assert "libero_bridge = {PACKAGE}.nodes.libero_bridge:main" in setup
+    assert "libero_eval = {PACKAGE}.eval.libero_eval:main" in setup
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in functions
