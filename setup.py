@@ -35,6 +35,9 @@ setup(
             f"libero_bridge = {PACKAGE}.nodes.libero_bridge:main",
             f"libero_eval = {PACKAGE}.eval.libero_eval:main",
             "distill = snapflow_training.distill_cli:main",
+            f"record = {PACKAGE}.nodes.bag_record:main",
+            f"replay = {PACKAGE}.nodes.bag_replay:main",
+            f"compare = {PACKAGE}.bags.compare:main",
         ],
     },
 )

@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""Regenerate the golden bags of ``test/data/golden`` with the project's own tools.
+
+1. ``inputs/``: a live session recorded with ``record``: the tiny SmolVLA policy node driving
+   either the simulated LIBERO task through ``libero_bridge`` (default: lock-step, sim time,
+   two 64x64 cameras, LeRobot's 8-D state, one short episode) or, with ``--source
+   synthetic``, the synthetic camera/joint source (wall clock, two 64x48 cameras at 10 Hz,
+   joint states at 20 Hz). Everything the node published (chunks, commands, status) is in it.
+2. ``outputs/``: ``replay`` of ``inputs/`` in lock-step through a fresh policy node on sim
+   time with the same parameters: the golden chunks CI compares against.
+3. ``policy_params.yaml`` (the node's parameters; the tests set ``policy_path``) and
+   ``golden.json`` (tiny checkpoint spec and hash, topics, commands, counts, versions).
+
+Run from the repository root: ``.venv/bin/python scripts/make_golden_bag.py`` (a minute or
+two). Regenerate when the tiny checkpoint, the node's chunk computation or the golden
+parameters change on purpose, and review the diff of ``golden.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GOLDEN = REPO / "test" / "data" / "golden"
+COMMON = {"device": "cpu", "seed": 0, "num_steps": 0, "torch_threads": 1, "warmup": 1}
+SOURCES: dict[str, dict[str, Any]] = {
+    "libero": {
+        "config": "libero_policy.yaml",
+        "overrides": {**COMMON},
+        "bridge": {
+            "image_height": 64,
+            "image_width": 64,
+            "fast_render": True,
+            "autostart": False,
+            "episode_length": 30,
+        },
+        "inputs": {
+            "/libero/agentview/image_raw": "sensor_msgs/msg/Image",
+            "/libero/wrist/image_raw": "sensor_msgs/msg/Image",
+            "/libero/lerobot_state": "sensor_msgs/msg/JointState",
+            "/libero/task": "std_msgs/msg/String",
+        },
+        "extra_topics": ["/libero/episode"],
+        "state_topic": "/libero/lerobot_state",
+    },
+    "synthetic": {
+        "config": "policy.yaml",
+        "overrides": {**COMMON, "control_rate": 10.0, "input_timeout": 1.0, "task.text": ""},
+        "source": ["camera_rate:=10.0", "joint_rate:=20.0", "width:=64", "height:=48"],
+        "inputs": {
+            "/camera/front/image_raw": "sensor_msgs/msg/Image",
+            "/camera/wrist/image_raw": "sensor_msgs/msg/Image",
+            "/joint_states": "sensor_msgs/msg/JointState",
+            "/task": "std_msgs/msg/String",
+        },
+        "extra_topics": [],
+        "state_topic": "/joint_states",
+    },
+}
+CHUNK_TOPIC = "/policy_node/action_chunk"
+
+
+def params_dict(config: str, key: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``config/<config>`` with ``overrides`` (dotted names) applied, as a params-file dict."""
+    base = yaml.safe_load((REPO / "config" / config).read_text())
+    params = base[f"/**/{key}"]["ros__parameters"]
+    for name, value in overrides.items():
+        node = params
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return base
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    """Environment isolated on ``domain`` with localhost discovery."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ROS_DOMAIN_ID": str(domain),
+            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    return env
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a process (own process group) with its output in ``log``."""
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen, timeout: float = 60.0) -> int:
+    """Ctrl-C, wait, kill if needed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 0.2 s; exit with a message after ``timeout``."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise SystemExit(f"golden: timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def probe(env: dict[str, str], code: str, timeout: float) -> None:
+    """Run a small rclpy snippet in ``env`` (exit status 0 = done)."""
+    if subprocess.run([sys.executable, "-c", code], env=env, timeout=timeout + 60).returncode:
+        raise SystemExit("golden: the live session did not go as expected (see the logs)")
+
+
+def live_libero(
+    cfg: dict[str, Any], work: Path, env: dict[str, str], node_cmd: list[str]
+) -> list[str]:
+    """One LIBERO episode driven by the policy node, recorded from its first step."""
+    bridge_params = params_dict("libero_bridge.yaml", "libero_bridge", cfg["bridge"])
+    (work / "bridge.yaml").write_text(yaml.safe_dump(bridge_params))
+    record = [
+        str(BIN / "record"),
+        *cfg["inputs"],
+        *cfg["extra_topics"],
+        "--regex",
+        "^/policy_node/",
+        "--use-sim-time",
+        "-o",
+        str(work / "inputs"),
+    ]
+    bridge = start(
+        [str(BIN / "libero_bridge"), "--ros-args", "--params-file", str(work / "bridge.yaml")],
+        env,
+        work / "bridge.log",
+    )
+    node = start(node_cmd, env, work / "node_live.log")
+    rec = start(record, env, work / "record.log")
+    try:
+        wanted = [*cfg["inputs"], CHUNK_TOPIC]
+        wait_until(
+            lambda: all(f"recording {t} " in (work / "record.log").read_text() for t in wanted),
+            300,
+            "the recorder to subscribe (bridge + node up)",
+        )
+        probe(
+            env,
+            (
+                "import json, time, rclpy\n"
+                "from rclpy.qos import QoSProfile, DurabilityPolicy, ReliabilityPolicy\n"
+                "from std_msgs.msg import String\nfrom std_srvs.srv import Trigger\n"
+                "from lifecycle_msgs.srv import GetState\n"
+                "rclpy.init(); n = rclpy.create_node('golden_probe'); ev = []\n"
+                "q = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,"
+                " durability=DurabilityPolicy.TRANSIENT_LOCAL)\n"
+                "on = lambda m: ev.append(json.loads(m.data))\n"
+                "n.create_subscription(String, '/libero/episode', on, q)\n"
+                "def call(t, name, req):\n"
+                "    c = n.create_client(t, name); c.wait_for_service(120)\n"
+                "    f = c.call_async(req)\n"
+                "    rclpy.spin_until_future_complete(n, f, timeout_sec=120)\n"
+                "    return f.result()\n"
+                "end = time.monotonic() + 180\n"
+                "state = lambda: call(GetState, '/policy_node/get_state', GetState.Request())\n"
+                "while state().current_state.label != 'active' and time.monotonic() < end:\n"
+                "    time.sleep(0.5)\n"
+                "call(Trigger, '/libero_bridge/reset', Trigger.Request())\n"
+                "end = time.monotonic() + 600\n"
+                "while not any(e.get('event') == 'end' for e in ev) and time.monotonic() < end:\n"
+                "    rclpy.spin_once(n, timeout_sec=0.1)\n"
+                "end = time.monotonic() + 1.0\n"
+                "while time.monotonic() < end: rclpy.spin_once(n, timeout_sec=0.1)\n"
+                "raise SystemExit(0 if any(e.get('event') == 'end' for e in ev) else 1)\n"
+            ),
+            800,
+        )
+    finally:
+        if stop(rec) != 0:
+            raise SystemExit("golden: record failed (see record.log)")
+        stop(node)
+        stop(bridge)
+    return [
+        "record",
+        *cfg["inputs"],
+        *cfg["extra_topics"],
+        "--regex",
+        "^/policy_node/",
+        "--use-sim-time",
+        "-o",
+        "inputs",
+    ]
+
+
+def live_synthetic(
+    cfg: dict[str, Any], work: Path, env: dict[str, str], node_cmd: list[str], duration: float
+) -> list[str]:
+    """The synthetic source and the policy node on the wall clock, ``duration`` s recorded."""
+    source = start(
+        [
+            str(BIN / "synthetic_source"),
+            "--ros-args",
+            *[a for p in cfg["source"] for a in ("-p", p)],
+        ],
+        env,
+        work / "source.log",
+    )
+    node = start(node_cmd, env, work / "node_live.log")
+    args = [*cfg["inputs"], "--regex", "^/policy_node/", "--duration", str(duration)]
+    try:
+        probe(
+            env,
+            (
+                "import rclpy, time\nfrom trajectory_msgs.msg import JointTrajectory\n"
+                "rclpy.init(); n = rclpy.create_node('golden_probe'); got = []\n"
+                f"n.create_subscription(JointTrajectory, '{CHUNK_TOPIC}', got.append, 10)\n"
+                "end = time.monotonic() + 300\n"
+                "while len(got) < 2 and time.monotonic() < end:\n"
+                "    rclpy.spin_once(n, timeout_sec=0.1)\n"
+                "raise SystemExit(0 if len(got) >= 2 else 1)\n"
+            ),
+            300,
+        )
+        rec = subprocess.run(
+            [str(BIN / "record"), *args, "-o", str(work / "inputs")],
+            env=env,
+            timeout=duration + 300,
+        )
+        if rec.returncode:
+            raise SystemExit(f"golden: record failed ({rec.returncode})")
+    finally:
+        stop(node)
+        stop(source)
+    return ["record", *args, "-o", "inputs"]
+
+
+def main() -> int:
+    """Build inputs/ and outputs/ in a temporary folder, then move them into ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=GOLDEN)
+    parser.add_argument("--source", choices=tuple(SOURCES), default="libero")
+    parser.add_argument("--duration", type=float, default=3.0, help="synthetic: seconds recorded")
+    parser.add_argument("--domain", type=int, default=os.getpid() % 90 + 5)
+    args = parser.parse_args()
+
+    from snapflow_ros.bags.io import BagReader, bag_size
+    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+
+    cfg = SOURCES[args.source]
+    if args.source == "libero":
+        from snapflow_ros.eval.libero_eval import libero_tiny_spec
+
+        spec = libero_tiny_spec("smolvla")
+    else:
+        spec = TinySpec(policy_type="smolvla")
+    ckpt = ensure_tiny_checkpoint(spec)
+    env = ros_env(args.domain)
+    work = Path(tempfile.mkdtemp(prefix="golden-"))
+    stored = params_dict(cfg["config"], "policy_node", {**cfg["overrides"], "policy_path": ""})
+    run = params_dict(cfg["config"], "policy_node", {**cfg["overrides"], "policy_path": str(ckpt)})
+    (work / "run_params.yaml").write_text(yaml.safe_dump(run, sort_keys=False))
+    node_cmd = [
+        str(BIN / "policy_node"),
+        "--ros-args",
+        "--params-file",
+        str(work / "run_params.yaml"),
+    ]
+
+    print(f"golden: live {args.source} session (domain {args.domain}) in {work}", flush=True)
+    if args.source == "libero":
+        record_cmd = live_libero(cfg, work, env, node_cmd)
+    else:
+        record_cmd = live_synthetic(cfg, work, env, node_cmd, args.duration)
+
+    print("golden: lock-step replay through a fresh sim-time node", flush=True)
+    replay_cmd = ["replay", "inputs", "-o", "outputs"]
+    node = start([*node_cmd, "-p", "use_sim_time:=true"], env, work / "node_replay.log")
+    try:
+        t0 = time.monotonic()
+        rep = subprocess.run(
+            [str(BIN / "replay"), str(work / "inputs"), "-o", str(work / "outputs")],
+            env=env,
+            timeout=900,
+        )
+        replay_s = time.monotonic() - t0
+        if rep.returncode:
+            raise SystemExit(f"golden: replay failed ({rep.returncode}); see {work}")
+    finally:
+        stop(node)
+
+    counts = {}
+    for name in ("inputs", "outputs"):
+        with BagReader(work / name) as reader:
+            counts[name] = {t: i.count for t, i in sorted(reader.topics.items())}
+    info = {
+        "made_by": "scripts/make_golden_bag.py --source " + args.source,
+        "source": args.source,
+        "checkpoint": {
+            "tiny_spec": asdict(spec),
+            "model_sha256": hashlib.sha256((ckpt / "model.safetensors").read_bytes()).hexdigest(),
+        },
+        "params_config": cfg["config"],
+        "node_overrides": cfg["overrides"],
+        "inputs": cfg["inputs"],
+        "state_topic": cfg["state_topic"],
+        "chunk_topic": CHUNK_TOPIC,
+        "record": record_cmd,
+        "replay": replay_cmd,
+        "replay_wall_s": round(replay_s, 1),
+        "counts": counts,
+        "versions": {"python": sys.version.split()[0], **_versions()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("inputs", "outputs"):
+        shutil.rmtree(args.out / name, ignore_errors=True)
+        shutil.move(str(work / name), str(args.out / name))
+    (args.out / "policy_params.yaml").write_text(
+        "# Parameters of the golden policy node (made by scripts/make_golden_bag.py);\n"
+        "# the tests set policy_path to the tiny checkpoint described in golden.json.\n"
+        + yaml.safe_dump(stored, sort_keys=False)
+    )
+    (args.out / "golden.json").write_text(json.dumps(info, indent=2) + "\n")
+    size = bag_size(args.out / "inputs") + bag_size(args.out / "outputs")
+    print(f"golden: wrote {args.out} ({size / 1e6:.2f} MB); counts {json.dumps(counts)}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {}
+    for pkg in ("torch", "lerobot", "rosbags", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:
+            out[pkg] = "?"
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,783 @@
+"""``replay``: play a bag's inputs into a running policy node and record its outputs.
+
+::
+
+    replay inputs_bag -o outputs_bag                       # lock-step (node on sim time)
+    replay inputs_bag -o outputs_bag --mode timed          # original timing
+
+Inputs are the bag topics the node subscribes to (from the ROS graph; ``--topics`` to
+choose), published as the recorded bytes. Outputs are the topics the node publishes,
+recorded into a new rosbag2 whose ``custom_data`` says how it was made.
+
+Time (the node checks the age of its inputs from their header stamps):
+
+* ``lockstep`` (default) needs the node to run with ``use_sim_time:=true``; stamps are kept.
+  For every new camera frame (see :mod:`snapflow_ros.bags.lockstep`) the node, paused in
+  between, gets the newest message of each input, ``/clock`` is set to the observation's
+  oldest stamp, and ``~/reset`` (drop the plan, re-seed the denoising noise) + ``~/resume``
+  make it compute exactly one chunk, which must carry the expected observation stamp (else
+  the inputs are published again and that chunk dropped). So every chunk depends only on its
+  observation, the checkpoint and the seed. Meanwhile ``replan_threshold`` is 0 (no inference
+  of the node's own) and ``input_timeout`` tiny (older inputs are stale, so the node waits
+  for the replayed ones); both are restored at the end. ``--trigger recorded --noise
+  continue`` asks only for the recorded chunks' observations and re-seeds once: a lock-step
+  simulation recording is reproduced exactly.
+* ``timed``: messages at their original spacing (``--rate``). With a sim-time node, stamps
+  are kept and ``/clock`` follows the bag; with a wall-clock node, header stamps are moved to
+  "now" (one constant shift, stored in the outputs bag; ``compare`` undoes it).
+
+Exit codes: 0 done, 1 the node did not answer / interrupted, 2 bad input (bag, topics,
+types, node not found, lock-step without sim time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock
+from std_srvs.srv import Trigger
+
+from snapflow_ros.bags.chunks import CHUNK_TYPE, STATUS_TYPE
+from snapflow_ros.bags.errors import BagError
+from snapflow_ros.bags.io import (
+    CUSTOM_KEY,
+    STORAGES,
+    BagReader,
+    BagWriter,
+    deserialize,
+    has_header,
+    header_stamp_ns,
+    latched,
+    with_header_stamp,
+)
+from snapflow_ros.bags.lockstep import Step, StepPlanner
+from snapflow_ros.nodes.bag_record import (
+    IGNORED_TOPICS,
+    TopicRecorder,
+    absolute,
+    endpoint_hash,
+    import_message,
+)
+
+NODE_INPUTS_IGNORED = ("/clock", "/parameter_events")
+GATE_TIMEOUT_S = 1e-4  # lock-step input_timeout: anything older than the observation is stale
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class ReplayError(Exception):
+    """The node did not behave (timeout, wrong answers): exit code 1."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C / SIGTERM."""
+
+
+@dataclass
+class Stats:
+    """What happened during the replay."""
+
+    published: int = 0
+    steps: int = 0
+    chunks: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    status_chunk_events: int = 0
+    step_wall_s: list[float] = field(default_factory=list)
+
+
+def split_name(full: str) -> tuple[str, str]:
+    """``/ns/name`` -> (``/ns``, ``name``)."""
+    full = absolute(full)
+    ns, _, name = full.rpartition("/")
+    return ns or "/", name
+
+
+class Replayer:
+    """One replay run (see the module docstring)."""
+
+    def __init__(self, args: argparse.Namespace, stop: threading.Event) -> None:
+        self.args = args
+        self.stop = stop
+        self.target = absolute(args.node).rstrip("/")
+        self.target_ns, self.target_name = split_name(self.target)
+        self.stats = Stats()
+        self.clock_ns = 0
+        self.sim_time = False
+        self.shift_ns = 0
+        self.context = Context()
+        rclpy.init(
+            args=["--ros-args"],
+            context=self.context,
+            signal_handler_options=SignalHandlerOptions.NO,
+        )
+        self.node = rclpy.create_node(f"bag_replay_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.pubs: dict[str, Any] = {}
+        self.clock_pub = None
+        self.chunk_queue: list[tuple[bytes, int]] = []
+        self.chunk_topic = ""
+        self.status_topic = ""
+        self.writer: BagWriter | None = None
+        self.recorder: TopicRecorder | None = None
+        self._restoring = False
+        self.gate = False
+
+    # ------------------------------------------------------------------ plumbing
+    def log(self, text: str) -> None:
+        """Progress line on stdout."""
+        if not self.args.quiet:
+            print(f"replay: {text}", flush=True)
+
+    def spin(self, seconds: float = 0.0) -> None:
+        """Process callbacks for up to ``seconds``."""
+        if self.stop.is_set() and not self._restoring:
+            raise Interrupted()
+        self.executor.spin_once(timeout_sec=seconds)
+
+    def wait(
+        self,
+        predicate: Callable[[], Any],
+        timeout: float,
+        what: str,
+        error: type[Exception] = ReplayError,
+    ) -> Any:
+        """Spin until ``predicate()`` is truthy; ``error`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise error(f"timed out after {timeout:g} s waiting for {what}")
+            self.spin(0.02)
+
+    def call(self, srv_type: type, name: str, request: Any, timeout: float | None = None) -> Any:
+        """Call a service of the node and wait for the reply."""
+        timeout = timeout or self.args.timeout
+        client = self.node.create_client(srv_type, name)
+        try:
+            self.wait(client.service_is_ready, timeout, f"service {name}")
+            future = client.call_async(request)
+            self.wait(future.done, timeout, f"the reply of {name}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def trigger(self, name: str) -> None:
+        """Call ``<node>/<name>`` (std_srvs/Trigger)."""
+        response = self.call(Trigger, f"{self.target}/{name}", Trigger.Request())
+        if not response.success:
+            raise ReplayError(f"{self.target}/{name} failed: {response.message}")
+
+    def get_params(self, names: list[str]) -> dict[str, Any]:
+        """The node's parameter values (None: not set/declared)."""
+        res = self.call(
+            GetParameters, f"{self.target}/get_parameters", GetParameters.Request(names=names)
+        )
+        values = {}
+        for name, value in zip(names, res.values, strict=False):
+            values[name] = Parameter.from_parameter_msg(ParameterMsg(name=name, value=value)).value
+        return values
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Set one parameter of the node."""
+        msg = Parameter(name, value=value).to_parameter_msg()
+        res = self.call(
+            SetParameters, f"{self.target}/set_parameters", SetParameters.Request(parameters=[msg])
+        )
+        if not res.results or not res.results[0].successful:
+            reason = res.results[0].reason if res.results else "no result"
+            raise ReplayError(f"cannot set {name} on {self.target}: {reason}")
+
+    def publish_clock(self, ns: int) -> None:
+        """Publish ``/clock`` (monotonic)."""
+        self.clock_ns = max(self.clock_ns, int(ns))
+        if self.clock_pub is not None:
+            msg = Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(self.clock_ns, 1_000_000_000)
+            self.clock_pub.publish(msg)
+
+    def now_ns(self) -> int:
+        """Log time of recorded outputs: the /clock we publish, or the wall clock."""
+        return self.clock_ns if self.sim_time else time.time_ns()
+
+    # ------------------------------------------------------------------ the node and the graph
+    def find_node(self) -> None:
+        """Wait for the node, its active state and its inputs in the graph."""
+        wanted = (self.target_name, self.target_ns)
+        self.wait(
+            lambda: wanted in self.node.get_node_names_and_namespaces(),
+            self.args.wait,
+            f"node {self.target} (is it running, same ROS_DOMAIN_ID?)",
+            BagError,
+        )
+        state_srv = f"{self.target}/get_state"
+        if any(name == state_srv for name, _ in self.node.get_service_names_and_types()):
+            from lifecycle_msgs.srv import GetState
+
+            def active() -> bool:
+                state = self.call(GetState, state_srv, GetState.Request()).current_state.label
+                return state == "active" or self.spin(0.3) or False
+
+            self.wait(active, self.args.wait, f"{self.target} to become active", BagError)
+        last: list[Any] = []
+
+        def stable() -> bool:
+            subs = sorted(self.node_endpoints(subscriptions=True))
+            same = subs == last and bool(subs)
+            last[:] = subs
+            return same or self.spin(0.3) or False
+
+        self.wait(stable, self.args.wait, f"the subscriptions of {self.target}", BagError)
+
+    def node_endpoints(self, subscriptions: bool) -> dict[str, str]:
+        """Topics the node subscribes to / publishes, with their types."""
+        get = (
+            self.node.get_subscriber_names_and_types_by_node
+            if subscriptions
+            else self.node.get_publisher_names_and_types_by_node
+        )
+        ignored = NODE_INPUTS_IGNORED if subscriptions else IGNORED_TOPICS
+        out = {}
+        for topic, types in get(self.target_name, self.target_ns):
+            if topic not in ignored and types:
+                out[topic] = types[0]
+        return out
+
+    def node_endpoint_infos(self, topic: str, subscriptions: bool) -> list[Any]:
+        """Graph endpoints of the target node on ``topic``."""
+        get = (
+            self.node.get_subscriptions_info_by_topic
+            if subscriptions
+            else self.node.get_publishers_info_by_topic
+        )
+        return [
+            e
+            for e in get(topic)
+            if e.node_name == self.target_name and e.node_namespace == self.target_ns
+        ]
+
+    def select_inputs(self, reader: BagReader) -> dict[str, str]:
+        """Bag topics to publish (checked against the node's subscriptions)."""
+        bag = reader.topics
+        node_subs = self.node_endpoints(subscriptions=True)
+        if self.args.topics:
+            chosen = [absolute(t) for t in self.args.topics]
+            for topic in chosen:
+                reader.require(topic)
+                if topic not in node_subs:
+                    raise BagError(f"--topics: {topic} is not an input of {self.target}")
+        else:
+            chosen = [t for t in node_subs if t in bag]
+            allowed = {absolute(t) for t in self.args.allow_missing}
+            missing = [t for t in node_subs if t not in bag and t not in allowed]
+            if missing:
+                raise BagError(
+                    "the bag has no messages for topics the node subscribes to: "
+                    + ", ".join(f"{t} ({node_subs[t]})" for t in sorted(missing))
+                    + f" (bag topics: {', '.join(sorted(bag))}; --allow-missing to go on)"
+                )
+        if not chosen:
+            raise BagError(f"none of the bag's topics is an input of {self.target}")
+        for topic in chosen:
+            bag_type = bag[topic].msgtype
+            if topic in node_subs and node_subs[topic] != bag_type:
+                raise BagError(
+                    f"type mismatch on {topic}: the bag has {bag_type}, "
+                    f"{self.target} subscribes with {node_subs[topic]}"
+                )
+            hashes = {endpoint_hash(e) for e in self.node_endpoint_infos(topic, True)} - {""}
+            digest = bag[topic].type_hash
+            if digest.startswith("RIHS01_") and hashes and digest not in hashes:
+                raise BagError(
+                    f"type mismatch on {topic}: the bag's {bag_type} definition "
+                    f"differs from the node's (type hash)"
+                )
+            if bag[topic].count == 0:
+                raise BagError(f"topic {topic} has no messages in the bag")
+        return {t: bag[t].msgtype for t in chosen}
+
+    def make_publishers(self, reader: BagReader, inputs: dict[str, str]) -> None:
+        """Reliable publishers, transient local where the bag or the node's subscription is."""
+        topics = reader.topics
+        for topic, msgtype in inputs.items():
+            subs = self.node_endpoint_infos(topic, True)
+            tl = latched(topics[topic].qos) or any(
+                e.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for e in subs
+            )
+            depth = max([10] + [q.depth for q in topics[topic].qos])
+            qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=depth,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL if tl else DurabilityPolicy.VOLATILE,
+            )
+            self.pubs[topic] = self.node.create_publisher(import_message(msgtype), topic, qos)
+        if self.sim_time:
+            self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
+        self.wait(
+            lambda: all(p.get_subscription_count() > 0 for p in self.pubs.values()),
+            self.args.wait,
+            "the node to match the replayed topics (QoS?)",
+            BagError,
+        )
+
+    def start_recording(self) -> None:
+        """Subscribe to the node's outputs (or ``--record`` topics) into the outputs bag."""
+        assert self.writer is not None
+        outputs = self.node_endpoints(subscriptions=False)
+        if self.args.record:
+            import re
+
+            patterns = [re.compile(r) for r in self.args.record]
+            outputs = {t: ty for t, ty in outputs.items() if any(p.search(t) for p in patterns)}
+        self.chunk_topic = absolute(self.args.chunk_topic) if self.args.chunk_topic else ""
+        if not self.chunk_topic:
+            chunks = sorted(t for t, ty in outputs.items() if ty == CHUNK_TYPE)
+            preferred = [t for t in chunks if t.endswith("action_chunk")]
+            self.chunk_topic = (preferred or chunks or [""])[0]
+        if self.args.mode == "lockstep" and self.chunk_topic not in outputs:
+            raise BagError(
+                f"{self.target} publishes no {CHUNK_TYPE} chunk topic to wait for "
+                f"(outputs: {', '.join(sorted(outputs)) or 'none'}; --chunk-topic)"
+            )
+        status = f"{self.target}/status"
+        self.status_topic = status if outputs.get(status) == STATUS_TYPE else ""
+        self.recorder = TopicRecorder(self.node, self.writer, self.now_ns)
+        for topic, msgtype in sorted(outputs.items()):
+            handler = None
+            if topic == self.chunk_topic and self.args.mode == "lockstep":
+                handler = self._on_chunk
+            elif topic == self.status_topic:
+                handler = self._on_status
+            infos = self.node_endpoint_infos(topic, False)
+            if not self.recorder.subscribe_from_graph(topic, msgtype, handler, infos):
+                self.recorder.subscribe_from_graph(topic, msgtype, handler)
+        self.log(f"recording {', '.join(self.recorder.topics)}")
+
+    def _on_chunk(self, topic: str, data: bytes, log_ns: int) -> None:
+        self.chunk_queue.append((data, log_ns))
+
+    def _on_status(self, topic: str, data: bytes, log_ns: int) -> None:
+        assert self.writer is not None
+        self.writer.write(topic, log_ns, data)
+        try:
+            event = json.loads(deserialize(data, STATUS_TYPE, topic).data)
+        except (ValueError, BagError):
+            return
+        if isinstance(event, dict) and event.get("event") == "chunk":
+            self.stats.status_chunk_events += 1
+
+    # ------------------------------------------------------------------ lock-step
+    def recorded_stamps(self, reader: BagReader) -> set[int]:
+        """Observation stamps of the chunks recorded in the input bag (``--trigger recorded``)."""
+        info = reader.topics.get(self.chunk_topic)
+        if info is None or info.msgtype != CHUNK_TYPE or info.count == 0:
+            raise BagError(
+                f"--trigger recorded: the bag has no recorded chunks on {self.chunk_topic}"
+            )
+        return {header_stamp_ns(m.data) for m in reader.messages([self.chunk_topic])}
+
+    def run_lockstep(self, reader: BagReader, inputs: dict[str, str]) -> None:
+        """Observation by observation, one chunk each (see the module docstring)."""
+        args = self.args
+        stamped = {t: has_header(ty) for t, ty in inputs.items()}
+        params = self.get_params(["observation_stamp", "replan_threshold", "input_timeout"])
+        planner = StepPlanner(
+            inputs,
+            stamped,
+            [absolute(t) for t in args.step_topics],
+            str(params.get("observation_stamp") or "oldest"),
+            args.step_every,
+            self.recorded_stamps(reader) if args.trigger == "recorded" else None,
+        )
+        what = "recorded chunk" if args.trigger == "recorded" else "new frame"
+        self.log(
+            f"lock-step: one chunk per {what} of {', '.join(planner.step_topics)}, "
+            f"noise {args.noise}"
+        )
+        # While replaying: no inference of the node's own, and inputs older than the
+        # observation count as stale, so the node waits until it has the replayed ones.
+        timeout = params.get("input_timeout")
+        self.gate = all(stamped[t] for t in planner.observation) and (
+            isinstance(timeout, int | float) and not isinstance(timeout, bool)
+        )
+        changed = {"replan_threshold": 0.0}
+        if self.gate:
+            changed["input_timeout"] = GATE_TIMEOUT_S
+        restore: dict[str, Any] = {}
+        latest: dict[str, bytes] = {}
+        window: dict[str, tuple[int, bytes]] = {}  # latest unpublished message per topic
+        try:
+            self.trigger("pause")
+            for name, value in changed.items():
+                if params.get(name) is not None:
+                    restore[name] = params[name]
+                    self.set_param(name, value)
+            if args.noise == "continue":
+                self.trigger("reset")  # re-seed once: the noise stream of a fresh node
+            for msg in reader.messages(inputs):
+                stamp = header_stamp_ns(msg.data) if stamped[msg.topic] else None
+                step = planner.before(msg.topic, stamp)
+                if step is not None:
+                    self.publish_window(window, latest)
+                    self.lockstep_step(step, planner, latest)
+                    if args.max_steps and self.stats.steps >= args.max_steps:
+                        break
+                if msg.topic in planner.observation:
+                    window[msg.topic] = (msg.log_ns, msg.data)
+                else:  # the task: at once (latched)
+                    self.pubs[msg.topic].publish(msg.data)
+                    self.stats.published += 1
+                planner.after(msg.topic, msg.log_ns, stamp)
+            else:
+                step = planner.flush()
+                if step is not None:
+                    self.publish_window(window, latest)
+                    self.lockstep_step(step, planner, latest)
+        finally:
+            if self.context.ok():
+                self._restoring = True
+                try:
+                    for name, value in restore.items():
+                        self.set_param(name, value)
+                    self.trigger("resume")
+                except ReplayError as exc:
+                    self.log(f"could not restore the node: {exc}")
+                finally:
+                    self._restoring = False
+        self.stats.skipped = planner.skipped
+
+    def publish_window(
+        self, window: dict[str, tuple[int, bytes]], latest: dict[str, bytes]
+    ) -> None:
+        """Publish the newest message of each topic since the last step (the node is paused
+        meanwhile, so older ones could not change its chunk), in log-time order."""
+        for topic, (_, data) in sorted(window.items(), key=lambda kv: kv[1][0]):
+            self.pubs[topic].publish(data)
+            latest[topic] = data
+            self.stats.published += 1
+        window.clear()
+        self.spin(0.0)
+
+    def lockstep_step(self, step: Step, planner: StepPlanner, latest: dict[str, bytes]) -> None:
+        """Ask for one chunk of ``step``'s observation and record it (retry if stale)."""
+        assert self.writer is not None
+        start = time.monotonic()
+        clock = step.oldest_ns if self.gate else step.clock_ns
+        self.publish_clock(clock)
+        stamp = None
+        for attempt in range(self.args.retries + 1):
+            if attempt:
+                for topic in planner.observation:  # publish the observation again
+                    self.pubs[topic].publish(latest[topic])
+                self.spin(0.0)
+            self.chunk_queue.clear()
+            if self.args.noise == "reseed":
+                self.trigger("reset")
+            self.trigger("resume")
+            data, _ = self.wait(
+                lambda: self.chunk_queue and self.chunk_queue[0],
+                self.args.timeout,
+                f"a chunk for observation {step.index} (stamp "
+                f"{step.expected_stamp_ns}); see the node's log",
+            )
+            self.trigger("pause")
+            stamp = header_stamp_ns(data)
+            if stamp == step.expected_stamp_ns:
+                self.writer.write(self.chunk_topic, self.clock_ns, data)
+                self.stats.chunks += 1
+                self.stats.steps += 1
+                self.stats.step_wall_s.append(time.monotonic() - start)
+                return
+            self.stats.rejected += 1
+            note = (
+                " (its noise draw is lost: later chunks shift)"
+                if self.args.noise == "continue"
+                else ""
+            )
+            self.log(
+                f"observation {step.index}: the node answered for stamp {stamp}, expected "
+                f"{step.expected_stamp_ns}; publishing it again{note}"
+            )
+        raise ReplayError(
+            f"observation {step.index}: after {self.args.retries + 1} tries the node still "
+            f"answers for another observation (stamp {stamp}, expected "
+            f"{step.expected_stamp_ns}); does it get every input, is input_timeout large enough?"
+        )
+
+    # ------------------------------------------------------------------ timed
+    def run_timed(self, reader: BagReader, inputs: dict[str, str]) -> None:
+        """Publish at the original spacing (``--rate``), /clock or restamped headers."""
+        stamped = {t: has_header(ty) for t, ty in inputs.items()}
+        offset = None
+        for msg in reader.messages(inputs):
+            if stamped[msg.topic]:
+                offset = header_stamp_ns(msg.data) - msg.log_ns
+                break
+        offset = offset or 0
+        rate = self.args.rate
+        wall0 = time.monotonic()
+        first_log = None
+        next_clock = 0.0
+        end_log = None
+
+        def bag_now() -> int:  # bag log time corresponding to now
+            return int(first_log + (time.monotonic() - wall0) * rate * 1e9)
+
+        for msg in reader.messages(inputs):
+            if first_log is None:
+                first_log = msg.log_ns
+                self.shift_ns = 0 if self.sim_time else time.time_ns() - first_log
+            if self.args.duration and msg.log_ns - first_log > self.args.duration * 1e9:
+                break
+            target = wall0 + (msg.log_ns - first_log) / rate * 1e-9
+            while (left := target - time.monotonic()) > 0:
+                if self.sim_time and time.monotonic() >= next_clock:
+                    self.publish_clock(bag_now() + offset)
+                    next_clock = time.monotonic() + 0.01
+                self.spin(min(left, 0.01))
+            data = msg.data
+            if self.sim_time:
+                self.publish_clock(msg.log_ns + offset)
+            elif stamped[msg.topic]:
+                data = with_header_stamp(data, header_stamp_ns(data) + self.shift_ns)
+            self.pubs[msg.topic].publish(data)
+            self.stats.published += 1
+            end_log = msg.log_ns
+        if first_log is None:
+            return
+        tail_end = time.monotonic() + self.args.tail
+        while time.monotonic() < tail_end:
+            if self.sim_time:
+                self.publish_clock(bag_now() + offset)
+            self.spin(0.01)
+        self.stats.chunks = self.writer.counts.get(self.chunk_topic, 0) if self.writer else 0
+        self.log(
+            f"played {self.stats.published} messages over "
+            f"{((end_log or first_log) - first_log) * 1e-9:.2f} s of bag time"
+        )
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> int:
+        """The whole replay; returns the exit code."""
+        args = self.args
+        with BagReader(args.bag) as reader:
+            if os.path.exists(args.output):
+                raise BagError(f"output {args.output} exists already (choose a new path)")
+            self.log(f"waiting for {self.target}")
+            self.find_node()
+            inputs = self.select_inputs(reader)
+            self.sim_time = bool(self.get_params(["use_sim_time"]).get("use_sim_time"))
+            if args.mode == "lockstep" and not self.sim_time:
+                raise BagError(
+                    f"lock-step replay needs {self.target} on sim time: start it with "
+                    "-p use_sim_time:=true (or use --mode timed)"
+                )
+            self.make_publishers(reader, inputs)
+            self.writer = BagWriter(args.output, args.storage)
+            try:
+                self.start_recording()
+                self.log(
+                    f"{args.mode}: publishing {', '.join(sorted(inputs))} into "
+                    f"{self.target} ({'sim time' if self.sim_time else 'wall clock'})"
+                )
+                # let the recorder's subscriptions match the node's publishers
+                self.wait(self.recorder.matched, args.wait, "the node's output topics")
+                if args.mode == "lockstep":
+                    self.run_lockstep(reader, inputs)
+                else:
+                    self.run_timed(reader, inputs)
+                if self.status_topic:
+                    expected = self.stats.chunks or 1
+                    with contextlib.suppress(ReplayError):
+                        self.wait(
+                            lambda: self.stats.status_chunk_events >= expected,
+                            5.0,
+                            "the node's last status events",
+                        )
+            finally:
+                self.finish()
+        return EXIT_OK
+
+    def finish(self) -> None:
+        """Stop recording and finalise the outputs bag (with how it was made)."""
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.writer is None or self.writer.closed:
+            return
+        info = {
+            "source_bag": os.path.abspath(self.args.bag),
+            "mode": self.args.mode,
+            "node": self.target,
+            "sim_time": self.sim_time,
+            "stamp_shift_ns": self.shift_ns,
+            "rate": self.args.rate,
+            "steps": self.stats.steps,
+            "chunks": self.stats.chunks,
+            "rejected_chunks": self.stats.rejected,
+            "skipped_frames": self.stats.skipped,
+            "trigger": self.args.trigger,
+            "noise": self.args.noise,
+            "published": self.stats.published,
+        }
+        self.writer.set_custom_data(CUSTOM_KEY, json.dumps(info))
+        self.writer.close()
+        walls = sorted(self.stats.step_wall_s)
+        extra = ""
+        if walls:
+            extra = f", median step {walls[len(walls) // 2] * 1000:.0f} ms"
+        counts = ", ".join(f"{t}: {n}" for t, n in sorted(self.writer.counts.items()))
+        self.log(
+            f"wrote {self.args.output} ({counts}); {self.stats.steps} observations, "
+            f"{self.stats.rejected} re-sent{extra}"
+        )
+
+    def close(self) -> None:
+        """Shut the ROS context down."""
+        try:
+            self.executor.shutdown(timeout_sec=1.0)
+            self.node.destroy_node()
+        finally:
+            rclpy.try_shutdown(context=self.context)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``replay``."""
+    p = argparse.ArgumentParser(
+        prog="replay",
+        description="Replay a bag's inputs into a running policy node and record its outputs "
+        "(exit 0 done, 1 node failure, 2 bad input).",
+    )
+    p.add_argument("bag", help="input bag (rosbag2 folder, mcap or sqlite3)")
+    p.add_argument("-o", "--output", required=True, help="outputs bag to create")
+    p.add_argument("--mode", choices=("lockstep", "timed"), default="lockstep")
+    p.add_argument("--node", default="/policy_node", help="the policy node (default /policy_node)")
+    p.add_argument(
+        "--topics",
+        nargs="+",
+        default=[],
+        help="input topics to publish (default: bag topics the node subscribes to)",
+    )
+    p.add_argument(
+        "--allow-missing",
+        nargs="+",
+        default=[],
+        metavar="TOPIC",
+        help="node inputs that may be absent from the bag",
+    )
+    p.add_argument(
+        "--record",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="record only the node's outputs matching this (default: all)",
+    )
+    p.add_argument("--chunk-topic", help="the node's chunk topic (default: <node>/action_chunk)")
+    p.add_argument(
+        "--step-topics",
+        nargs="+",
+        default=[],
+        help="lock-step: topics whose new frames make an observation (default: cameras)",
+    )
+    p.add_argument(
+        "--trigger",
+        choices=("frames", "recorded"),
+        default="frames",
+        help="lock-step: a chunk for every new camera frame (default), or only for the "
+        "observations the bag has a recorded chunk for",
+    )
+    p.add_argument(
+        "--noise",
+        choices=("reseed", "continue"),
+        default="reseed",
+        help="lock-step: re-seed the denoising noise before every chunk (default: each chunk "
+        "depends only on its observation), or re-seed once and let it run on like a freshly "
+        "started node (with --trigger recorded: reproduces a lock-step recording exactly)",
+    )
+    p.add_argument(
+        "--step-every", type=int, default=1, help="lock-step: one chunk every N frames (default 1)"
+    )
+    p.add_argument("--max-steps", type=int, default=0, help="lock-step: stop after N chunks")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="lock-step: re-publish an observation this often if the node missed it",
+    )
+    p.add_argument("--rate", type=float, default=1.0, help="timed: playback speed factor")
+    p.add_argument("--duration", type=float, default=0.0, help="timed: play only this much (s)")
+    p.add_argument(
+        "--tail",
+        type=float,
+        default=1.0,
+        help="timed: keep recording this long after the last message (s)",
+    )
+    p.add_argument("-s", "--storage", choices=STORAGES, default="mcap")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for one chunk / service reply (default 60)",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the node to appear and match (default 120)",
+    )
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``replay``."""
+    args = build_parser().parse_args(argv)
+    if args.rate <= 0:
+        print("replay: error: --rate must be > 0", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    replayer = None
+    try:
+        replayer = Replayer(args, stop)
+        return replayer.run()
+    except BagError as exc:
+        print(f"replay: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ReplayError as exc:
+        print(f"replay: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (Interrupted, KeyboardInterrupt):
+        print("replay: interrupted (outputs bag finalised)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        if replayer is not None:
+            replayer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

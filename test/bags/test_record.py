@@ -1,0 +1,200 @@
+"""``record`` against the synthetic camera/joint source, over real DDS (separate processes)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from rosbags.image import message_to_cvimage
+from rosbags.rosbag2 import Reader
+from sensor_msgs.msg import Image
+
+from snapflow_ros.bags.io import BagReader, deserialize, header_stamp_ns
+from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
+from test.nodes.harness import domain_id, ros_env, wait_for
+
+from .helpers import Proc, assert_clean_error, run_cli
+
+DOMAIN = domain_id(21)
+CAMS = ["/camera/front/image_raw", "/camera/wrist/image_raw"]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """The synthetic source (2 cameras at 10 Hz, joints at 20 Hz, latched task)."""
+    tmp = tmp_path_factory.mktemp("record")
+    env = ros_env(DOMAIN)
+    proc = Proc(
+        [
+            "synthetic_source",
+            "--ros-args",
+            "-p",
+            "camera_rate:=10.0",
+            "-p",
+            "joint_rate:=20.0",
+            "-p",
+            "task:=stack the cups",
+        ],
+        env,
+        tmp / "source.log",
+    )
+    context = Context()
+    rclpy.init(context=context, domain_id=DOMAIN)
+    node = rclpy.create_node("record_test_listener", context=context)
+    frames: list[int] = []
+    node.create_subscription(
+        Image, CAMS[0], lambda m: frames.append(time.monotonic_ns()), qos_profile_sensor_data
+    )
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        yield env, executor, frames, tmp
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        assert proc.stop() == 0, proc.log()
+
+
+def _wait_frames(executor, frames: list[int], n: int, since: int) -> None:
+    def enough() -> bool:
+        executor.spin_once(timeout_sec=0.05)
+        return sum(1 for f in frames if f > since) >= n
+
+    wait_for(enough, 60, f"{n} camera frames")
+
+
+def _recording(proc: Proc, topics: list[str]) -> None:
+    """Wait until ``record`` has stored a first message of every topic in ``topics``."""
+    wait_for(
+        lambda: all(f"first message on {t}\n" in proc.log() for t in topics) or proc.proc.poll(),
+        60,
+        f"record to receive {topics}",
+    )
+    assert proc.proc.poll() is None, proc.log()
+
+
+def test_ctrl_c_finalises_a_bag_with_exact_messages_and_latched_task(source):
+    env, node, frames, tmp = source
+    bag = tmp / "sigint"
+    with Proc(
+        ["record", *CAMS, "/joint_states", "task", "-o", str(bag)], env, tmp / "r1.log"
+    ) as rec:
+        _recording(rec, [*CAMS, "/joint_states", "/task"])
+        _wait_frames(node, frames, 12, time.monotonic_ns())
+        assert rec.stop(signal.SIGINT) == 0, rec.log()
+    assert "Traceback" not in rec.log()
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["storage_identifier"] == "mcap" and meta["version"] == 9
+    with BagReader(bag) as reader:
+        topics = reader.topics
+        assert topics["/task"].count == 1  # published before record started: transient local
+        assert topics["/task"].qos[0].durability.name == "TRANSIENT_LOCAL"
+        assert topics[CAMS[0]].qos[0].reliability.name == "BEST_EFFORT"
+        assert topics[CAMS[0]].count >= 5 and topics["/joint_states"].count >= 8
+        stamps = [header_stamp_ns(m.data) for m in reader.messages([CAMS[0]])]
+        assert 0 < max(np.diff(stamps)) < 0.5e9  # a continuous 10 Hz stream, in order
+        task = [deserialize(m.data, "std_msgs/msg/String").data for m in reader.messages(["/task"])]
+        assert task == ["stack the cups"]
+        for i, cam in enumerate(CAMS):  # the recorded pixels are the source's, byte for byte
+            for m in list(reader.messages([cam]))[:3]:
+                t = header_stamp_ns(m.data) * 1e-9
+                img = message_to_cvimage(deserialize(m.data, "sensor_msgs/msg/Image"), "rgb8")
+                assert np.array_equal(img, synthetic_frame(t, 48, 64, i))
+                assert m.log_ns >= header_stamp_ns(m.data)  # log time = receive time
+        js = deserialize(
+            next(reader.messages(["/joint_states"])).data, "sensor_msgs/msg/JointState"
+        )
+        t = (js.header.stamp.sec * 10**9 + js.header.stamp.nanosec) * 1e-9
+        np.testing.assert_allclose(js.position, synthetic_joints(t, 8))
+    with Reader(bag) as reader:  # rosbags' own reader agrees on the counts
+        assert reader.message_count == sum(topics[t].count for t in topics)
+
+
+def test_duration_sqlite3_given_type_and_regex(source):
+    env, node, frames, tmp = source
+    bag = tmp / "duration"
+    start = time.monotonic()
+    run = run_cli(
+        [
+            "record",
+            "--type",
+            f"{CAMS[1]}:=sensor_msgs/msg/Image",
+            "--regex",
+            "^/joint_sta",
+            "-o",
+            str(bag),
+            "--storage",
+            "sqlite3",
+            "--duration",
+            "2.5",
+        ],
+        env=env,
+        timeout=120,
+    )
+    assert run.rc == 0, run.text
+    assert time.monotonic() - start < 60
+    with BagReader(bag) as reader:
+        topics = reader.topics
+        assert set(topics) == {CAMS[1], "/joint_states"}
+        assert topics[CAMS[1]].count >= 10
+        assert 2.0e9 <= reader.end_ns - reader.start_ns <= 2.6e9  # from the first message
+    assert next(bag.glob("*.db3")).is_file()
+
+
+def test_sigterm_also_finalises(source):
+    env, node, frames, tmp = source
+    bag = tmp / "sigterm"
+    with Proc(["record", "--all", "-o", str(bag)], env, tmp / "r3.log") as rec:
+        _recording(rec, [CAMS[0]])
+        _wait_frames(node, frames, 3, time.monotonic_ns())
+        assert rec.stop(signal.SIGTERM) == 0, rec.log()
+    with BagReader(bag) as reader:
+        assert "/rosout" not in reader.topics and "/parameter_events" not in reader.topics
+        assert reader.topics[CAMS[0]].count >= 1
+
+
+def test_bad_requests_are_clean_errors(source):
+    env, node, frames, tmp = source
+    (tmp / "exists").mkdir()
+    assert_clean_error(
+        run_cli(["record", "/x", "-o", str(tmp / "exists")], env=env), "exists already"
+    )
+    assert_clean_error(
+        run_cli(["record", "--type", "/x:=nope_msgs/msg/Nope", "-o", str(tmp / "u")], env=env),
+        "nope_msgs/msg/Nope",
+    )
+    run = run_cli(
+        [
+            "record",
+            "--type",
+            "/joint_states:=std_msgs/msg/String",
+            "-o",
+            str(tmp / "mismatch"),
+            "--duration",
+            "30",
+        ],
+        env=env,
+        timeout=120,
+    )
+    assert run.rc == 2, run.text
+    errors = [ln for ln in run.err.splitlines() if ln.strip()]
+    assert errors == [
+        "record: error: type mismatch on /joint_states: --type says std_msgs/msg/String, "
+        "the graph has sensor_msgs/msg/JointState"
+    ], run.err
+    assert (tmp / "mismatch" / "metadata.yaml").is_file()  # finalised anyway
+    assert run_cli(["record", "-o", str(tmp / "none")], env=env).rc == 2  # nothing to record
+    run = run_cli(
+        ["record", "/no/such/topic", "-o", str(tmp / "silent"), "--duration", "1", "--wait", "2"],
+        env=env,
+    )
+    assert_clean_error(run, "no message on the requested topics within 2 s")
+    assert (tmp / "silent" / "metadata.yaml").is_file()
