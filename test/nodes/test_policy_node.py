@@ -173,9 +173,22 @@ def test_chunks_have_capture_stamps_names_and_shapes(node):
             assert ns == round(k * DT * 1e9)
 
 
+def _commands_in_window(node, seconds: float, attempts: int = 3) -> tuple[list, int, int]:
+    """Commands of the first measurement window in which the node kept its rate.
+
+    A shared 2-core CI box can stall a process for seconds; a window hit by such a stall is
+    measured again (at most ``attempts`` windows; the assertions then apply to the last one).
+    """
+    for _ in range(attempts):
+        start, end = measure(seconds)
+        cmds = [c for c in node.snapshot(node.commands, start) if c.recv_ns <= end]
+        if len(cmds) >= 0.5 * seconds * RATE:
+            break
+    return cmds, start, end
+
+
 def test_commands_at_control_rate_with_bounded_jitter(node):
-    start, end = measure(4.0)
-    cmds = [c for c in node.snapshot(node.commands, start) if c.recv_ns <= end]
+    cmds, start, end = _commands_in_window(node, 4.0)
     stamps = np.array([header_ns(c.msg) for c in cmds]) * 1e-9
     report = node.latest_report()
     info = {k: report[k] for k in ("counters", "latency_s", "replan_threshold_s", "problems")}
@@ -193,8 +206,11 @@ def test_commands_at_control_rate_with_bounded_jitter(node):
 def test_commands_are_the_scheduled_blended_chunks(node):
     """Exact replay: skipped actions, blending and per-tick indices match the scheduler."""
     reset_ns = node.trigger("reset") and node.events("reset")[-1]["t_ns"]
-    measure(4.0)
-    ticks, events = replay(node, reset_ns)
+    for _ in range(3):  # measure longer if a stall of the shared CI box starved the window
+        measure(4.0)
+        ticks, events = replay(node, reset_ns)
+        if len(events) >= 3 and len(ticks) >= 20:
+            break
     assert len(events) >= 3 and len(ticks) >= 20
     for ev in events:
         assert ev["skipped"] == skipped_actions(
