@@ -344,6 +344,14 @@ class Replayer:
     def start_recording(self) -> None:
         """Subscribe to the node's outputs (or ``--record`` topics) into the outputs bag."""
         assert self.writer is not None
+        if self.args.mode == "lockstep" and not self.args.chunk_topic:
+            # discovery reports a node's publishers one by one: wait for its chunk publisher
+            self.wait(
+                lambda: CHUNK_TYPE in self.node_endpoints(subscriptions=False).values(),
+                self.args.wait,
+                f"a {CHUNK_TYPE} publisher of {self.target} (--chunk-topic)",
+                BagError,
+            )
         outputs = self.node_endpoints(subscriptions=False)
         if self.args.record:
             import re

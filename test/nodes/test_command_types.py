@@ -55,7 +55,16 @@ def test_commands_are_one_point_trajectories_with_velocities(node):
         point = msg.points[0]
         assert len(point.velocities) == len(ACTIONS) and not len(point.positions)
         assert point.time_from_start.nanosec == round(1e9 / RATE)
-        assert np.any(np.asarray(point.velocities) != 0.0)
+
+    # hold_mode zero: a tick without a plan (start-up, a stall of the box) commands zeros;
+    # commands from the plan carry the policy's (non-zero) velocities
+    def planned() -> bool:
+        return any(
+            np.any(np.asarray(c.msg.points[0].velocities) != 0.0)
+            for c in node.snapshot(node.commands)
+        )
+
+    wait_for(planned, 60, "a command with the plan's non-zero velocities")
 
 
 def test_stale_inputs_hold_with_zero_commands_then_recover(node):
