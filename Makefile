@@ -11,8 +11,10 @@ setup:
 demo: setup
 	$(VENV)/bin/snapflow_demo
 
+# Timing tests of ROS processes can be starved by multi-second stalls of a small shared machine:
+# the failed tests (only those) are run once more; a real failure fails twice.
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q || { echo "[test] re-running the failed tests once"; $(PY) -m pytest -q --lf; }
 
 lint: setup
 	$(VENV)/bin/ruff check .
