@@ -21,7 +21,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 bench: setup
-	$(PY) -m snapflow_ros.bench.runtime_latency --out artifacts/bench_runtime.json
+	$(VENV)/bin/snapflow_bench --out-dir artifacts/bench
 
 tiny: setup
 	$(VENV)/bin/snapflow_make_tiny --policy-type smolvla --out artifacts/tiny_smolvla

@@ -28,7 +28,7 @@ setup(
     entry_points={
         "console_scripts": [
             f"snapflow_demo = {PACKAGE}.cli.demo:main",
-            f"snapflow_bench = {PACKAGE}.bench.runtime_latency:main",
+            f"snapflow_bench = {PACKAGE}.bench.suite:main",
             f"snapflow_make_tiny = {PACKAGE}.fixtures.cli:main",
             f"policy_node = {PACKAGE}.nodes.policy_node:main",
             f"synthetic_source = {PACKAGE}.nodes.synthetic_source:main",

@@ -28,6 +28,13 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other names unchanged."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def machine_info(device: str) -> dict[str, Any]:
     """CPU/GPU, core count, memory, torch threads and package versions."""
     info: dict[str, Any] = {

@@ -370,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
             ["python -m snapflow_ros.bench.node_overhead", *(argv or sys.argv[1:])]
         ),
     }
-    print(table(result))
+    text = table(result)
+    print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    args.out.write_text(json.dumps({**result, "markdown": text}, indent=2))
     print(f"\nwrote {args.out}")
     return 0 if node["exit_code"] == 0 and node["chunks"] > 0 else 1
 

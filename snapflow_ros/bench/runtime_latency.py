@@ -17,14 +17,16 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from snapflow_ros.bench.machine import machine_info
+from snapflow_ros.bench.machine import machine_info, resolve_device
 from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
+from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES
 
 FULL_PI05_MIN_MEMORY_GB = 48  # fp32 weights (16 GB) + the state dict being loaded + activations
 
@@ -47,36 +49,23 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median_ms": float(np.median(arr)), "p90_ms": float(np.percentile(arr, 90))}
 
 
-def bench_one(
-    policy_type: str, size: str, steps: list[int], repeats: int, options: RuntimeOptions
-) -> dict[str, Any]:
-    """Measure one (policy, size) pair; returns a JSON-ready row."""
-    spec = spec_for(policy_type, size)
-    t0 = time.perf_counter()
-    checkpoint = ensure_tiny_checkpoint(spec)
-    runtime = PolicyRuntime(checkpoint, options)
-    load_s = time.perf_counter() - t0
-    obs = runtime.dummy_observation()
-    obs.task = "pick up the black bowl and place it on the plate"
-    samples: dict[int, list] = {n: [] for n in steps}
-    for _ in range(repeats):
-        for n in steps:
-            samples[n].append(runtime.predict_chunk(obs, num_steps=n).timings)
+def _row(runtime: PolicyRuntime, samples: dict[int, list], load_s: float) -> dict[str, Any]:
     results = {}
-    for n in steps:
-        timings = samples[n]
+    for n, timings in samples.items():
         results[str(n)] = {
+            "preprocess": _stats([t.preprocess for t in timings]),
             "prefix": _stats([t.prefix for t in timings]),
             "denoise_step": _stats([t.denoise / n for t in timings]),
             "denoise": _stats([t.denoise for t in timings]),
+            "postprocess": _stats([t.postprocess for t in timings]),
             "total": _stats([t.total for t in timings]),
         }
     row: dict[str, Any] = {
-        "policy": policy_type,
-        "size": size,
+        "policy": runtime.policy_type,
+        "engine": runtime.options.engine,
+        "dtype": runtime.options.dtype,
         "params_m": round(sum(p.numel() for p in runtime.policy.parameters()) / 1e6, 1),
         "load_s": round(load_s, 1),
-        "repeats": repeats,
         "steps": results,
     }
     if "1" in results and "10" in results:
@@ -87,27 +76,85 @@ def bench_one(
     return row
 
 
+def bench_one(
+    policy_type: str,
+    size: str,
+    steps: list[int],
+    repeats: int,
+    options: RuntimeOptions,
+    engines: tuple[str, ...] = ("eager",),
+) -> list[dict[str, Any]]:
+    """Measure one (policy, size, dtype) for every engine; returns JSON-ready rows.
+
+    All engines are loaded side by side and their runs interleaved (engine and step count
+    change every prediction) so that drifts of a shared machine hit them alike; ratios
+    between engines and step counts are therefore measured within one run.
+    """
+    checkpoint = ensure_tiny_checkpoint(spec_for(policy_type, size))
+    runtimes, load_s = {}, {}
+    for engine in engines:
+        t0 = time.perf_counter()
+        runtimes[engine] = PolicyRuntime(checkpoint, replace(options, engine=engine))
+        load_s[engine] = time.perf_counter() - t0  # includes warm-up (and compilation)
+    obs = runtimes[engines[0]].dummy_observation()
+    obs.task = "pick up the black bowl and place it on the plate"
+    for runtime in runtimes.values():  # compile / warm every step count before timing
+        for n in steps:
+            runtime.predict_chunk(obs, num_steps=n)
+    samples = {e: {n: [] for n in steps} for e in engines}
+    for _ in range(repeats):
+        for n in steps:
+            for engine, runtime in runtimes.items():
+                samples[engine][n].append(runtime.predict_chunk(obs, num_steps=n).timings)
+    rows = []
+    for engine, runtime in runtimes.items():
+        row = _row(runtime, samples[engine], load_s[engine])
+        row.update(size=size, repeats=repeats)
+        rows.append(row)
+    eager = next((r for r in rows if r["engine"] == "eager"), None)
+    if eager is not None:
+        for row in rows:
+            row["speedup_vs_eager"] = {
+                n: {
+                    key: eager["steps"][n][key]["median_ms"] / row["steps"][n][key]["median_ms"]
+                    for key in ("denoise", "total")
+                }
+                for n in row["steps"]
+            }
+    return rows
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else ""
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """Render rows as a markdown table."""
     lines = [
-        "| policy | size | params | steps | prefix p50 / p90 (ms) | 1 denoise step p50 (ms) "
-        "| total p50 / p90 (ms) | 10/1 denoise | 10/1 total |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| policy | size | dtype | engine | steps | preprocess p50 (ms) | prefix p50 / p90 (ms) "
+        "| 1 denoise step p50 (ms) | total p50 / p90 (ms) | 10/1 denoise | 10/1 total "
+        "| total vs eager |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if "skipped" in row:
-            lines.append(f"| {row['policy']} | {row['size']} | | | skipped: {row['skipped']} |||||")
+            lines.append(
+                f"| {row['policy']} | {row['size']} | | | | skipped: {row['skipped']} " "|||||||"
+            )
             continue
         ratio = row.get("ratio_10_to_1", {})
         for n, res in row["steps"].items():
             first = n == next(iter(row["steps"]))
+            vs_eager = row.get("speedup_vs_eager", {}).get(n, {}).get("total")
             lines.append(
-                f"| {row['policy']} | {row['size']} | {row['params_m']} M | {n} "
+                f"| {row['policy']} | {row['size']} | {row['dtype']} | {row['engine']} | {n} "
+                f"| {res['preprocess']['median_ms']:.1f} "
                 f"| {res['prefix']['median_ms']:.1f} / {res['prefix']['p90_ms']:.1f} "
-                f"| {res['denoise_step']['median_ms']:.1f} "
+                f"| {res['denoise_step']['median_ms']:.2f} "
                 f"| {res['total']['median_ms']:.1f} / {res['total']['p90_ms']:.1f} "
-                f"| {f'{ratio["denoise"]:.2f}x' if first and ratio else ''} "
-                f"| {f'{ratio["total"]:.2f}x' if first and ratio else ''} |"
+                f"| {_fmt_ratio(ratio.get('denoise')) if first else ''} "
+                f"| {_fmt_ratio(ratio.get('total')) if first else ''} "
+                f"| {_fmt_ratio(vs_eager) if row['engine'] != 'eager' else ''} |"
             )
     return "\n".join(lines)
 
@@ -120,19 +167,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", default="1,2,5,10", help="comma list of denoising step counts")
     p.add_argument("--repeats", type=int, default=None, help="runs per step count (default 10/3)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--dtypes", default="float32", help="comma list: float32,bfloat16")
+    p.add_argument(
+        "--engines", default="eager,fast", help="comma list: eager,fast,compiled (see README)"
+    )
+    p.add_argument("--compile-mode", default="default", choices=COMPILE_MODES)
     p.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = p.parse_args(argv)
     try:
         args.policies = [x for x in args.policies.split(",") if x]
         args.sizes = [x for x in args.sizes.split(",") if x]
         args.steps = [int(x) for x in args.steps.split(",") if x]
+        args.dtypes = [x for x in args.dtypes.split(",") if x]
+        args.engines = tuple(x for x in args.engines.split(",") if x)
     except ValueError:
         p.error("--steps must be a comma list of integers")
     if not set(args.policies) <= {"smolvla", "pi05"}:
         p.error(f"--policies: unknown policy in {args.policies} (smolvla, pi05)")
     if not set(args.sizes) <= {"tiny", "full"}:
         p.error(f"--sizes: unknown size in {args.sizes} (tiny, full)")
+    if not args.dtypes or not set(args.dtypes) <= {"float32", "bfloat16"}:
+        p.error(f"--dtypes: unknown dtype in {args.dtypes} (float32, bfloat16)")
+    if not args.engines or not set(args.engines) <= set(ENGINES):
+        p.error(f"--engines: unknown engine in {list(args.engines)} ({', '.join(ENGINES)})")
     if not args.steps or min(args.steps) < 1:
         p.error("--steps must be integers >= 1")
     if args.repeats is not None and args.repeats < 1:
@@ -143,8 +200,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the markdown table, write JSON."""
     args = parse_args(argv)
-    options = RuntimeOptions(device=args.device, dtype=args.dtype, warmup=2, seed=0)
-    info = machine_info(options.device)
+    info = machine_info(resolve_device(args.device))
     rows = []
     for policy_type in args.policies:
         for size in args.sizes:
@@ -161,15 +217,42 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[bench] {policy_type}/{size}: skipped ({reason})", file=sys.stderr)
                 continue
             repeats = args.repeats or (10 if size == "tiny" else 3)
-            print(
-                f"[bench] {policy_type}/{size}: {repeats} repeats x {args.steps}", file=sys.stderr
-            )
-            rows.append(bench_one(policy_type, size, args.steps, repeats, options))
-    report = {"benchmark": "runtime_latency", "machine": info, "dtype": args.dtype, "rows": rows}
-    print(markdown(rows))
+            for dtype in args.dtypes:
+                print(
+                    f"[bench] {policy_type}/{size}/{dtype}: engines {list(args.engines)}, "
+                    f"{repeats} repeats x steps {args.steps}",
+                    file=sys.stderr,
+                )
+                options = RuntimeOptions(
+                    device=args.device,
+                    dtype=dtype,
+                    warmup=1,
+                    seed=0,
+                    compile_mode=args.compile_mode,
+                )
+                rows.extend(
+                    bench_one(policy_type, size, args.steps, repeats, options, args.engines)
+                )
+    report = {
+        "benchmark": "runtime_latency",
+        "machine": info,
+        "settings": {
+            "policies": args.policies,
+            "sizes": args.sizes,
+            "steps": args.steps,
+            "dtypes": args.dtypes,
+            "engines": list(args.engines),
+            "compile_mode": args.compile_mode,
+            "device": args.device,
+            "argv": argv if argv is not None else sys.argv[1:],
+        },
+        "rows": rows,
+    }
+    text = markdown(rows)
+    print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+        args.out.write_text(json.dumps({**report, "markdown": text}, indent=2))
         print(f"[bench] wrote {args.out}", file=sys.stderr)
     return 0
 

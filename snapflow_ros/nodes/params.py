@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES
+
 NODE_NAME = "policy_node"
 TINY_PREFIX = "tiny:"
 COMMAND_TYPES = ("joint_state", "float64_multi_array", "joint_trajectory")
@@ -46,6 +48,20 @@ PARAMS: list[ParamSpec] = [
     ),
     ParamSpec("device", "auto", "`auto` (cuda if present, else cpu), `cpu`, `cuda`, `cuda:N`."),
     ParamSpec("dtype", "float32", "`float32` or `bfloat16` (autocast)."),
+    ParamSpec(
+        "engine",
+        "eager",
+        "`eager` (LeRobot's denoise step, the reference), `fast` (per-step work hoisted out "
+        "of the loop, fixed prompt length; same numbers) or `compiled` (`fast` + torch.compile "
+        "of the expert pass; compiles during warm-up).",
+    ),
+    ParamSpec(
+        "compile_mode",
+        "default",
+        "torch.compile mode of the `compiled` engine: `default`, `reduce-overhead` (CUDA "
+        "graphs on a GPU), `max-autotune`, `max-autotune-no-cudagraphs`.",
+    ),
+    ParamSpec("compile_prefix", False, "Also compile the prefix encoder (`compiled` engine)."),
     ParamSpec(
         "num_steps",
         0,
@@ -328,6 +344,8 @@ def validate_value(name: str, value: Any) -> Any:
         "action_field": ACTION_FIELDS,
         "command.type": COMMAND_TYPES,
         "dtype": ("float32", "bfloat16"),
+        "engine": ENGINES,
+        "compile_mode": COMPILE_MODES,
     }
     if name in checks:
         return _choice(name, value, checks[name])

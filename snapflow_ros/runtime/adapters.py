@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from snapflow_ros.runtime.target_time import TargetTimeEmbedding
@@ -26,6 +27,18 @@ class PrefixCache:
 
     pad_masks: torch.Tensor
     past_key_values: Any
+
+
+@dataclass
+class SuffixContext:
+    """What every expert pass against one prefix shares: attention mask and position ids.
+
+    Computed once per observation by the fast path instead of once per denoising step.
+    """
+
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    prefix_len: int
 
 
 class FlowPolicyAdapter(Protocol):
@@ -43,6 +56,16 @@ class FlowPolicyAdapter(Protocol):
     ) -> torch.Tensor: ...
 
     def noise_shape(self, batch_size: int) -> tuple[int, int, int]: ...
+
+    def suffix_context(self, cache: PrefixCache) -> SuffixContext: ...
+
+    def time_conditioning(
+        self, t: torch.Tensor, s: torch.Tensor, action_dtype: torch.dtype
+    ) -> torch.Tensor: ...
+
+    def expert_velocity(
+        self, cache: PrefixCache, ctx: SuffixContext, x_t: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor: ...
 
     def finalize(self, actions: torch.Tensor) -> torch.Tensor: ...
 
@@ -80,6 +103,37 @@ class _AdapterBase:
     def action_dim(self) -> int:
         """Unpadded action width."""
         return int(self.config.output_features["action"].shape[0])
+
+    def _sinusoid(self, t: torch.Tensor, width: int) -> torch.Tensor:
+        from lerobot.policies.common.vla_utils import create_sinusoidal_pos_embedding
+
+        return create_sinusoidal_pos_embedding(
+            t, width, self.config.min_period, self.config.max_period, device=t.device
+        )
+
+    def _target_time_extra(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor | None:
+        if self.target_time is None:
+            return None
+        with self.target_time.jump(t, s):
+            return self.target_time.current(t.shape[0], t.device)
+
+    def _suffix_masks(
+        self, cache: PrefixCache, suffix_att: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Prefix+suffix 2-D attention mask and suffix position ids, as LeRobot builds them."""
+        from lerobot.policies.common.vla_utils import make_att_2d_masks
+
+        prefix_pad = cache.pad_masks
+        batch, prefix_len = prefix_pad.shape
+        suffix_len = len(suffix_att)
+        suffix_pad = torch.ones(batch, suffix_len, dtype=torch.bool, device=prefix_pad.device)
+        att = torch.tensor(suffix_att, dtype=torch.float32, device=prefix_pad.device)
+        suffix_2d = make_att_2d_masks(suffix_pad, att[None, :].expand(batch, suffix_len))
+        prefix_2d = prefix_pad[:, None, :].expand(batch, suffix_len, prefix_len)
+        full = torch.cat([prefix_2d, suffix_2d], dim=2)
+        offsets = torch.sum(prefix_pad, dim=-1)[:, None]
+        position_ids = offsets + torch.cumsum(suffix_pad, dim=1) - 1
+        return full, position_ids, prefix_len
 
 
 class SmolVLAAdapter(_AdapterBase):
@@ -120,6 +174,46 @@ class SmolVLAAdapter(_AdapterBase):
             use_cache=True,
         )
         return PrefixCache(pad_masks=pad_masks, past_key_values=past_key_values)
+
+    def suffix_context(self, cache: PrefixCache) -> SuffixContext:
+        """Masks and positions of the action tokens against ``cache`` (once per observation)."""
+        full, position_ids, prefix_len = self._suffix_masks(cache, [1] * self.config.chunk_size)
+        return SuffixContext(full, position_ids, prefix_len)
+
+    def time_conditioning(
+        self, t: torch.Tensor, s: torch.Tensor, action_dtype: torch.dtype
+    ) -> torch.Tensor:
+        """The time half of ``action_time_mlp_in``'s input for a (t, s) step: (B, W).
+
+        Includes the target-time term exactly as the embedding's pre-hook adds it, so the
+        fast pass (which bypasses the hook) sees the same numbers as the eager pass.
+        """
+        width = self.model.vlm_with_expert.expert_hidden_size
+        time_emb = self._sinusoid(t, width).type(dtype=action_dtype)
+        extra = self._target_time_extra(t, s)
+        if extra is not None:
+            time_emb = time_emb + extra.to(action_dtype)
+        return time_emb
+
+    def expert_velocity(
+        self, cache: PrefixCache, ctx: SuffixContext, x_t: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
+        """One action-expert pass with precomputed time features and masks."""
+        model = self.model
+        action_emb = model.action_in_proj(x_t)
+        time_emb = cond[:, None, :].expand_as(action_emb)
+        mlp_in = model.action_time_mlp_in  # called functionally: its pre-hook is folded in cond
+        hidden = F.linear(torch.cat([action_emb, time_emb], dim=2), mlp_in.weight, mlp_in.bias)
+        hidden = model.action_time_mlp_out(F.silu(hidden))
+        outputs, _ = model.vlm_with_expert.forward(
+            attention_mask=ctx.attention_mask,
+            position_ids=ctx.position_ids,
+            past_key_values=cache.past_key_values,
+            inputs_embeds=[None, hidden],
+            use_cache=self.config.use_cache,
+        )
+        suffix_out = outputs[1][:, -self.config.chunk_size :].to(dtype=torch.float32)
+        return model.action_out_proj(suffix_out)
 
     def finalize(self, actions: torch.Tensor) -> torch.Tensor:
         """Drop action padding (and apply the Aloha encoding when the config asks for it)."""
@@ -163,6 +257,48 @@ class PI05Adapter(_AdapterBase):
             use_cache=True,
         )
         return PrefixCache(pad_masks=pad_masks, past_key_values=past_key_values)
+
+    def suffix_context(self, cache: PrefixCache) -> SuffixContext:
+        """4-D mask and positions of the action tokens against ``cache`` (once per observation)."""
+        from lerobot.policies.common.vla_utils import prepare_attention_masks_4d
+
+        suffix_att = [1] + [0] * (self.config.chunk_size - 1)
+        full, position_ids, prefix_len = self._suffix_masks(cache, suffix_att)
+        self.model.paligemma_with_expert.gemma_expert.model.config._attn_implementation = "eager"
+        return SuffixContext(prepare_attention_masks_4d(full), position_ids, prefix_len)
+
+    def time_conditioning(
+        self, t: torch.Tensor, s: torch.Tensor, action_dtype: torch.dtype
+    ) -> torch.Tensor:
+        """The expert's adaRMS conditioning for a (t, s) step: the whole time MLP, (B, W)."""
+        model = self.model
+        time_emb = self._sinusoid(t, model.action_in_proj.out_features).type(dtype=t.dtype)
+        if self.target_time is None:
+            hidden = model.time_mlp_in(time_emb)
+        else:
+            with self.target_time.jump(t, s):
+                hidden = model.time_mlp_in(time_emb)
+        return F.silu(model.time_mlp_out(F.silu(hidden)))
+
+    def expert_velocity(
+        self, cache: PrefixCache, ctx: SuffixContext, x_t: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
+        """One action-expert pass with precomputed adaRMS conditioning and masks.
+
+        The expert appends its keys/values to the prefix cache; the caller crops them off
+        (cheaper than LeRobot's per-step copy of the whole cache).
+        """
+        model = self.model
+        outputs, _ = model.paligemma_with_expert.forward(
+            attention_mask=ctx.attention_mask,
+            position_ids=ctx.position_ids,
+            past_key_values=cache.past_key_values,
+            inputs_embeds=[None, model.action_in_proj(x_t)],
+            use_cache=False,
+            adarms_cond=[None, cond],
+        )
+        suffix_out = outputs[1][:, -self.config.chunk_size :].to(dtype=torch.float32)
+        return model.action_out_proj(suffix_out)
 
     def finalize(self, actions: torch.Tensor) -> torch.Tensor:
         """Drop action padding."""

@@ -15,6 +15,7 @@ import torch
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.errors import CheckpointError, ObservationError
+from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES, FastSampler, compile_pass
 from snapflow_ros.runtime.sampling import euler_sample
 from snapflow_ros.runtime.types import ActionChunk, Observation, StageTimings
 
@@ -37,6 +38,12 @@ class RuntimeOptions:
     config/processor or the pi0.5 PaliGemma tokenizer (found automatically in the checkpoint's
     ``vlm/`` or ``tokenizer/`` subfolder).
     ``warmup``: number of warm-up predictions at load.
+    ``engine``: ``eager`` (LeRobot's denoise step, the reference), ``fast`` (per-step work
+    hoisted out of the loop, prompts padded to a fixed length; bit-identical to eager) or
+    ``compiled`` (``fast`` with the expert pass under ``torch.compile``).
+    ``compile_mode``: the ``torch.compile`` mode of the ``compiled`` engine
+    (``reduce-overhead`` uses CUDA graphs on a GPU).
+    ``compile_prefix``: also compile the prefix (vision + language) encoder.
     """
 
     device: str = "auto"
@@ -46,6 +53,22 @@ class RuntimeOptions:
     vlm_path: str | None = None
     tokenizer_path: str | None = None
     warmup: int = 1
+    engine: str = "eager"
+    compile_mode: str = "default"
+    compile_prefix: bool = False
+
+    def check(self) -> None:
+        """Raise :class:`CheckpointError` on an unknown dtype, engine or compile mode."""
+        if self.dtype not in DTYPES:
+            raise CheckpointError(f"unknown dtype {self.dtype!r} (float32 or bfloat16)")
+        if self.engine not in ENGINES:
+            raise CheckpointError(f"unknown engine {self.engine!r} ({', '.join(ENGINES)})")
+        if self.compile_mode not in COMPILE_MODES:
+            raise CheckpointError(
+                f"unknown compile_mode {self.compile_mode!r} ({', '.join(COMPILE_MODES)})"
+            )
+        if self.compile_prefix and self.engine != "compiled":
+            raise CheckpointError("compile_prefix needs engine 'compiled'")
 
 
 def resolve_device(device: str) -> str:
@@ -64,8 +87,7 @@ class PolicyRuntime:
 
     def __init__(self, checkpoint: str | Path, options: RuntimeOptions | None = None) -> None:
         self.options = options or RuntimeOptions()
-        if self.options.dtype not in DTYPES:
-            raise CheckpointError(f"unknown dtype {self.options.dtype!r} (float32 or bfloat16)")
+        self.options.check()
         self.device = resolve_device(self.options.device)
         loaded = ckpt.load_checkpoint(
             checkpoint, self.device, self.options.vlm_path, self.options.tokenizer_path
@@ -79,6 +101,10 @@ class PolicyRuntime:
             loaded.target_time.eval()
         self.adapter = make_adapter(self.policy, self.policy_type, loaded.target_time)
         self.preprocessor, self.postprocessor = loaded.preprocessor, loaded.postprocessor
+        self._fast: FastSampler | None = None
+        self._encode_prefix = self.adapter.encode_prefix
+        if self.options.engine != "eager":
+            self._set_up_fast_path()
         self.image_keys: list[str] = list(config.image_features)
         self.state_dim: int = int(config.input_features[STATE_KEY].shape[0])
         self.action_dim: int = self.adapter.action_dim()
@@ -89,6 +115,16 @@ class PolicyRuntime:
         for _ in range(max(0, self.options.warmup)):
             self.predict_chunk(self.dummy_observation())
         self.reset_noise(self.options.seed)
+
+    def _set_up_fast_path(self) -> None:
+        """Fixed prompt length, precomputed step tables and (optionally) compiled passes."""
+        pad_prompts_to_max_length(self.preprocessor)
+        compiled = self.options.engine == "compiled"
+        mode = self.options.compile_mode if compiled else None
+        self._fast = FastSampler(self.adapter, target_time=self.is_snapflow, compile_mode=mode)
+        if compiled and self.options.compile_prefix:
+            mode = self.options.compile_mode
+            self._encode_prefix = compile_pass(self.adapter.encode_prefix, mode)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -133,6 +169,7 @@ class PolicyRuntime:
             "action_dim": self.action_dim,
             "chunk_size": self.chunk_size,
             "default_num_steps": self.default_num_steps,
+            "engine": self.options.engine,
         }
 
     # ------------------------------------------------------------------ observation handling
@@ -215,7 +252,8 @@ class PolicyRuntime:
         t_pre = time.perf_counter()
         with self._autocast():
             inputs = self.adapter.model_inputs(batch)
-            cache = self.adapter.encode_prefix(inputs)
+            cache = self._encode_prefix(inputs)
+            ctx = self._fast.prepare(cache) if self._fast is not None else None
             self._sync()
             t_prefix = time.perf_counter()
             if noise is None:
@@ -225,12 +263,16 @@ class PolicyRuntime:
                     device=self.device,
                     dtype=torch.float32,
                 )
-            actions = euler_sample(
-                lambda x, t, s: self.adapter.velocity(cache, x, t, s),
-                noise.to(self.device),
-                steps,
-                target_time=self.is_snapflow,
-            )
+            noise = noise.to(self.device)
+            if self._fast is not None:
+                actions = self._fast.sample(cache, ctx, noise, steps)
+            else:
+                actions = euler_sample(
+                    lambda x, t, s: self.adapter.velocity(cache, x, t, s),
+                    noise,
+                    steps,
+                    target_time=self.is_snapflow,
+                )
         self._sync()
         t_denoise = time.perf_counter()
         actions = self.postprocessor(self.adapter.finalize(actions.float()))
@@ -246,6 +288,17 @@ class PolicyRuntime:
             total=end - start,
         )
         return ActionChunk(actions=out, stamp=float(obs.stamp), num_steps=steps, timings=timings)
+
+
+def pad_prompts_to_max_length(preprocessor: Any) -> None:
+    """Make the tokenizer step pad every prompt to its max length (static prefix shapes)."""
+    found = False
+    for step in getattr(preprocessor, "steps", []):
+        if hasattr(step, "padding") and hasattr(step, "max_length"):
+            step.padding = "max_length"
+            found = True
+    if not found:
+        raise CheckpointError("the checkpoint's preprocessor has no tokenizer step to pad prompts")
 
 
 def _describe(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""The runtime latency benchmark in its CI-sized form (tiny models, one repeat)."""
+"""The runtime latency benchmark in its CI-sized form (tiny models, few repeats)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,34 @@ def test_tiny_benchmark_writes_table_and_json(tmp_path, capsys, monkeypatch, tin
     monkeypatch.setenv("SNAPFLOW_CACHE", str(tiny_cache.parent / "bench_cache"))
     out = tmp_path / "bench.json"
     code = runtime_latency.main(
-        ["--policies", "smolvla,pi05", "--steps", "1,10", "--repeats", "2", "--out", str(out)]
-    )
+        [
+            "--policies", "smolvla,pi05", "--steps", "1,10", "--repeats", "2",
+            "--engines", "eager,fast", "--device", "cpu", "--out", str(out),
+        ]
+    )  # fmt: skip
     assert code == 0
     table = capsys.readouterr().out
-    assert table.count("| smolvla | tiny |") == 2 and table.count("| pi05 | tiny |") == 2
+    for policy in ("smolvla", "pi05"):
+        for engine in ("eager", "fast"):
+            assert table.count(f"| {policy} | tiny | float32 | {engine} |") == 2
     report = json.loads(out.read_text())
     assert report["machine"]["cpu_count"] >= 1
+    assert report["settings"]["engines"] == ["eager", "fast"]
+    assert len(report["rows"]) == 4
     for row in report["rows"]:
         assert set(row["steps"]) == {"1", "10"}
         one, ten = row["steps"]["1"], row["steps"]["10"]
-        assert 0 < one["prefix"]["median_ms"] <= one["prefix"]["p90_ms"]
+        for stage in ("preprocess", "prefix", "denoise", "postprocess", "total"):
+            assert 0 < one[stage]["median_ms"] <= one[stage]["p90_ms"]
         assert ten["denoise"]["median_ms"] > one["denoise"]["median_ms"]
         assert row["ratio_10_to_1"]["denoise"] == pytest.approx(
             ten["denoise"]["median_ms"] / one["denoise"]["median_ms"]
+        )
+        eager = next(
+            r for r in report["rows"] if r["policy"] == row["policy"] and r["engine"] == "eager"
+        )
+        assert row["speedup_vs_eager"]["1"]["total"] == pytest.approx(
+            eager["steps"]["1"]["total"]["median_ms"] / one["total"]["median_ms"]
         )
 
 
@@ -38,6 +52,9 @@ def test_tiny_benchmark_writes_table_and_json(tmp_path, capsys, monkeypatch, tin
         ["--steps", "0"],
         ["--steps", "a"],
         ["--repeats", "0"],
+        ["--engines", "turbo"],
+        ["--dtypes", "float16"],
+        ["--compile-mode", "fastest"],
     ],
 )
 def test_bad_arguments_exit_2(argv, capsys):

@@ -1,0 +1,189 @@
+"""The benchmark suite: runtime stages, node overhead, LIBERO sim rate, distillation throughput.
+
+Usage::
+
+    snapflow_bench                         # CI-sized: tiny models, short runs (minutes, CPU)
+    snapflow_bench --profile full          # tiny + full-size models, fp32 + bf16, longer runs
+    snapflow_bench --sections runtime --device cuda --out-dir artifacts/bench_gpu
+
+Each section is its own module, run in its own process (own torch threads, no state shared
+between sections), and can be run alone with finer options:
+
+========  ==========================================  ==========================================
+section   module                                      measures
+========  ==========================================  ==========================================
+runtime   ``snapflow_ros.bench.runtime_latency``      preprocess / prefix / denoise step /
+                                                      postprocess per policy, size, dtype,
+                                                      engine (eager, fast, compiled) and step
+                                                      count; 10/1 and engine ratios in one run
+node      ``snapflow_ros.bench.node_overhead``        ROS node overhead over the bare runtime,
+                                                      command rate and jitter
+sim       ``snapflow_ros.bench.libero_sim``           LIBERO physics / render step rate
+distill   ``snapflow_training.bench_throughput``      distillation samples/s
+========  ==========================================  ==========================================
+
+Writes ``<out-dir>/<section>.json`` (each with machine, versions and settings),
+``<out-dir>/suite.json`` (all of them, plus status and duration of each section) and
+``<out-dir>/suite.md`` (the tables); prints the tables. A section that fails or cannot run
+here (for example LIBERO not installed) is recorded as such and the others still run; the
+exit code is 1 when a section failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from snapflow_ros.bench.machine import machine_info, resolve_device
+
+SECTIONS = ("runtime", "node", "sim", "distill")
+MODULES = {
+    "runtime": "snapflow_ros.bench.runtime_latency",
+    "node": "snapflow_ros.bench.node_overhead",
+    "sim": "snapflow_ros.bench.libero_sim",
+    "distill": "snapflow_training.bench_throughput",
+}
+PROFILES: dict[str, dict[str, list[str]]] = {
+    "ci": {
+        "runtime": [
+            "--sizes", "tiny", "--steps", "1,2,5,10", "--engines", "eager,fast,compiled",
+            "--dtypes", "float32", "--repeats", "5",
+        ],
+        "node": ["--duration", "5", "--rate", "50", "--repeats", "20"],
+        "sim": ["--sizes", "128", "--steps", "10", "--lockstep-sizes", ""],
+        "distill": ["--size", "tiny", "--steps", "10", "--batch-size", "8"],
+    },
+    "full": {
+        "runtime": [
+            "--sizes", "tiny,full", "--steps", "1,2,5,10", "--engines", "eager,fast,compiled",
+            "--dtypes", "float32,bfloat16", "--repeats", "5",
+        ],
+        "node": [],
+        "sim": [],
+        "distill": ["--size", "full", "--steps", "6", "--batch-size", "2",
+                    "--dtypes", "float32,bfloat16"],
+    },
+}  # fmt: skip
+DEVICE_SECTIONS = ("runtime", "distill")  # sections that take --device
+
+
+def unavailable_reason(section: str) -> str | None:
+    """Why ``section`` cannot run in this environment (None: it can)."""
+    if section == "sim" and importlib.util.find_spec("libero") is None:
+        return "LIBERO is not installed (requirements/libero.txt)"
+    if section == "distill" and importlib.util.find_spec("snapflow_training") is None:
+        return "the training package (snapflow_training) is not installed"
+    if section == "node" and importlib.util.find_spec("rclpy") is None:
+        return "rclpy is not importable"
+    return None
+
+
+def section_command(section: str, profile: str, device: str, out: Path) -> list[str]:
+    """The command line that runs one section."""
+    args = [*PROFILES[profile][section], "--out", str(out)]
+    if section in DEVICE_SECTIONS:
+        args += ["--device", device]
+    return [sys.executable, "-m", MODULES[section], *args]
+
+
+def run_section(section: str, profile: str, device: str, out_dir: Path) -> dict[str, Any]:
+    """Run one section in its own process; returns its status, duration and JSON result."""
+    entry: dict[str, Any] = {"section": section, "module": MODULES[section]}
+    reason = unavailable_reason(section)
+    if reason is not None:
+        print(f"[suite] {section}: skipped ({reason})", file=sys.stderr, flush=True)
+        return {**entry, "status": "skipped", "reason": reason}
+    out = out_dir / f"{section}.json"
+    out.unlink(missing_ok=True)
+    cmd = section_command(section, profile, device, out)
+    entry["command"] = " ".join(c if c else "''" for c in cmd[1:])
+    print(f"[suite] {section}: {entry['command']}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    entry["seconds"] = round(time.perf_counter() - start, 1)
+    entry["exit_code"] = proc.returncode
+    if proc.returncode != 0 or not out.exists():
+        entry["status"] = "failed"
+        entry["output_tail"] = proc.stdout[-3000:]
+        print(f"[suite] {section}: FAILED (exit {proc.returncode})", file=sys.stderr)
+        print(entry["output_tail"], file=sys.stderr)
+        return entry
+    entry["status"] = "ok"
+    entry["result"] = json.loads(out.read_text())
+    return entry
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The suite's tables, one section after another."""
+    machine = report["machine"]
+    gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
+    lines = [
+        f"# snapflow_ros benchmark suite ({report['profile']})",
+        "",
+        f"Machine: {machine['cpu']} ({machine['cpu_count']} cores, "
+        f"{machine.get('memory_gb', '?')} GB){gpu}; torch {machine['versions']['torch']}, "
+        f"lerobot {machine['versions']['lerobot']}; device {report['device']}.",
+    ]
+    for entry in report["sections"]:
+        lines += ["", f"## {entry['section']} ({entry['status']})", ""]
+        if entry["status"] == "ok":
+            lines += [f"`{entry['command']}` ({entry['seconds']} s)", ""]
+            lines.append(entry["result"].get("markdown", "(no table)"))
+        elif entry["status"] == "skipped":
+            lines.append(f"skipped: {entry['reason']}")
+        else:
+            lines.append(f"failed (exit {entry['exit_code']}): `{entry['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(
+        prog="snapflow_bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="Each section can also be run alone: python -m <module> --help.",
+    )
+    p.add_argument("--profile", choices=tuple(PROFILES), default="ci")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma list of sections")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--out-dir", type=Path, default=Path("artifacts/bench"))
+    args = p.parse_args(argv)
+    args.sections = [s for s in args.sections.split(",") if s]
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown or not args.sections:
+        p.error(f"--sections: unknown {unknown} (choose from {', '.join(SECTIONS)})")
+    if args.device != "auto" and args.device != "cpu" and not args.device.startswith("cuda"):
+        p.error(f"--device: expected auto, cpu, cuda or cuda:N, got {args.device!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected sections; print and write the combined report."""
+    args = parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    sections = [run_section(s, args.profile, args.device, args.out_dir) for s in args.sections]
+    report = {
+        "benchmark": "suite",
+        "profile": args.profile,
+        "device": args.device,
+        "started": started,
+        "machine": machine_info(resolve_device(args.device)),
+        "sections": sections,
+    }
+    text = markdown(report)
+    (args.out_dir / "suite.json").write_text(json.dumps(report, indent=2))
+    (args.out_dir / "suite.md").write_text(text)
+    print(text)
+    print(f"[suite] wrote {args.out_dir / 'suite.json'} and suite.md", file=sys.stderr)
+    return 1 if any(s["status"] == "failed" for s in sections) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
