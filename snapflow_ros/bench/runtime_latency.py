@@ -62,7 +62,7 @@ def _row(runtime: PolicyRuntime, samples: dict[int, list], load_s: float) -> dic
         }
     row: dict[str, Any] = {
         "policy": runtime.policy_type,
-        "engine": runtime.options.engine,
+        "engine": runtime.options.engine + ("+prefix" if runtime.options.compile_prefix else ""),
         "dtype": runtime.options.dtype,
         "params_m": round(sum(p.numel() for p in runtime.policy.parameters()) / 1e6, 1),
         "load_s": round(load_s, 1),
@@ -94,7 +94,10 @@ def bench_one(
     runtimes, load_s = {}, {}
     for engine in engines:
         t0 = time.perf_counter()
-        runtimes[engine] = PolicyRuntime(checkpoint, replace(options, engine=engine))
+        compile_prefix = options.compile_prefix and engine == "compiled"
+        runtimes[engine] = PolicyRuntime(
+            checkpoint, replace(options, engine=engine, compile_prefix=compile_prefix)
+        )
         load_s[engine] = time.perf_counter() - t0  # includes warm-up (and compilation)
     obs = runtimes[engines[0]].dummy_observation()
     obs.task = "pick up the black bowl and place it on the plate"
@@ -172,6 +175,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--engines", default="eager,fast", help="comma list: eager,fast,compiled (see README)"
     )
     p.add_argument("--compile-mode", default="default", choices=COMPILE_MODES)
+    p.add_argument(
+        "--compile-prefix", action="store_true", help="compiled engine: also compile the prefix"
+    )
     p.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = p.parse_args(argv)
     try:
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     warmup=1,
                     seed=0,
                     compile_mode=args.compile_mode,
+                    compile_prefix=args.compile_prefix,
                 )
                 rows.extend(
                     bench_one(policy_type, size, args.steps, repeats, options, args.engines)
@@ -243,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             "dtypes": args.dtypes,
             "engines": list(args.engines),
             "compile_mode": args.compile_mode,
+            "compile_prefix": args.compile_prefix,
             "device": args.device,
             "argv": argv if argv is not None else sys.argv[1:],
         },

@@ -16,6 +16,8 @@ runtime   ``snapflow_ros.bench.runtime_latency``      preprocess / prefix / deno
                                                       postprocess per policy, size, dtype,
                                                       engine (eager, fast, compiled) and step
                                                       count; 10/1 and engine ratios in one run
+profile   ``snapflow_ros.bench.stage_profile``        one-step chunk split into vision encoder,
+                                                      projector, language prefix, expert, rest
 node      ``snapflow_ros.bench.node_overhead``        ROS node overhead over the bare runtime,
                                                       command rate and jitter
 sim       ``snapflow_ros.bench.libero_sim``           LIBERO physics / render step rate
@@ -42,9 +44,10 @@ from typing import Any
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
 
-SECTIONS = ("runtime", "node", "sim", "distill")
+SECTIONS = ("runtime", "profile", "node", "sim", "distill")
 MODULES = {
     "runtime": "snapflow_ros.bench.runtime_latency",
+    "profile": "snapflow_ros.bench.stage_profile",
     "node": "snapflow_ros.bench.node_overhead",
     "sim": "snapflow_ros.bench.libero_sim",
     "distill": "snapflow_training.bench_throughput",
@@ -55,6 +58,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
             "--sizes", "tiny", "--steps", "1,2,5,10", "--engines", "eager,fast,compiled",
             "--dtypes", "float32", "--repeats", "5",
         ],
+        "profile": ["--size", "tiny", "--steps", "1", "--engine", "fast"],
         "node": ["--duration", "5", "--rate", "50", "--repeats", "20"],
         "sim": ["--sizes", "128", "--steps", "10", "--lockstep-sizes", ""],
         "distill": ["--size", "tiny", "--steps", "10", "--batch-size", "8"],
@@ -64,13 +68,14 @@ PROFILES: dict[str, dict[str, list[str]]] = {
             "--sizes", "tiny,full", "--steps", "1,2,5,10", "--engines", "eager,fast,compiled",
             "--dtypes", "float32,bfloat16", "--repeats", "5",
         ],
+        "profile": ["--size", "full", "--steps", "1", "--engine", "compiled", "--repeats", "3"],
         "node": [],
         "sim": [],
         "distill": ["--size", "full", "--steps", "6", "--batch-size", "2",
                     "--dtypes", "float32,bfloat16"],
     },
 }  # fmt: skip
-DEVICE_SECTIONS = ("runtime", "distill")  # sections that take --device
+DEVICE_SECTIONS = ("runtime", "profile", "distill")  # sections that take --device
 
 
 def unavailable_reason(section: str) -> str | None:
