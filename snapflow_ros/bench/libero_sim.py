@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--steps and --episode-steps must be >= 1, --sizes not empty")
 
     from snapflow_ros.bench.machine import machine_info
+    from snapflow_ros.bench.report import emit
     from snapflow_ros.sim import prepare_libero
 
     paths = prepare_libero()
@@ -210,11 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench_lockstep(size, args.episode_steps, fast, args.domain_id, Path(tmp) / str(i))
             )
     result["load_average_after"] = os.getloadavg()
-    text = markdown(result)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({**result, "markdown": text}, indent=2))
+    emit(result, markdown(result), args.out)
     return 0
 
 

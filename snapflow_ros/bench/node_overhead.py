@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from snapflow_ros.bench.machine import machine_info
+    from snapflow_ros.bench.report import emit
     from snapflow_ros.cli.demo import find_config, isolate_dds
     from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
 
@@ -370,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             ["python -m snapflow_ros.bench.node_overhead", *(argv or sys.argv[1:])]
         ),
     }
-    text = table(result)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**result, "markdown": text}, indent=2))
-    print(f"\nwrote {args.out}")
+    emit(result, table(result), args.out)
     return 0 if node["exit_code"] == 0 and node["chunks"] > 0 else 1
 
 

@@ -14,7 +14,6 @@ same run, the 10-step / 1-step ratio of denoise time and of total time.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
+from snapflow_ros.bench.report import emit
 from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES
@@ -256,12 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": rows,
     }
-    text = markdown(rows)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({**report, "markdown": text}, indent=2))
-        print(f"[bench] wrote {args.out}", file=sys.stderr)
+    emit(report, markdown(rows), args.out)
     return 0
 
 

@@ -16,7 +16,6 @@ to attack next for the latency targets.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
+from snapflow_ros.bench.report import emit
 from snapflow_ros.bench.runtime_latency import spec_for
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
@@ -179,18 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     for policy_type in args.policies:
         print(f"[profile] {policy_type}/{args.size}/{args.engine}", file=sys.stderr)
         rows.append(profile_one(policy_type, args.size, args.steps, args.repeats, options))
-    text = markdown(rows)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "benchmark": "stage_profile",
-            "machine": machine_info(resolve_device(args.device)),
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "rows": rows,
-            "markdown": text,
-        }
-        args.out.write_text(json.dumps(report, indent=2))
+    report = {
+        "benchmark": "stage_profile",
+        "machine": machine_info(resolve_device(args.device)),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "rows": rows,
+    }
+    emit(report, markdown(rows), args.out)
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import queue
-import signal
 import sys
 import threading
 import time
@@ -42,17 +41,16 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 
 from snapflow_ros.control import Throttle
+from snapflow_ros.nodes.process import init_ros, spin
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image_fields, stamp_to_ns
 from snapflow_ros.sim import (
     ARM_JOINTS,
@@ -764,16 +762,7 @@ class LiberoBridge(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``libero_bridge`` (Ctrl-C / SIGTERM: clean stop; setup errors: exit 1)."""
-    rclpy.init(
-        args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
-    )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = init_ros(args)
     try:
         node = LiberoBridge()
     except (ValueError, ParameterException) as exc:
@@ -792,29 +781,15 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 1
     node.get_logger().info(f"LIBERO assets {paths.assets}, rendering with {paths.gl_backend}")
-    # One executor thread (see policy_node.main: rclpy's MultiThreadedExecutor busy-loops and
-    # holds the GIL; here it slowed lock-step episodes from 5.96 to 4.50 steps/s). Services
-    # wait for the simulation thread, which never needs the executor.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    node.start(paths)
-    code = 0
+    node.start(paths)  # services wait for the simulation thread, which never needs the executor
     try:
-        while rclpy.ok() and not stop.is_set() and not node.fatal:
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin(node, stop, done=lambda: node.fatal)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         node.stop()
-        if node.fatal:
-            code = 1
         node.get_logger().info("libero bridge stopped")
-        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    return 1 if node.fatal else 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import array
 import contextlib
 import json
 import math
-import signal
 import sys
 import threading
 import time
@@ -34,7 +33,6 @@ from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import (
@@ -44,7 +42,6 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
 from std_srvs.srv import Trigger
@@ -73,6 +70,7 @@ from snapflow_ros.nodes.params import (
     coerce,
     validate_value,
 )
+from snapflow_ros.nodes.process import init_ros, spin
 from snapflow_ros.ros_conversions import (
     array_values,
     compressed_to_rgb,
@@ -1102,44 +1100,18 @@ class PolicyNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of the ``policy_node`` executable (Ctrl-C / SIGTERM: clean shutdown)."""
-    rclpy.init(
-        args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
-    )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = init_ros(args)
     node = PolicyNode()
-    # One executor thread: rclpy's MultiThreadedExecutor busy-loops while a callback of a
-    # mutually exclusive group runs and another entity of the group is ready; that loop holds
-    # the GIL and starved the inference thread (tiny model: p50 7 ms, p95 1.5 s, commands at
-    # 3.7 Hz instead of 50 Hz). Callbacks here are short; inference has its own thread.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     try:
         node.autostart()
-        while rclpy.ok() and not stop.is_set() and node.state_label != "finalized":
-            try:
-                executor.spin_once(timeout_sec=0.1)
-            except ExternalShutdownException:
-                raise
-            except Exception as exc:  # a failed callback must not end the node
-                node.get_logger().error(f"callback failed: {type(exc).__name__}: {exc}")
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin(node, stop, done=lambda: node.state_label == "finalized")
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             if node.state_label != "finalized":
                 node.trigger_shutdown()
         except Exception as exc:  # already shut down, or the context is gone
             node.get_logger().debug(f"shutdown transition: {exc}")
         node.get_logger().info("policy node stopped")
-        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

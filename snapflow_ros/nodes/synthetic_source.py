@@ -10,20 +10,17 @@ Run: ``synthetic_source --ros-args -p cameras:="[front, wrist]" -p camera_rate:=
 from __future__ import annotations
 
 import math
-import signal
 import sys
-import threading
 from typing import Any
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
+from snapflow_ros.nodes.process import init_ros, spin
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_compressed, rgb_to_image
 
 DEFAULT_JOINTS = [
@@ -146,22 +143,11 @@ def _header(ns: int):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``synthetic_source`` (Ctrl-C / SIGTERM: clean exit)."""
-    rclpy.init(
-        args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = init_ros(args)
     node = SyntheticSource()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     try:
-        while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin(node, stop)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -13,6 +13,8 @@ from typing import Any
 
 from snapflow_ros.bags.io import BagMessage, BagReader, BagWriter, deserialize, typestore
 
+from ..nodes.harness import LoggedProcess
+
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "test" / "data" / "golden"
 GOLDEN_INPUTS = GOLDEN / "inputs"
@@ -179,41 +181,11 @@ def read_mcap_records(path: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- processes
-class Proc:
+class Proc(LoggedProcess):
     """A console script in its own process group, output in a log file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("w")
-        self.proc = subprocess.Popen(
-            [exe(args[0]), *args[1:]],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def __enter__(self) -> Proc:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()  # never leave it running when a test fails half-way
-
-    def log(self) -> str:
-        """Everything printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = 2, timeout: float = 30.0) -> int:
-        """Send ``sig`` (SIGINT by default) and wait; kill after ``timeout``."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-        return self.proc.returncode
+        super().__init__([exe(args[0]), *args[1:]], env, log)
 
 
 def golden_spec() -> Any:

@@ -99,27 +99,41 @@ def policy_node_executable() -> str:
     return exe
 
 
-class NodeProcess:
-    """``policy_node --ros-args --params-file FILE [-p k:=v ...]`` in its own process."""
+def call_service(node: Any, srv_type: type, name: str, request: Any, timeout: float) -> Any:
+    """Call service ``name`` from ``node`` (spun elsewhere); waits for it to appear."""
+    client = node.create_client(srv_type, name)
+    try:
+        wait_for(client.service_is_ready, timeout, f"service {name}")
+        future = client.call_async(request)
+        wait_for(future.done, timeout, f"reply of {name}")
+        return future.result()
+    finally:
+        node.destroy_client(client)
 
-    def __init__(
-        self, params_file: Path, domain: int, log_path: Path, extra_args: list[str] | None = None
-    ) -> None:
+
+class LoggedProcess:
+    """A command in its own process group, its output in a log file; a context manager."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        cmd = [policy_node_executable(), "--ros-args", "--params-file", str(params_file)]
-        for arg in extra_args or []:
-            cmd += ["-p", arg]
         self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             cmd,
-            env=ros_env(domain),
+            env=env,
+            stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
+    def __enter__(self) -> LoggedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()  # never leave it running when a test fails half-way
+
     def log(self) -> str:
-        """Everything the node printed so far."""
+        """Everything the process printed so far."""
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
@@ -137,6 +151,18 @@ class NodeProcess:
                 self.proc.wait(10)
         self._log.close()
         return self.proc.returncode
+
+
+class NodeProcess(LoggedProcess):
+    """``policy_node --ros-args --params-file FILE [-p k:=v ...]`` in its own process."""
+
+    def __init__(
+        self, params_file: Path, domain: int, log_path: Path, extra_args: list[str] | None = None
+    ) -> None:
+        cmd = [policy_node_executable(), "--ros-args", "--params-file", str(params_file)]
+        for arg in extra_args or []:
+            cmd += ["-p", arg]
+        super().__init__(cmd, ros_env(domain), log_path)
 
 
 @dataclass
@@ -362,14 +388,7 @@ class Harness:
     # ------------------------------------------------------------------ services
     def call(self, srv_type: type, name: str, request: Any, timeout: float = 60.0) -> Any:
         """Call a service (waits for it to appear)."""
-        client = self.node.create_client(srv_type, name)
-        try:
-            wait_for(client.service_is_ready, timeout, f"service {name}")
-            future = client.call_async(request)
-            wait_for(future.done, timeout, f"reply of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        return call_service(self.node, srv_type, name, request, timeout)
 
     def trigger(self, name: str) -> Trigger.Response:
         """Call a std_srvs/Trigger service of the node (``reset``, ``pause``, ``resume``)."""

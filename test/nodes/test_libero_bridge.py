@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,30 +38,14 @@ from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 from snapflow_ros.sim import ARM_JOINTS, GRIPPER_JOINTS, LEROBOT_STATE_NAMES
 
+from .harness import LoggedProcess, call_service, ros_env, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = (os.getpid() * 7 + 53) % 100 + 1
 NS = f"/lb{os.getpid()}"
 DT_NS = 50_000_000
 LEAD_NS = 10_000
 EPISODE = 25
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    e.pop("ROS_LOCALHOST_ONLY", None)
-    e["PYTHONUNBUFFERED"] = "1"
-    return e
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def params_file(base: str, key: str, overrides: dict[str, Any], out: Path) -> Path:
@@ -79,43 +61,15 @@ def params_file(base: str, key: str, overrides: dict[str, Any], out: Path) -> Pa
     return out
 
 
-class Proc:
-    """An executable of this package in its own process group, logging to a file."""
+class Proc(LoggedProcess):
+    """An executable of this package in the test namespace, logging to a file."""
 
     def __init__(self, exe: str, params: Path, log: Path, extra: list[str] | None = None) -> None:
-        self.log_path = log
-        self._log = open(log, "w")  # noqa: SIM115 (closed in stop)
         cmd = [
             str(Path(sys.executable).parent / exe),
-            "--ros-args",
-            "--params-file",
-            str(params),
-            "-r",
-            f"__ns:={NS}",
-            *(extra or []),
-        ]
-        self.proc = subprocess.Popen(
-            cmd,
-            env=env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-        return self.proc.returncode
+            "--ros-args", "--params-file", str(params), "-r", f"__ns:={NS}", *(extra or []),
+        ]  # fmt: skip
+        super().__init__(cmd, ros_env(DOMAIN), log)
 
 
 class Probe:
@@ -178,14 +132,7 @@ class Probe:
         return stamp_to_ns(images[-1].header.stamp) if images else 0
 
     def call(self, srv_type: type, name: str, request: Any, timeout: float = 120.0) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            wait_for(client.service_is_ready, timeout, f"service {name}")
-            future = client.call_async(request)
-            wait_for(future.done, timeout, f"answer of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        return call_service(self.node, srv_type, name, request, timeout)
 
     def trigger(self, name: str) -> Trigger.Response:
         return self.call(Trigger, name, Trigger.Request())

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
+from snapflow_ros.bench.report import emit
 from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
 from snapflow_training.distill import distill
 from snapflow_training.run_support import LOG_FILE
@@ -153,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "rows": rows,
     }
-    text = markdown(rows)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({**report, "markdown": text}, indent=2))
+    emit(report, markdown(rows), args.out)
     return 0
 
 
