@@ -488,7 +488,8 @@ class PolicyNode(LifecycleNode):
         self._worker.start()
         desc = runtime.describe()
         self.get_logger().info(
-            f"configured: {desc['policy_type']} (snapflow={desc['snapflow']}) on {desc['device']}, "
+            f"configured: {desc['policy_type']} (snapflow={desc['snapflow']}) on {desc['device']} "
+            f"({desc['dtype']}, engine {desc['engine']}), "
             f"cameras {[c.key for c in cfg.cameras]}, state {desc['state_dim']}, "
             f"actions {dim} x {desc['chunk_size']} at {cfg['control_rate']} Hz, "
             f"steps {self._num_steps() or desc['default_num_steps']}, "

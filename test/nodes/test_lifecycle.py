@@ -31,6 +31,7 @@ def managed(tiny_smolvla_dir, tmp_path_factory):
         {
             "policy_path": str(tiny_smolvla_dir),
             "autostart": False,
+            "engine": "fast",
             "control_rate": 20.0,
             "num_steps": 1,
             "torch_threads": 1,
@@ -111,6 +112,7 @@ def test_configure_gives_inactive_node_without_commands(managed):
     report = harness.latest_report()
     assert report["state"] == "inactive" and report["configure_error"] == ""
     assert report["policy"]["action_dim"] == len(ACTIONS)
+    assert report["policy"]["engine"] == "fast"
 
 
 def test_activate_commands_at_the_overridden_rate(managed):

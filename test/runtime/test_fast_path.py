@@ -50,6 +50,24 @@ def test_fast_engine_is_bit_identical_to_eager(checkpoints, kind):
             )
 
 
+def test_fast_engine_is_bit_identical_to_eager_under_bfloat16_autocast(checkpoints):
+    eager = _runtime(checkpoints["snapflow"], dtype="bfloat16")
+    fp32 = _runtime(checkpoints["snapflow"])
+    for rt in (eager, fp32):
+        pad_prompts_to_max_length(rt.preprocessor)
+    fast = _runtime(checkpoints["snapflow"], dtype="bfloat16", engine="fast")
+    obs = make_observation(eager, seed=2)
+    for steps in (1, 10):
+        noise = _noise(eager)
+        bf16 = fast.predict_chunk(obs, num_steps=steps, noise=noise).actions
+        np.testing.assert_array_equal(
+            bf16, eager.predict_chunk(obs, num_steps=steps, noise=noise).actions
+        )
+        reference = fp32.predict_chunk(obs, num_steps=steps, noise=noise).actions
+        assert not np.array_equal(bf16, reference)  # autocast did run in bfloat16
+        assert np.abs(bf16 - reference).max() < 0.02 * np.abs(reference).max()
+
+
 def test_fast_engine_matches_unpadded_eager_within_tolerance(checkpoints):
     eager = _runtime(checkpoints["snapflow"])
     fast = _runtime(checkpoints["snapflow"], engine="fast")
