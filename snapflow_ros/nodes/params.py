@@ -52,7 +52,8 @@ PARAMS: list[ParamSpec] = [
         "engine",
         "eager",
         "`eager` (LeRobot's denoise step, the reference), `fast` (per-step work hoisted out "
-        "of the loop, fixed prompt length; same numbers) or `compiled` (`fast` + torch.compile "
+        "of the loop, fixed prompt length, bf16 weights with `dtype: bfloat16`; same numbers "
+        "in float32) or `compiled` (`fast` + torch.compile "
         "of the expert pass; compiles during warm-up).",
     ),
     ParamSpec(

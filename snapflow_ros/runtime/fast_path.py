@@ -106,6 +106,22 @@ class FastSampler:
         return x
 
 
+def cast_matrix_weights(module: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Store the weights of every ``Linear`` / ``Conv2d`` of ``module`` in ``dtype``.
+
+    Under autocast these are exactly the weights cast for every matrix product, on every
+    prediction (for pi0.5 about 16 GB read and 8 GB written per chunk); stored in bfloat16 they
+    are cast once, and take half the memory. Norms and embeddings keep their precision.
+    Returns the number of modules cast.
+    """
+    count = 0
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Linear | torch.nn.Conv2d):
+            sub.to(dtype)
+            count += 1
+    return count
+
+
 def compile_pass(fn: Callable, mode: str, backend: str = "inductor") -> Callable:
     """``torch.compile`` for one model pass, with static shapes.
 

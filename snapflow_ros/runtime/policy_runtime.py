@@ -15,7 +15,13 @@ import torch
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.errors import CheckpointError, ObservationError
-from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES, FastSampler, compile_pass
+from snapflow_ros.runtime.fast_path import (
+    COMPILE_MODES,
+    ENGINES,
+    FastSampler,
+    cast_matrix_weights,
+    compile_pass,
+)
 from snapflow_ros.runtime.sampling import euler_sample
 from snapflow_ros.runtime.types import ActionChunk, Observation, StageTimings
 
@@ -39,7 +45,8 @@ class RuntimeOptions:
     ``vlm/`` or ``tokenizer/`` subfolder).
     ``warmup``: number of warm-up predictions at load.
     ``engine``: ``eager`` (LeRobot's denoise step, the reference), ``fast`` (per-step work
-    hoisted out of the loop, prompts padded to a fixed length; bit-identical to eager) or
+    hoisted out of the loop, prompts padded to a fixed length, with ``bfloat16`` the matrix
+    weights stored in bfloat16; bit-identical to eager in float32) or
     ``compiled`` (``fast`` with the expert pass under ``torch.compile``).
     ``compile_mode``: the ``torch.compile`` mode of the ``compiled`` engine
     (``reduce-overhead`` uses CUDA graphs on a GPU).
@@ -119,6 +126,10 @@ class PolicyRuntime:
     def _set_up_fast_path(self) -> None:
         """Fixed prompt length, precomputed step tables and (optionally) compiled passes."""
         pad_prompts_to_max_length(self.preprocessor)
+        if self.options.dtype != "float32":
+            cast_matrix_weights(self.policy, DTYPES[self.options.dtype])
+            if self.adapter.target_time is not None:
+                cast_matrix_weights(self.adapter.target_time, DTYPES[self.options.dtype])
         compiled = self.options.engine == "compiled"
         mode = self.options.compile_mode if compiled else None
         self._fast = FastSampler(self.adapter, target_time=self.is_snapflow, compile_mode=mode)

@@ -50,22 +50,29 @@ def test_fast_engine_is_bit_identical_to_eager(checkpoints, kind):
             )
 
 
-def test_fast_engine_is_bit_identical_to_eager_under_bfloat16_autocast(checkpoints):
-    eager = _runtime(checkpoints["snapflow"], dtype="bfloat16")
+def test_fast_engine_in_bfloat16_stores_matrix_weights_once_and_matches_eager(checkpoints):
+    eager = _runtime(checkpoints["snapflow"], dtype="bfloat16")  # autocast over fp32 weights
     fp32 = _runtime(checkpoints["snapflow"])
     for rt in (eager, fp32):
         pad_prompts_to_max_length(rt.preprocessor)
     fast = _runtime(checkpoints["snapflow"], dtype="bfloat16", engine="fast")
+    linear = [m for m in fast.policy.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(m.weight.dtype == torch.bfloat16 for m in linear)
+    assert fast.adapter.target_time.proj.weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in eager.policy.parameters())
     obs = make_observation(eager, seed=2)
     for steps in (1, 10):
         noise = _noise(eager)
         bf16 = fast.predict_chunk(obs, num_steps=steps, noise=noise).actions
-        np.testing.assert_array_equal(
-            bf16, eager.predict_chunk(obs, num_steps=steps, noise=noise).actions
-        )
+        autocast = eager.predict_chunk(obs, num_steps=steps, noise=noise).actions
         reference = fp32.predict_chunk(obs, num_steps=steps, noise=noise).actions
-        assert not np.array_equal(bf16, reference)  # autocast did run in bfloat16
-        assert np.abs(bf16 - reference).max() < 0.02 * np.abs(reference).max()
+        scale = np.abs(reference).max()
+        if fast.policy_type == "smolvla":  # autocast casts exactly these weights: same numbers
+            np.testing.assert_array_equal(bf16, autocast)
+        else:  # LeRobot's PI05 also runs its embeddings in bf16 when its weights are bf16
+            assert np.abs(bf16 - autocast).max() < 0.01 * scale
+        assert not np.array_equal(autocast, reference)  # autocast did run in bfloat16
+        assert np.abs(bf16 - reference).max() < 0.02 * scale
 
 
 def test_fast_engine_matches_unpadded_eager_within_tolerance(checkpoints):
