@@ -3,7 +3,6 @@ matching, and the golden bags themselves (no ROS processes)."""
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import sqlite3
 from pathlib import Path
@@ -31,6 +30,7 @@ from snapflow_ros.bags.io import (
 from snapflow_ros.bags.lockstep import StepPlanner
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 
+from ..import_scan import forbidden_imports
 from .helpers import (
     CHUNK_TOPIC,
     GOLDEN,
@@ -270,16 +270,7 @@ def test_matching_by_stamp_pairs_equal_stamps_in_order_and_counts_missing_extra(
 
 def test_bag_layer_never_imports_ros():
     forbidden = ("rclpy", "sensor_msgs", "std_msgs", "trajectory_msgs", "snapflow_ros.nodes")
-    offenders = []
-    for path in Path(snapflow_ros.bags.__file__).parent.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            offenders += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
-    assert offenders == []
+    assert forbidden_imports(Path(snapflow_ros.bags.__file__).parent, forbidden) == []
 
 
 # ---------------------------------------------------------------------------- the golden bags

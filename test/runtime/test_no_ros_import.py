@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -10,21 +9,14 @@ from pathlib import Path
 import snapflow_ros.fixtures
 import snapflow_ros.runtime
 
+from ..import_scan import forbidden_imports
+
 FORBIDDEN = ("rclpy", "launch", "sensor_msgs", "std_msgs", "trajectory_msgs", "snapflow_ros.nodes")
 LAYERS = [Path(snapflow_ros.runtime.__file__).parent, Path(snapflow_ros.fixtures.__file__).parent]
 
 
 def test_no_ros_import_in_runtime_sources():
-    offenders = []
-    for layer in LAYERS:
-        for path in layer.rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = []
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom):
-                    names = [node.module or ""]
-                offenders += [f"{path}: {n}" for n in names if n.startswith(FORBIDDEN)]
+    offenders = [o for layer in LAYERS for o in forbidden_imports(layer, FORBIDDEN)]
     assert offenders == []
 
 

@@ -26,6 +26,8 @@ from snapflow_ros.sim import (
 )
 from snapflow_ros.sim.libero_setup import ASSET_SUBDIRS, benchmark_root, probe_gl_backend
 
+from ..import_scan import forbidden_imports
+
 
 def _no_ros_bootstrap_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, **extra)
@@ -138,8 +140,6 @@ def test_axis_angle_matches_lerobot_processor():
 
 
 def test_sim_layer_never_imports_ros():
-    import ast
-
     import snapflow_ros.sim
 
     forbidden = (
@@ -151,13 +151,4 @@ def test_sim_layer_never_imports_ros():
         "snapflow_ros.nodes",
         "snapflow_ros.ros_conversions",
     )
-    offenders = []
-    for path in Path(snapflow_ros.sim.__file__).parent.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            offenders += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
-    assert offenders == []
+    assert forbidden_imports(Path(snapflow_ros.sim.__file__).parent, forbidden) == []
