@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from snapflow_ros.eval.processes import params_with_overrides
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GOLDEN = REPO / "test" / "data" / "golden"
@@ -78,15 +80,7 @@ CHUNK_TOPIC = "/policy_node/action_chunk"
 
 def params_dict(config: str, key: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """``config/<config>`` with ``overrides`` (dotted names) applied, as a params-file dict."""
-    base = yaml.safe_load((REPO / "config" / config).read_text())
-    params = base[f"/**/{key}"]["ros__parameters"]
-    for name, value in overrides.items():
-        node = params
-        *parents, leaf = name.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return base
+    return params_with_overrides(REPO / "config" / config, key, overrides)
 
 
 def ros_env(domain: int) -> dict[str, str]:

@@ -204,11 +204,11 @@ class Bench:
 
 def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run the node for ``args.duration`` s and compute overhead and jitter."""
-    from snapflow_ros.cli.demo import executable
+    from snapflow_ros.eval.processes import executable
 
     log = Path(tempfile.mkdtemp(prefix="node_overhead_")) / "policy_node.log"
     cmd = [
-        *executable("policy_node", "snapflow_ros.nodes.policy_node"),
+        *executable("policy_node"),
         "--ros-args",
         "--params-file",
         str(config),

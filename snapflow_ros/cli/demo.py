@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snapflow_ros.eval.processes import config_dir, executable
 
 NODE = "/policy_node"
 
@@ -59,27 +60,11 @@ def isolate_dds(domain_id: int | None) -> int:
 
 
 def find_config(name: str = "policy.yaml") -> Path:
-    """``config/<name>``: from the ament index (installed package) or next to the sources."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        path = Path(get_package_share_directory("snapflow_ros")) / "config" / name
-        if path.is_file():
-            return path
-    except Exception:  # not in an ament index (pip / editable install)
-        pass
-    import snapflow_ros
-
-    path = Path(snapflow_ros.__file__).resolve().parents[1] / "config" / name
+    """``config/<name>`` of the package (see :func:`snapflow_ros.eval.processes.config_dir`)."""
+    path = config_dir() / name
     if not path.is_file():
         raise SystemExit(f"snapflow_demo: cannot find config/{name} (pass --config)")
     return path
-
-
-def executable(name: str, module: str) -> list[str]:
-    """The installed console script ``name``, or ``python -m module``."""
-    exe = shutil.which(name, path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", module]
 
 
 # ---------------------------------------------------------------------------- monitor
@@ -263,13 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.control_rate:
         node_args += ["-p", f"control_rate:={float(args.control_rate)}"]
     node_cmd = [
-        *executable("policy_node", "snapflow_ros.nodes.policy_node"),
+        *executable("policy_node"),
         "--ros-args",
         "--params-file",
         str(config),
         *node_args,
     ]
-    source_cmd = [*executable("synthetic_source", "snapflow_ros.nodes.synthetic_source")]
+    source_cmd = [*executable("synthetic_source")]
     out = None if args.verbose else open(workdir / "policy_node.log", "w")  # noqa: SIM115
     src_out = open(workdir / "synthetic_source.log", "w")  # noqa: SIM115
     procs = {

@@ -22,14 +22,25 @@ import yaml
 import snapflow_ros
 
 LAUNCHERS = ("subprocess", "ros2launch")
-MODULES = {
+MODULES = {  # node executables of this package and their modules (``python -m`` fallback)
     "libero_bridge": "snapflow_ros.nodes.libero_bridge",
     "policy_node": "snapflow_ros.nodes.policy_node",
+    "synthetic_source": "snapflow_ros.nodes.synthetic_source",
 }
+EVAL_NODES = ("libero_bridge", "policy_node")  # what start_node starts
 
 
 def config_dir() -> Path:
-    """The package's ``config/`` folder (source tree, else ``<prefix>/share/snapflow_ros``)."""
+    """The package's ``config/`` folder: from the ament index (installed package), else next
+    to the sources, else ``<python prefix>/share/snapflow_ros/config``."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        installed = Path(get_package_share_directory("snapflow_ros")) / "config"
+        if installed.is_dir():
+            return installed
+    except Exception:  # not in an ament index (pip / editable install)
+        pass
     source = Path(snapflow_ros.__file__).resolve().parents[1] / "config"
     if source.is_dir():
         return source
@@ -47,8 +58,10 @@ def ros_env(domain: int | None = None, base: dict[str, str] | None = None) -> di
     return env
 
 
-def write_params(base_file: Path, node_key: str, overrides: dict[str, Any], out: Path) -> Path:
-    """Copy a ``/**/<node>:`` params file with ``overrides`` (dotted names) applied."""
+def params_with_overrides(
+    base_file: Path, node_key: str, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """A ``/**/<node>:`` params file's content with ``overrides`` (dotted names) applied."""
     data = yaml.safe_load(Path(base_file).read_text()) or {}
     key = next((k for k in data if str(k).rstrip("/").endswith(node_key)), f"/**/{node_key}")
     params = data.setdefault(key, {}).setdefault("ros__parameters", {})
@@ -58,6 +71,12 @@ def write_params(base_file: Path, node_key: str, overrides: dict[str, Any], out:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
+    return data
+
+
+def write_params(base_file: Path, node_key: str, overrides: dict[str, Any], out: Path) -> Path:
+    """Copy a ``/**/<node>:`` params file with ``overrides`` (dotted names) applied."""
+    data = params_with_overrides(base_file, node_key, overrides)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
@@ -130,7 +149,7 @@ def start_node(
     """Start ``libero_bridge`` or ``policy_node`` with ``params`` (directly or through launch)."""
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
-    if kind not in MODULES:
+    if kind not in EVAL_NODES:
         raise ValueError(f"unknown executable {kind!r}")
     if launcher == "ros2launch":
         ros2 = shutil.which("ros2")

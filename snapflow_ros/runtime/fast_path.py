@@ -50,14 +50,13 @@ class FastSampler:
         adapter: FlowPolicyAdapter,
         target_time: bool,
         compile_mode: str | None = None,
-        compile_backend: str = "inductor",
     ) -> None:
         self.adapter = adapter
         self.target_time = target_time
         self._tables: dict[tuple, StepTable] = {}
         expert: Callable = adapter.expert_velocity
         if compile_mode is not None:
-            expert = compile_pass(expert, compile_mode, compile_backend)
+            expert = compile_pass(expert, compile_mode)
         self._expert = expert
 
     def table(self, num_steps: int, noise: torch.Tensor) -> StepTable:
@@ -122,7 +121,7 @@ def cast_matrix_weights(module: torch.nn.Module, dtype: torch.dtype) -> int:
     return count
 
 
-def compile_pass(fn: Callable, mode: str, backend: str = "inductor") -> Callable:
+def compile_pass(fn: Callable, mode: str) -> Callable:
     """``torch.compile`` for one model pass, with static shapes.
 
     Boolean-mask indexing (SmolVLM's patch position ids) is traced as a data-dependent op
@@ -130,7 +129,7 @@ def compile_pass(fn: Callable, mode: str, backend: str = "inductor") -> Callable
     """
     if mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {mode!r}; one of {COMPILE_MODES}")
-    compiled = torch.compile(fn, mode=mode, backend=backend, dynamic=False)
+    compiled = torch.compile(fn, mode=mode, dynamic=False)
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:

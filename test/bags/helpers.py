@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,23 +12,13 @@ from typing import Any
 
 from snapflow_ros.bags.io import BagMessage, BagReader, BagWriter, deserialize, typestore
 
-from ..nodes.harness import LoggedProcess
+from ..nodes.harness import LoggedProcess, console_script
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "test" / "data" / "golden"
 GOLDEN_INPUTS = GOLDEN / "inputs"
 GOLDEN_OUTPUTS = GOLDEN / "outputs"
 CHUNK_TOPIC = "/policy_node/action_chunk"
-BIN = Path(sys.executable).parent
-
-
-def exe(name: str) -> str:
-    """Path of an installed console script of this venv."""
-    path = BIN / name
-    assert (
-        path.is_file()
-    ), f"{name} not installed: pip install --no-deps -e . after setup.py changes"
-    return str(path)
 
 
 @dataclass
@@ -49,7 +38,11 @@ class Run:
 def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> Run:
     """Run a console script, capture its output."""
     res = subprocess.run(
-        [exe(args[0]), *args[1:]], capture_output=True, text=True, env=env, timeout=timeout
+        [console_script(args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
     )
     return Run(res.returncode, res.stdout, res.stderr)
 
@@ -185,7 +178,7 @@ class Proc(LoggedProcess):
     """A console script in its own process group, output in a log file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        super().__init__([exe(args[0]), *args[1:]], env, log)
+        super().__init__([console_script(args[0]), *args[1:]], env, log)
 
 
 def golden_spec() -> Any:

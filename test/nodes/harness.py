@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -37,6 +35,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from snapflow_ros.eval import processes
 from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
 from snapflow_ros.ros_conversions import (
     ns_to_stamp_fields,
@@ -80,23 +79,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: floa
 
 def write_params(path: Path, overrides: dict[str, Any]) -> Path:
     """The default config/policy.yaml with ``overrides`` (dotted names) applied."""
-    base = yaml.safe_load((REPO / "config" / "policy.yaml").read_text())
-    params = base["/**/policy_node"]["ros__parameters"]
-    for name, value in overrides.items():
-        node = params
-        parts = name.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    path.write_text(yaml.safe_dump(base, sort_keys=False))
-    return path
+    return processes.write_params(REPO / "config" / "policy.yaml", "policy_node", overrides, path)
 
 
-def policy_node_executable() -> str:
-    """The installed ``policy_node`` console script (what launch runs)."""
-    exe = shutil.which("policy_node", path=str(Path(sys.executable).parent))
-    assert exe, "policy_node console script not installed: pip install -e . after setup.py changes"
-    return exe
+def console_script(name: str) -> str:
+    """Path of a console script installed in this venv (what launch runs)."""
+    path = Path(sys.executable).parent / name
+    assert (
+        path.is_file()
+    ), f"{name} not installed: pip install --no-deps -e . after setup.py changes"
+    return str(path)
 
 
 def call_service(node: Any, srv_type: type, name: str, request: Any, timeout: float) -> Any:
@@ -159,7 +151,7 @@ class NodeProcess(LoggedProcess):
     def __init__(
         self, params_file: Path, domain: int, log_path: Path, extra_args: list[str] | None = None
     ) -> None:
-        cmd = [policy_node_executable(), "--ros-args", "--params-file", str(params_file)]
+        cmd = [console_script("policy_node"), "--ros-args", "--params-file", str(params_file)]
         for arg in extra_args or []:
             cmd += ["-p", arg]
         super().__init__(cmd, ros_env(domain), log_path)

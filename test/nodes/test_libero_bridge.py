@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,6 @@ from typing import Any
 import numpy as np
 import pytest
 import rclpy
-import yaml
 from geometry_msgs.msg import PoseStamped
 from lifecycle_msgs.srv import GetState
 from rcl_interfaces.srv import SetParameters
@@ -34,11 +32,12 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from snapflow_ros.eval.libero_eval import libero_tiny_spec
+from snapflow_ros.eval.processes import write_params
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 from snapflow_ros.sim import ARM_JOINTS, GRIPPER_JOINTS, LEROBOT_STATE_NAMES
 
-from .harness import LoggedProcess, call_service, ros_env, wait_for
+from .harness import LoggedProcess, call_service, console_script, ros_env, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = (os.getpid() * 7 + 53) % 100 + 1
@@ -48,25 +47,12 @@ LEAD_NS = 10_000
 EPISODE = 25
 
 
-def params_file(base: str, key: str, overrides: dict[str, Any], out: Path) -> Path:
-    data = yaml.safe_load((REPO / "config" / base).read_text())
-    params = data[f"/**/{key}"]["ros__parameters"]
-    for name, value in overrides.items():
-        node = params
-        *head, last = name.split(".")
-        for part in head:
-            node = node.setdefault(part, {})
-        node[last] = value
-    out.write_text(yaml.safe_dump(data))
-    return out
-
-
 class Proc(LoggedProcess):
     """An executable of this package in the test namespace, logging to a file."""
 
     def __init__(self, exe: str, params: Path, log: Path, extra: list[str] | None = None) -> None:
         cmd = [
-            str(Path(sys.executable).parent / exe),
+            console_script(exe),
             "--ros-args", "--params-file", str(params), "-r", f"__ns:={NS}", *(extra or []),
         ]  # fmt: skip
         super().__init__(cmd, ros_env(DOMAIN), log)
@@ -172,8 +158,8 @@ def probe() -> Probe:
 
 @pytest.fixture(scope="module")
 def bridge(workdir: Path, probe: Probe) -> Proc:
-    params = params_file(
-        "libero_bridge.yaml",
+    params = write_params(
+        REPO / "config" / "libero_bridge.yaml",
         "libero_bridge",
         {
             "image_height": 64,
@@ -200,8 +186,8 @@ def bridge(workdir: Path, probe: Probe) -> Proc:
 @pytest.fixture(scope="module")
 def policy(workdir: Path, tiny_cache: Path, bridge: Proc, probe: Probe) -> Proc:
     ckpt = ensure_tiny_checkpoint(libero_tiny_spec("smolvla"), tiny_cache)
-    params = params_file(
-        "libero_policy.yaml",
+    params = write_params(
+        REPO / "config" / "libero_policy.yaml",
         "policy_node",
         {
             "policy_path": str(ckpt),
@@ -221,8 +207,11 @@ def policy(workdir: Path, tiny_cache: Path, bridge: Proc, probe: Probe) -> Proc:
 def test_missing_assets_exit_with_a_clear_error(workdir: Path):
     empty = workdir / "empty_assets"
     empty.mkdir()
-    params = params_file(
-        "libero_bridge.yaml", "libero_bridge", {"assets_path": str(empty)}, workdir / "bad.yaml"
+    params = write_params(
+        REPO / "config" / "libero_bridge.yaml",
+        "libero_bridge",
+        {"assets_path": str(empty)},
+        workdir / "bad.yaml",
     )
     proc = Proc("libero_bridge", params, workdir / "bad.log")
     try:
