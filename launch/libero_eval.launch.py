@@ -9,78 +9,163 @@ config/libero_bridge.yaml and config/libero_policy.yaml), ``policy_path``, ``num
 ``suite``, ``task_index``, ``init_state_index``, ``mode`` (lockstep | realtime: the policy
 node then runs on the bridge's /clock, or not), ``namespace``, ``start_bridge`` /
 ``start_policy`` (``libero_eval --launcher ros2launch`` starts them separately). Empty values
-keep the params files' values. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy), run
-``libero_eval`` or both executables with ``--ros-args --params-file`` (docs/libero.md).
+keep the params files' values. Every argument is checked before a node starts
+(snapflow_ros.launch_args): a bad value or params file ends the launch with one error line
+naming it. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy), run ``libero_eval`` or
+both executables with ``--ros-args --params-file`` (docs/libero.md).
 """
 
 from __future__ import annotations
 
-import yaml
+import os
+
+from ament_index_python.packages import get_package_share_directory
 from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
+from snapflow_ros.launch_args import (
+    SIGINT_GRACE_S,
+    LaunchArg,
+    check_params_file,
+    declared_description,
+    parse_args,
+)
+from snapflow_ros.sim.suites import NUM_INIT_STATES, SUITES
 
+PACKAGE = "snapflow_ros"
+BRIDGE = "libero_bridge"
+POLICY = "policy_node"
+MODES = ("lockstep", "realtime")  # the bridge's `mode` parameter
+PARAMS_FILES = {  # argument: (start flag, node, default file in <share>/config)
+    "bridge_params": ("start_bridge", BRIDGE, "libero_bridge.yaml"),
+    "policy_params": ("start_policy", POLICY, "libero_policy.yaml"),
+}
+
+ARGUMENTS = (
+    LaunchArg(
+        "bridge_params",
+        "params_file",
+        "",
+        "Params file of the bridge (empty: <share>/config/libero_bridge.yaml).",
+        optional=True,
+        node=BRIDGE,
+    ),
+    LaunchArg(
+        "policy_params",
+        "params_file",
+        "",
+        "Params file of the policy node (empty: <share>/config/libero_policy.yaml).",
+        optional=True,
+        node=POLICY,
+    ),
+    LaunchArg(
+        "namespace", "namespace", "", "Namespace of both nodes (empty: none).", optional=True
+    ),
+    LaunchArg("start_bridge", "bool", "true", "Start the LIBERO bridge."),
+    LaunchArg("start_policy", "bool", "true", "Start the policy node."),
+    LaunchArg(
+        "suite",
+        "choice",
+        "",
+        "LIBERO suite (empty: the params file's).",
+        optional=True,
+        choices=SUITES,
+    ),
+    LaunchArg(
+        "task_index",
+        "int",
+        "",
+        "Task of the suite (empty: the params file's).",
+        optional=True,
+        minimum=0,
+    ),
+    LaunchArg(
+        "init_state_index",
+        "int",
+        "",
+        "Benchmark initial state (empty: the params file's).",
+        optional=True,
+        minimum=0,
+        maximum=NUM_INIT_STATES - 1,
+    ),
+    LaunchArg(
+        "mode",
+        "choice",
+        "",
+        "lockstep (policy on the bridge's /clock) or realtime (empty: the params files').",
+        optional=True,
+        choices=MODES,
+    ),
+    LaunchArg(
+        "policy_path", "str", "", "Checkpoint folder (empty: the params file's).", optional=True
+    ),
+    LaunchArg(
+        "num_steps",
+        "int",
+        "",
+        "Denoising steps per chunk, 0: default (empty: the params file's).",
+        optional=True,
+        minimum=0,
+    ),
+)
 BRIDGE_ARGS = ("suite", "task_index", "init_state_index", "mode")
 POLICY_ARGS = ("policy_path", "num_steps")
 
 
-def _overrides(context, names):
-    """Launch arguments given a value, as parameters (YAML-typed: 3 -> int)."""
-    out = {}
-    for name in names:
-        value = LaunchConfiguration(name).perform(context)
-        if value != "":
-            out[name] = value if name in ("policy_path", "suite", "mode") else yaml.safe_load(value)
-    return out
+def _given(values: dict[str, object], names: tuple[str, ...]) -> dict[str, object]:
+    """Arguments given a value, as node parameters (already typed by the parser)."""
+    return {name: values[name] for name in names if values[name] is not None}
 
 
-def _nodes(context):
-    ns = LaunchConfiguration("namespace").perform(context)
-    bridge = _overrides(context, BRIDGE_ARGS)
-    policy = _overrides(context, POLICY_ARGS)
+def _nodes(context, *args, **kwargs):
+    """Parse every argument (LaunchArgumentError: one line, no node started), then the nodes."""
+    text = {arg.name: LaunchConfiguration(arg.name).perform(context) for arg in ARGUMENTS}
+    values = parse_args(ARGUMENTS, text)
+    for name, (flag, node, default) in PARAMS_FILES.items():
+        if values[flag] and values[name] is None:  # the installed default, checked as well
+            path = os.path.join(get_package_share_directory(PACKAGE), "config", default)
+            values[name] = check_params_file(name, path, node)
+    ns = values["namespace"] or ""
+    bridge = _given(values, BRIDGE_ARGS)
+    policy = _given(values, POLICY_ARGS)
     if "mode" in bridge:
         policy["use_sim_time"] = bridge["mode"] == "lockstep"
-    return [
-        Node(
-            package="snapflow_ros",
-            executable="libero_bridge",
-            name="libero_bridge",
-            namespace=ns,
-            output="screen",
-            parameters=[LaunchConfiguration("bridge_params"), bridge],
-            condition=IfCondition(LaunchConfiguration("start_bridge")),
-        ),
-        Node(
-            package="snapflow_ros",
-            executable="policy_node",
-            name="policy_node",
-            namespace=ns,
-            output="screen",
-            parameters=[LaunchConfiguration("policy_params"), policy],
-            condition=IfCondition(LaunchConfiguration("start_policy")),
-        ),
-    ]
+    nodes = []
+    if values["start_bridge"]:
+        nodes.append(
+            Node(
+                package=PACKAGE,
+                executable=BRIDGE,
+                name=BRIDGE,
+                namespace=ns,
+                output="screen",
+                sigterm_timeout=str(SIGINT_GRACE_S),
+                parameters=[values["bridge_params"], bridge],
+            )
+        )
+    if values["start_policy"]:
+        nodes.append(
+            Node(
+                package=PACKAGE,
+                executable=POLICY,
+                name=POLICY,
+                namespace=ns,
+                output="screen",
+                sigterm_timeout=str(SIGINT_GRACE_S),
+                parameters=[values["policy_params"], policy],
+            )
+        )
+    return nodes
 
 
 def generate_launch_description() -> LaunchDescription:
     """Bridge + policy node with the LIBERO params files."""
-    share = FindPackageShare("snapflow_ros")
-    args = [
+    declared = [
         DeclareLaunchArgument(
-            "bridge_params",
-            default_value=PathJoinSubstitution([share, "config", "libero_bridge.yaml"]),
-        ),
-        DeclareLaunchArgument(
-            "policy_params",
-            default_value=PathJoinSubstitution([share, "config", "libero_policy.yaml"]),
-        ),
-        DeclareLaunchArgument("namespace", default_value=""),
-        DeclareLaunchArgument("start_bridge", default_value="true"),
-        DeclareLaunchArgument("start_policy", default_value="true"),
+            arg.name, default_value=arg.default, description=declared_description(arg)
+        )
+        for arg in ARGUMENTS
     ]
-    args += [DeclareLaunchArgument(n, default_value="") for n in (*BRIDGE_ARGS, *POLICY_ARGS)]
-    return LaunchDescription([*args, OpaqueFunction(function=_nodes)])
+    return LaunchDescription([*declared, OpaqueFunction(function=_nodes)])

@@ -11,13 +11,16 @@ Arguments (empty = keep what the config file says):
   device         auto | cpu | cuda | cuda:N
   num_steps      denoising steps per chunk (0: the checkpoint's default)
   dry_run        true: compute and log, publish no command
-  log_level      debug | info | warn | error
+  log_level      debug | info | warn | error | fatal
   libero_bridge  true: also start the `libero_bridge` executable of this package
   libero_config  parameters file of the LIBERO bridge
 
-The policy node is a lifecycle node that configures and activates itself (its `autostart`
-parameter, true in the shipped configs); set `autostart: false` in the config to drive it
-with a lifecycle manager instead.
+Every argument is checked before a node starts (snapflow_ros.launch_args): a value that
+cannot be parsed (``dry_run:=ture``, ``num_steps:=abc``) or a params file that is missing,
+not YAML or without a ``/**/policy_node:`` key ends the launch with one error line naming
+the argument. The policy node is a lifecycle node that configures and activates itself (its
+`autostart` parameter, true in the shipped configs); set `autostart: false` in the config to
+drive it with a lifecycle manager instead.
 """
 
 from __future__ import annotations
@@ -30,55 +33,85 @@ from launch_ros.actions import LifecycleNode, Node
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
+from snapflow_ros.launch_args import (
+    SIGINT_GRACE_S,
+    LaunchArg,
+    declared_description,
+    parse_args,
+)
 
 PACKAGE = "snapflow_ros"
 EXECUTABLE = "policy_node"
 NODE_NAME = "policy_node"
 LIBERO_EXECUTABLE = "libero_bridge"
+LIBERO_NODE_NAME = "libero_bridge"
 DEFAULT_CONFIG = "policy.yaml"
 
-ARGUMENTS = {
-    "config": ("", "Parameters file (empty: <share>/snapflow_ros/config/policy.yaml)."),
-    "policy_path": ("", "Checkpoint folder or tiny:smolvla / tiny:pi05 (empty: the config's)."),
-    "namespace": ("", "Namespace of the nodes."),
-    "device": ("", "auto, cpu, cuda or cuda:N (empty: the config's)."),
-    "num_steps": ("", "Denoising steps per chunk, 0 = checkpoint default (empty: the config's)."),
-    "dry_run": ("", "true: compute and log but publish no command (empty: the config's)."),
-    "log_level": ("info", "Log level of the nodes."),
-    "libero_bridge": ("false", "Also start the LIBERO bridge (executable libero_bridge)."),
-    "libero_config": ("", "Parameters file of the LIBERO bridge (empty: its defaults)."),
-}
+ARGUMENTS = (
+    LaunchArg(
+        "config",
+        "params_file",
+        "",
+        "Parameters file (empty: <share>/snapflow_ros/config/policy.yaml).",
+        optional=True,
+        node=NODE_NAME,
+    ),
+    LaunchArg(
+        "policy_path",
+        "str",
+        "",
+        "Checkpoint folder or tiny:smolvla / tiny:pi05 (empty: the config's).",
+        optional=True,
+    ),
+    LaunchArg("namespace", "namespace", "", "Namespace of the nodes (empty: none).", optional=True),
+    LaunchArg("device", "device", "", "Torch device (empty: the config's).", optional=True),
+    LaunchArg(
+        "num_steps",
+        "int",
+        "",
+        "Denoising steps per chunk, 0 = checkpoint default (empty: the config's).",
+        optional=True,
+        minimum=0,
+    ),
+    LaunchArg(
+        "dry_run",
+        "bool",
+        "",
+        "true: compute and log but publish no command (empty: the config's).",
+        optional=True,
+    ),
+    LaunchArg("log_level", "log_level", "info", "Log level of the nodes."),
+    LaunchArg("libero_bridge", "bool", "false", "Also start the LIBERO bridge (libero_bridge)."),
+    LaunchArg(
+        "libero_config",
+        "params_file",
+        "",
+        "Parameters file of the LIBERO bridge (empty: its defaults).",
+        optional=True,
+        node=LIBERO_NODE_NAME,
+    ),
+)
+OVERRIDES = ("policy_path", "device", "num_steps", "dry_run")  # node parameters of the same name
 
 
-def _bool(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
-
-
-def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
-    """Node parameters set by non-empty launch arguments (typed as the node declares them)."""
-    out: dict[str, object] = {}
-    if values.get("policy_path"):
-        out["policy_path"] = values["policy_path"]
-    if values.get("device"):
-        out["device"] = values["device"]
-    if values.get("num_steps"):
-        out["num_steps"] = int(values["num_steps"])
-    if values.get("dry_run"):
-        out["dry_run"] = _bool(values["dry_run"])
-    return out
+def parameter_overrides(values: dict[str, object]) -> dict[str, object]:
+    """Node parameters set by given launch arguments (parsed: typed as the node declares)."""
+    return {name: values[name] for name in OVERRIDES if values.get(name) is not None}
 
 
 def _launch_setup(context, *args, **kwargs):
-    values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    config = values["config"] or os.path.join(
-        get_package_share_directory(PACKAGE), "config", DEFAULT_CONFIG
-    )
-    parameters: list[object] = [config]
+    """Parse every argument (LaunchArgumentError: one line, no node started), then the nodes."""
+    text = {arg.name: LaunchConfiguration(arg.name).perform(context) for arg in ARGUMENTS}
+    if not text["config"]:
+        share = get_package_share_directory(PACKAGE)
+        text["config"] = os.path.join(share, "config", DEFAULT_CONFIG)
+    values = parse_args(ARGUMENTS, text)
+    parameters: list[object] = [values["config"]]
     overrides = parameter_overrides(values)
     if overrides:
         parameters.append(overrides)
-    namespace = values["namespace"]
-    ros_arguments = ["--log-level", values["log_level"] or "info"]
+    namespace = values["namespace"] or ""
+    ros_arguments = ["--log-level", values["log_level"]]
     actions = [
         LifecycleNode(
             package=PACKAGE,
@@ -88,20 +121,22 @@ def _launch_setup(context, *args, **kwargs):
             parameters=parameters,
             ros_arguments=ros_arguments,
             output="screen",
+            sigterm_timeout=str(SIGINT_GRACE_S),
             emulate_tty=True,
         )
     ]
-    if _bool(values["libero_bridge"]):
+    if values["libero_bridge"]:
         bridge_params = [values["libero_config"]] if values["libero_config"] else []
         actions.append(
             Node(
                 package=PACKAGE,
                 executable=LIBERO_EXECUTABLE,
-                name="libero_bridge",
+                name=LIBERO_NODE_NAME,
                 namespace=namespace,
                 parameters=bridge_params,
                 ros_arguments=ros_arguments,
                 output="screen",
+                sigterm_timeout=str(SIGINT_GRACE_S),
                 emulate_tty=True,
             )
         )
@@ -111,7 +146,9 @@ def _launch_setup(context, *args, **kwargs):
 def generate_launch_description() -> LaunchDescription:
     """The launch description: declared arguments, then the nodes (built at launch time)."""
     declared = [
-        DeclareLaunchArgument(name, default_value=default, description=description)
-        for name, (default, description) in ARGUMENTS.items()
+        DeclareLaunchArgument(
+            arg.name, default_value=arg.default, description=declared_description(arg)
+        )
+        for arg in ARGUMENTS
     ]
     return LaunchDescription([*declared, OpaqueFunction(function=_launch_setup)])

@@ -15,6 +15,7 @@ import numpy as np
 
 from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import BagReader, deserialize
+from snapflow_ros.bags.lockstep import Rejection, parse_rejection
 
 CHUNK_TYPE = "trajectory_msgs/msg/JointTrajectory"
 STATUS_TYPE = "std_msgs/msg/String"
@@ -127,6 +128,30 @@ def read_status_events(
         event["_log_ns"] = m.log_ns - stamp_shift_ns
         events.append(event)
     return events
+
+
+def read_rejections(reader: BagReader, topic: str, stamp_shift_ns: int = 0) -> list[Rejection]:
+    """The node's ``rejected`` events on its status ``topic`` (one per stamp, in order)."""
+    seen: dict[int, Rejection] = {}
+    for event in read_status_events(reader, topic, "rejected", stamp_shift_ns):
+        rejection = parse_rejection(event)
+        if rejection is not None and rejection.stamp_ns not in seen:
+            seen[rejection.stamp_ns] = rejection
+    return sorted(seen.values(), key=lambda r: r.stamp_ns)
+
+
+def split_rejected(
+    reference: list[Chunk], missing: list[int], rejections: list[Rejection], tolerance_ns: int = 0
+) -> tuple[list[int], list[int]]:
+    """Split missing reference chunks (indices) into (still missing, rejected): those whose
+    observation the node rejected (a rejection stamp within ``tolerance_ns``)."""
+    stamps = sorted(r.stamp_ns for r in rejections)
+    still, rejected = [], []
+    for i in missing:
+        stamp = reference[i].stamp_ns
+        hit = any(abs(s - stamp) <= tolerance_ns for s in stamps)
+        (rejected if hit else still).append(i)
+    return still, rejected
 
 
 @dataclass

@@ -3,13 +3,16 @@
 ::
 
     compare OUTPUTS REFERENCE [--report r.json] [--plot r.png]
-            [--max-action-rmse 1e-5] [--max-missing 0] [--max-extra 0]
+            [--max-action-rmse 1e-5] [--max-missing 0] [--max-extra 0] [--max-rejected 0]
             [--max-latency-p95 0.5 --latency-metric inference] ...
 
 Chunks (``trajectory_msgs/JointTrajectory``) are matched by observation stamp (or order);
 the reference is a golden outputs bag from ``replay`` or the original recording (the chunks
-the node published on the robot). Exit codes: 0 pass, 1 gate failed, 2 bad input (unreadable
-bag, missing topic, type mismatch) with one message on stderr.
+the node published on the robot). Observations the node rejected as malformed (its
+``rejected`` status events in the outputs bag) are reported apart: a reference chunk whose
+observation was rejected is not "missing"; ``--max-rejected N`` gates them. Exit codes: 0
+pass, 1 gate failed, 2 bad input (unreadable bag, missing topic, type mismatch) with one
+message on stderr.
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-missing", type=int, help="reference chunks without an output chunk")
     g.add_argument("--max-extra", type=int, help="output chunks without a reference chunk")
     g.add_argument("--min-matched", type=int, help="fewest matched chunks")
+    g.add_argument(
+        "--max-rejected",
+        type=int,
+        help="observations the node rejected as malformed (not counted as missing chunks)",
+    )
     g.add_argument("--max-latency-p95", type=float, metavar="S", help="p95 latency (s)")
     g.add_argument(
         "--latency-metric",
@@ -93,6 +101,13 @@ def print_summary(report: dict, failures: list[str], gate: Gate) -> None:
         f"  chunks: {ch['output']} output, {ch['reference']} reference, {ch['matched']} matched, "
         f"{ch['missing']} missing, {ch['extra']} extra; rate {_fmt(ch['rate_hz'], ' Hz')}"
     )
+    if ch["rejected"]:
+        first = report["rejections"][0]
+        print(
+            f"  rejected by the node: {ch['rejected']} observations "
+            f"({ch['missing_rejected']} of them have a reference chunk, not counted as "
+            f"missing); first: stamp {first['stamp_ns']}, {first['input']}: {first['reason']}"
+        )
     print(
         f"  actions: rmse {_fmt(overall.get('rmse'))}, max abs {_fmt(overall.get('max_abs'))}, "
         f"mean abs {_fmt(overall.get('mean_abs'))}"
@@ -119,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_metric=args.latency_metric,
         min_chunk_rate=args.min_chunk_rate,
         min_matched=args.min_matched,
+        max_rejected=args.max_rejected,
     )
     options = CompareOptions(
         topic=args.topic,

@@ -8,11 +8,17 @@ before the first later-stamped message (or at the end of the bag); every observa
 must have a message by then. The node answers with a chunk stamped with the oldest (or
 newest) stamp of its latest inputs: :class:`Step` carries that expected stamp so that the
 replay can check the node saw exactly the replayed observation.
+
+The node answers an observation with a chunk of that stamp, or, when it rejects the
+observation as malformed (NaN state, wrong image size, a non-finite policy output...), with a
+``rejected`` status event carrying the same stamp (:func:`parse_rejection`); :class:`Answers`
+collects both kinds and picks the one that answers the observation asked for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from snapflow_ros.bags.errors import BagError
 
@@ -123,3 +129,84 @@ class StepPlanner:
         )
         self._steps += 1
         return step
+
+
+# ---------------------------------------------------------------------------- the node's answers
+REJECTED_EVENT = "rejected"
+MAX_REASON_CHARS = 200  # the node keeps its reasons this short; longer ones are cut here too
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The node's ``rejected`` status event: it attempted the observation stamped
+    ``stamp_ns`` and refused it as malformed (``input``: the slot that failed, e.g.
+    ``state.joints``, ``camera.front``, or ``policy`` for a non-finite output)."""
+
+    stamp_ns: int
+    input: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (replay's outputs bag info, compare's report)."""
+        return {"stamp_ns": self.stamp_ns, "input": self.input, "reason": self.reason}
+
+
+def parse_rejection(event: Any) -> Rejection | None:
+    """A decoded status event as a :class:`Rejection`; None for any other event, or for a
+    ``rejected`` event without an integer ``stamp_ns`` (it answers no observation)."""
+    if not isinstance(event, dict) or event.get("event") != REJECTED_EVENT:
+        return None
+    stamp = event.get("stamp_ns")
+    if isinstance(stamp, bool) or not isinstance(stamp, int):
+        return None
+    slot = event.get("input")
+    reason = event.get("reason")
+    return Rejection(
+        stamp,
+        str(slot) if slot not in (None, "") else "unknown input",
+        (str(reason) if reason not in (None, "") else "no reason given")[:MAX_REASON_CHARS],
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the node answered for a lock-step observation: a chunk (its serialized
+    JointTrajectory) or a rejection, and the observation stamp it is for."""
+
+    stamp_ns: int
+    chunk: bytes | None = None
+    rejection: Rejection | None = None
+
+
+@dataclass
+class Answers:
+    """The node's answers in arrival order (chunks and rejections come on two topics).
+
+    :meth:`take` returns the answer for the expected stamp if one has arrived (a chunk before
+    a rejection of the same stamp), else the first answer for another stamp (the node saw
+    another observation: the replay sends it again), else None (keep waiting).
+    """
+
+    items: list[Answer] = field(default_factory=list)
+
+    def add_chunk(self, stamp_ns: int, data: bytes) -> None:
+        """A chunk arrived (``stamp_ns``: its header stamp)."""
+        self.items.append(Answer(int(stamp_ns), chunk=bytes(data)))
+
+    def add_rejection(self, rejection: Rejection) -> None:
+        """A ``rejected`` status event arrived."""
+        self.items.append(Answer(rejection.stamp_ns, rejection=rejection))
+
+    def clear(self) -> None:
+        """Forget everything received so far (before asking for the next observation)."""
+        self.items.clear()
+
+    def take(self, expected_ns: int) -> Answer | None:
+        """The answer to use now for the observation stamped ``expected_ns`` (see above)."""
+        matching = [a for a in self.items if a.stamp_ns == expected_ns]
+        chosen = next((a for a in matching if a.chunk is not None), None)
+        chosen = chosen or (matching[0] if matching else None)
+        chosen = chosen or (self.items[0] if self.items else None)
+        if chosen is not None:
+            self.items.remove(chosen)
+        return chosen

@@ -6,7 +6,8 @@
 * latency percentiles: ``inference`` (the node's compute time per chunk, from its status
   events), ``e2e`` (trigger to chunk, node clock), ``obs_age`` (observation capture to chunk,
   node clock), ``receive`` (observation capture to the chunk's arrival in the bag);
-* missing / extra chunks.
+* missing / extra chunks, and observations the node rejected (not counted as missing:
+  gated on their own by ``max_rejected``).
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class Gate:
     latency_metric: str = "inference"
     min_chunk_rate: float | None = None
     min_matched: int | None = None
+    max_rejected: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Thresholds as a plain dict."""
@@ -181,6 +183,9 @@ def evaluate(report: dict[str, Any], gate: Gate) -> list[str]:
         failures.append(f"{extra} extra chunks > {gate.max_extra}")
     if gate.min_matched is not None and matched < gate.min_matched:
         failures.append(f"{matched} matched chunks < {gate.min_matched}")
+    rejected = report["chunks"].get("rejected", 0)
+    if gate.max_rejected is not None and rejected > gate.max_rejected:
+        failures.append(f"{rejected} observations rejected by the node > {gate.max_rejected}")
     if gate.max_latency_p95 is not None:
         p95 = report["latency_s"][gate.latency_metric]["p95"]
         if p95 is None:

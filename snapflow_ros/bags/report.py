@@ -18,10 +18,13 @@ from snapflow_ros.bags.chunks import (
     find_status_topic,
     match_chunks,
     read_chunks,
+    read_rejections,
     read_status_events,
+    split_rejected,
 )
 from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import BagReader
+from snapflow_ros.bags.lockstep import Rejection
 from snapflow_ros.bags.metrics import action_errors, chunk_rate, latency_samples, summary
 
 
@@ -58,39 +61,63 @@ class Comparison:
     output: list[Chunk] = field(default_factory=list)
     matching: Matching | None = None
     latency_samples: dict[str, list[float]] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class _Loaded:
+    """One bag's chunks and (outputs bag) status events."""
+
+    chunk_topic: str
+    chunks: list[Chunk]
+    status_topic: str | None
+    events: list[dict[str, Any]]  # chunk events
+    rejections: list[Rejection]
+    shift: int
+    info: dict[str, Any]
 
 
 def _load(
     path: str | os.PathLike, topic: str | None, status: str | None, with_status: bool
-) -> tuple[str, list[Chunk], str | None, list[dict[str, Any]], int, dict[str, Any]]:
-    """Chunks (stamp shift undone) and, if wanted, status chunk events of one bag."""
+) -> _Loaded:
+    """Chunks (stamp shift undone) and, if wanted, status chunk events and rejections."""
     with BagReader(path) as reader:
         shift = int(reader.replay_info().get("stamp_shift_ns", 0) or 0)
         chunk_topic = find_chunk_topic(reader, topic)
         chunks = read_chunks(reader, chunk_topic, shift)
         events: list[dict[str, Any]] = []
+        rejections: list[Rejection] = []
         status_topic = None
         if with_status:
             status_topic = find_status_topic(reader, chunk_topic, status)
             if status_topic:
                 events = read_status_events(reader, status_topic, "chunk", shift)
+                rejections = read_rejections(reader, status_topic, shift)
         info = reader.replay_info()
-    return chunk_topic, chunks, status_topic, events, shift, info
+    return _Loaded(chunk_topic, chunks, status_topic, events, rejections, shift, info)
 
 
 def compare_bags(
     output_path: str | os.PathLike, reference_path: str | os.PathLike, options: CompareOptions
 ) -> Comparison:
-    """Match the chunks of ``output_path`` to those of ``reference_path`` and measure."""
-    out_topic, output, status_topic, events, shift, info = _load(
-        output_path, options.topic, options.status_topic, True
-    )
-    ref_topic, reference, _, _, ref_shift, _ = _load(
-        reference_path, options.ref_topic or options.topic, None, False
-    )
+    """Match the chunks of ``output_path`` to those of ``reference_path`` and measure.
+
+    Observations the node rejected (its ``rejected`` status events in the outputs bag) are
+    reported as ``rejected``; a reference chunk of such an observation (stamp matching) is
+    ``missing_rejected``, not ``missing`` (the gate's ``max_rejected`` checks them).
+    """
+    out = _load(output_path, options.topic, options.status_topic, True)
+    ref = _load(reference_path, options.ref_topic or options.topic, None, False)
+    output, reference, events = out.chunks, ref.chunks, out.events
     if not reference:
-        raise BagError(f"reference bag {reference_path} has no chunks on {ref_topic}")
+        raise BagError(f"reference bag {reference_path} has no chunks on {ref.chunk_topic}")
     matching = match_chunks(reference, output, options.match, options.tolerance_ns)
+    missing_rejected: list[int] = []
+    if options.match == "stamp" and out.rejections:
+        still, missing_rejected = split_rejected(
+            reference, matching.missing, out.rejections, options.tolerance_ns
+        )
+        matching = Matching(matching.pairs, still, matching.extra)
     errors = action_errors(reference, output, matching)
     if errors["name_mismatch"]:
         ri, oi = next(
@@ -109,12 +136,16 @@ def compare_bags(
     report = {
         "output": {
             "bag": str(output_path),
-            "topic": out_topic,
-            "status_topic": status_topic,
-            "stamp_shift_ns": shift,
-            "replay": info,
+            "topic": out.chunk_topic,
+            "status_topic": out.status_topic,
+            "stamp_shift_ns": out.shift,
+            "replay": out.info,
         },
-        "reference": {"bag": str(reference_path), "topic": ref_topic, "stamp_shift_ns": ref_shift},
+        "reference": {
+            "bag": str(reference_path),
+            "topic": ref.chunk_topic,
+            "stamp_shift_ns": ref.shift,
+        },
         "match": {"by": options.match, "tolerance_ns": options.tolerance_ns},
         "chunks": {
             "reference": len(reference),
@@ -124,13 +155,17 @@ def compare_bags(
             "extra": len(matching.extra),
             "missing_stamps_ns": [reference[i].stamp_ns for i in matching.missing[:50]],
             "extra_stamps_ns": [output[i].stamp_ns for i in matching.extra[:50]],
+            "rejected": len(out.rejections),
+            "missing_rejected": len(missing_rejected),
+            "missing_rejected_stamps_ns": [reference[i].stamp_ns for i in missing_rejected[:50]],
             "rate_hz": chunk_rate(output),
             "reference_rate_hz": chunk_rate(reference),
         },
+        "rejections": [r.as_dict() for r in out.rejections[:50]],
         "actions": errors,
         "latency_s": lat,
     }
-    return Comparison(report, reference, output, matching, samples)
+    return Comparison(report, reference, output, matching, samples, out.rejections)
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike) -> None:
@@ -201,7 +236,7 @@ def write_plot(
     ch = report["chunks"]
     ax.set_title(
         f"{latency_metric} latency; chunks: {ch['matched']} matched, "
-        f"{ch['missing']} missing, {ch['extra']} extra",
+        f"{ch['missing']} missing, {ch['extra']} extra, {ch['rejected']} rejected",
         fontsize=9,
     )
     fig.suptitle(f"{report['output']['bag']}  vs  {report['reference']['bag']}", fontsize=9)

@@ -17,16 +17,21 @@ Time (the node checks the age of its inputs from their header stamps):
   oldest stamp, and ``~/reset`` (drop the plan, re-seed the denoising noise) + ``~/resume``
   make it compute exactly one chunk, which must carry the expected observation stamp (else
   the inputs are published again and that chunk dropped). So every chunk depends only on its
-  observation, the checkpoint and the seed. Meanwhile ``replan_threshold`` is 0 (no inference
-  of the node's own) and ``input_timeout`` tiny (older inputs are stale, so the node waits
-  for the replayed ones); both are restored at the end. ``--trigger recorded --noise
+  observation, the checkpoint and the seed. A ``rejected`` event on the node's status topic
+  with the expected stamp (the node refused the observation as malformed, e.g. NaN joint
+  positions) is its answer too: logged, counted, nothing recorded for it, and the replay goes
+  on with the next observation (``--stop-on-reject``: stop there, exit code 1).
+  Meanwhile ``replan_threshold`` is 0 (no inference of the node's own) and
+  ``input_timeout`` tiny (older inputs are stale, so the node waits for the replayed ones);
+  both are restored at the end. ``--trigger recorded --noise
   continue`` asks only for the recorded chunks' observations and re-seeds once: a lock-step
   simulation recording is reproduced exactly.
 * ``timed``: messages at their original spacing (``--rate``). With a sim-time node, stamps
   are kept and ``/clock`` follows the bag; with a wall-clock node, header stamps are moved to
   "now" (one constant shift, stored in the outputs bag; ``compare`` undoes it).
 
-Exit codes: 0 done, 1 the node did not answer / interrupted, 2 bad input (bag, topics,
+Exit codes: 0 done (rejected observations included), 1 the node did not answer / an
+observation was rejected with ``--stop-on-reject`` / interrupted, 2 bad input (bag, topics,
 types, node not found, lock-step without sim time).
 """
 
@@ -68,7 +73,14 @@ from snapflow_ros.bags.io import (
     latched,
     with_header_stamp,
 )
-from snapflow_ros.bags.lockstep import Step, StepPlanner
+from snapflow_ros.bags.lockstep import (
+    Answer,
+    Answers,
+    Rejection,
+    Step,
+    StepPlanner,
+    parse_rejection,
+)
 from snapflow_ros.nodes.bag_record import (
     IGNORED_TOPICS,
     TopicRecorder,
@@ -80,6 +92,7 @@ from snapflow_ros.nodes.bag_record import (
 NODE_INPUTS_IGNORED = ("/clock", "/parameter_events")
 GATE_TIMEOUT_S = 1e-4  # lock-step input_timeout: anything older than the observation is stale
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_LISTED_REJECTIONS = 100  # rejections listed in the outputs bag's info (all are counted)
 
 
 class ReplayError(Exception):
@@ -95,12 +108,14 @@ class Stats:
     """What happened during the replay."""
 
     published: int = 0
-    steps: int = 0
+    steps: int = 0  # observations the node answered (a chunk or a rejection)
     chunks: int = 0
-    rejected: int = 0
+    rejected: int = 0  # observations the node rejected (lock-step)
+    resent: int = 0  # observations published again (the node answered another one)
     skipped: int = 0
     status_chunk_events: int = 0
     step_wall_s: list[float] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
 
 
 def split_name(full: str) -> tuple[str, str]:
@@ -133,7 +148,7 @@ class Replayer:
         self.executor.add_node(self.node)
         self.pubs: dict[str, Any] = {}
         self.clock_pub = None
-        self.chunk_queue: list[tuple[bytes, int]] = []
+        self.answers = Answers()
         self.chunk_topic = ""
         self.status_topic = ""
         self.writer: BagWriter | None = None
@@ -353,11 +368,15 @@ class Replayer:
                 BagError,
             )
         outputs = self.node_endpoints(subscriptions=False)
+        status = f"{self.target}/status"
+        status_type = outputs.get(status)
         if self.args.record:
             import re
 
             patterns = [re.compile(r) for r in self.args.record]
             outputs = {t: ty for t, ty in outputs.items() if any(p.search(t) for p in patterns)}
+        if self.args.mode == "lockstep" and status_type == STATUS_TYPE:
+            outputs[status] = status_type  # its rejected events answer observations
         self.chunk_topic = absolute(self.args.chunk_topic) if self.args.chunk_topic else ""
         if not self.chunk_topic:
             chunks = sorted(t for t, ty in outputs.items() if ty == CHUNK_TYPE)
@@ -368,8 +387,12 @@ class Replayer:
                 f"{self.target} publishes no {CHUNK_TYPE} chunk topic to wait for "
                 f"(outputs: {', '.join(sorted(outputs)) or 'none'}; --chunk-topic)"
             )
-        status = f"{self.target}/status"
         self.status_topic = status if outputs.get(status) == STATUS_TYPE else ""
+        if self.args.mode == "lockstep" and not self.status_topic:
+            self.log(
+                f"{self.target} publishes no {status} ({STATUS_TYPE}): an observation it "
+                "rejects will end the replay with a time-out"
+            )
         self.recorder = TopicRecorder(self.node, self.writer, self.now_ns)
         for topic, msgtype in sorted(outputs.items()):
             handler = None
@@ -383,7 +406,7 @@ class Replayer:
         self.log(f"recording {', '.join(self.recorder.topics)}")
 
     def _on_chunk(self, topic: str, data: bytes, log_ns: int) -> None:
-        self.chunk_queue.append((data, log_ns))
+        self.answers.add_chunk(header_stamp_ns(data), data)
 
     def _on_status(self, topic: str, data: bytes, log_ns: int) -> None:
         assert self.writer is not None
@@ -394,6 +417,9 @@ class Replayer:
             return
         if isinstance(event, dict) and event.get("event") == "chunk":
             self.stats.status_chunk_events += 1
+        rejection = parse_rejection(event)
+        if rejection is not None and self.args.mode == "lockstep":
+            self.answers.add_rejection(rejection)
 
     # ------------------------------------------------------------------ lock-step
     def recorded_stamps(self, reader: BagReader) -> set[int]:
@@ -488,50 +514,70 @@ class Replayer:
         self.spin(0.0)
 
     def lockstep_step(self, step: Step, planner: StepPlanner, latest: dict[str, bytes]) -> None:
-        """Ask for one chunk of ``step``'s observation and record it (retry if stale)."""
+        """Ask for the answer to ``step``'s observation: record its chunk, or count its
+        rejection; publish the observation again if the node answered another one."""
         assert self.writer is not None
         start = time.monotonic()
         clock = step.oldest_ns if self.gate else step.clock_ns
         self.publish_clock(clock)
-        stamp = None
+        answer: Answer | None = None
         for attempt in range(self.args.retries + 1):
             if attempt:
                 for topic in planner.observation:  # publish the observation again
                     self.pubs[topic].publish(latest[topic])
                 self.spin(0.0)
-            self.chunk_queue.clear()
+            self.answers.clear()
             if self.args.noise == "reseed":
                 self.trigger("reset")
             self.trigger("resume")
-            data, _ = self.wait(
-                lambda: self.chunk_queue and self.chunk_queue[0],
+            answer = self.wait(
+                lambda: self.answers.take(step.expected_stamp_ns),
                 self.args.timeout,
-                f"a chunk for observation {step.index} (stamp "
+                f"a chunk (or a rejection) for observation {step.index} (stamp "
                 f"{step.expected_stamp_ns}); see the node's log",
             )
             self.trigger("pause")
-            stamp = header_stamp_ns(data)
-            if stamp == step.expected_stamp_ns:
-                self.writer.write(self.chunk_topic, self.clock_ns, data)
-                self.stats.chunks += 1
+            if answer.stamp_ns == step.expected_stamp_ns:
                 self.stats.steps += 1
                 self.stats.step_wall_s.append(time.monotonic() - start)
+                if answer.rejection is not None:
+                    self.rejected(step, answer.rejection)
+                    return
+                assert answer.chunk is not None
+                self.writer.write(self.chunk_topic, self.clock_ns, answer.chunk)
+                self.stats.chunks += 1
                 return
-            self.stats.rejected += 1
+            self.stats.resent += 1
             note = (
                 " (its noise draw is lost: later chunks shift)"
                 if self.args.noise == "continue"
                 else ""
             )
+            kind = "rejected stamp" if answer.rejection is not None else "answered for stamp"
             self.log(
-                f"observation {step.index}: the node answered for stamp {stamp}, expected "
+                f"observation {step.index}: the node {kind} {answer.stamp_ns}, expected "
                 f"{step.expected_stamp_ns}; publishing it again{note}"
             )
         raise ReplayError(
             f"observation {step.index}: after {self.args.retries + 1} tries the node still "
-            f"answers for another observation (stamp {stamp}, expected "
-            f"{step.expected_stamp_ns}); does it get every input, is input_timeout large enough?"
+            f"answers for another observation (stamp {answer.stamp_ns if answer else None}, "
+            f"expected {step.expected_stamp_ns}); does it get every input, is input_timeout "
+            "large enough?"
         )
+
+    def rejected(self, step: Step, rejection: Rejection) -> None:
+        """The node rejected ``step``'s observation: log and count it (nothing recorded);
+        with ``--stop-on-reject`` end the replay (exit code 1)."""
+        self.stats.rejected += 1
+        if len(self.stats.rejections) < MAX_LISTED_REJECTIONS:
+            self.stats.rejections.append({"observation": step.index, **rejection.as_dict()})
+        what = (
+            f"observation {step.index} (stamp {rejection.stamp_ns}) rejected by the node: "
+            f"{rejection.input}: {rejection.reason}"
+        )
+        if self.args.stop_on_reject:
+            raise ReplayError(f"{what} (--stop-on-reject)")
+        self.log(f"{what}; no chunk recorded, going on")
 
     # ------------------------------------------------------------------ timed
     def run_timed(self, reader: BagReader, inputs: dict[str, str]) -> None:
@@ -642,7 +688,9 @@ class Replayer:
             "rate": self.args.rate,
             "steps": self.stats.steps,
             "chunks": self.stats.chunks,
-            "rejected_chunks": self.stats.rejected,
+            "rejected_observations": self.stats.rejected,
+            "rejections": self.stats.rejections,
+            "resent_observations": self.stats.resent,
             "skipped_frames": self.stats.skipped,
             "trigger": self.args.trigger,
             "noise": self.args.noise,
@@ -655,9 +703,15 @@ class Replayer:
         if walls:
             extra = f", median step {walls[len(walls) // 2] * 1000:.0f} ms"
         counts = ", ".join(f"{t}: {n}" for t, n in sorted(self.writer.counts.items()))
+        rejected = ""
+        if self.stats.rejected:
+            stamps = ", ".join(str(r["stamp_ns"]) for r in self.stats.rejections[:5])
+            more = ", ..." if self.stats.rejected > 5 else ""
+            rejected = f" (stamps {stamps}{more})"
         self.log(
-            f"wrote {self.args.output} ({counts}); {self.stats.steps} observations, "
-            f"{self.stats.rejected} re-sent{extra}"
+            f"wrote {self.args.output} ({counts}); {self.stats.steps} observations: "
+            f"{self.stats.chunks} chunks, {self.stats.rejected} rejected by the node"
+            f"{rejected}, {self.stats.resent} re-sent{extra}"
         )
 
     def close(self) -> None:
@@ -674,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="replay",
         description="Replay a bag's inputs into a running policy node and record its outputs "
-        "(exit 0 done, 1 node failure, 2 bad input).",
+        "(exit 0 done, 1 node failure or --stop-on-reject, 2 bad input).",
     )
     p.add_argument("bag", help="input bag (rosbag2 folder, mcap or sqlite3)")
     p.add_argument("-o", "--output", required=True, help="outputs bag to create")
@@ -725,7 +779,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--step-every", type=int, default=1, help="lock-step: one chunk every N frames (default 1)"
     )
-    p.add_argument("--max-steps", type=int, default=0, help="lock-step: stop after N chunks")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="lock-step: stop after N observations (chunks or rejections)",
+    )
+    p.add_argument(
+        "--stop-on-reject",
+        action="store_true",
+        help="lock-step: stop at the first observation the node rejects (exit 1); default: "
+        "log it, count it, record nothing for it and go on",
+    )
     p.add_argument(
         "--retries",
         type=int,
