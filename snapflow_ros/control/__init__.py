@@ -9,6 +9,7 @@ from snapflow_ros.control.limits import ActionLimits, LimitError
 from snapflow_ros.control.loop import HOLD_MODES, CommandLoop, TickResult, auto_replan_threshold
 from snapflow_ros.control.scheduler import (
     BLEND_MODES,
+    DEFAULT_MAX_LEAD,
     BlendConfig,
     ChunkScheduler,
     MergeResult,
@@ -20,6 +21,7 @@ from snapflow_ros.control.stats import LatencyStats, RateMeter, Throttle, percen
 
 __all__ = [
     "BLEND_MODES",
+    "DEFAULT_MAX_LEAD",
     "HOLD_MODES",
     "ActionLimits",
     "BlendConfig",

@@ -16,12 +16,14 @@ def _vector(values: Sequence[float] | np.ndarray | None, dim: int, name: str, fi
     if values is None or len(values) == 0:
         return np.full(dim, fill, np.float64)
     arr = np.asarray(values, np.float64).reshape(-1)
+    if np.any(np.isnan(arr)):
+        raise LimitError(f"{name}: NaN is not a limit")
+    if np.any(arr == -fill):  # lower = +inf, upper = -inf or max_delta = -inf: nothing allowed
+        raise LimitError(f"{name}: {-fill} is not a limit (leave it empty for no limit)")
     if arr.size == 1:
         return np.full(dim, float(arr[0]))
     if arr.size != dim:
         raise LimitError(f"{name}: expected {dim} values (or 1 or none), got {arr.size}")
-    if np.any(np.isnan(arr)):
-        raise LimitError(f"{name}: NaN is not a limit")
     return arr
 
 

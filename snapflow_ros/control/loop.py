@@ -4,6 +4,13 @@
 counts what happened (commands, holds, starvation). The node calls :meth:`CommandLoop.add_chunk`
 from its inference thread and :meth:`CommandLoop.tick` from its control timer (under one lock)
 and publishes whatever the tick returns.
+
+Starvation (the plan ran out while executing) is counted only once the clock has moved on
+without a plan: a tick that finds no plan is provisional until a later tick still has none
+(starvation) or the next chunk arrives with the clock still at that tick's time. The latter is
+a lock-step simulation waiting for the policy (its clock stands still until it gets a
+command): a *wait* (``plan_waits``), not a fault. On a wall clock, time always moves between a
+tick and the next chunk, so every real starvation is still counted.
 """
 
 from __future__ import annotations
@@ -13,7 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snapflow_ros.control.limits import ActionLimits
-from snapflow_ros.control.scheduler import BlendConfig, ChunkScheduler, MergeResult
+from snapflow_ros.control.scheduler import (
+    DEFAULT_MAX_LEAD,
+    EPS,
+    BlendConfig,
+    ChunkScheduler,
+    MergeResult,
+)
 
 HOLD_MODES = ("none", "last", "zero")
 
@@ -27,9 +40,11 @@ class LoopCounters:
     holds: int = 0
     starved_ticks: int = 0
     starvation_events: int = 0
+    plan_waits: int = 0
     unhealthy_ticks: int = 0
     chunks_accepted: int = 0
     chunks_late: int = 0
+    chunks_early: int = 0
     actions_skipped: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -42,7 +57,8 @@ class TickResult:
     """What one control tick decided.
 
     ``command`` is what to publish (None: publish nothing); ``source`` is ``plan`` (from a
-    chunk), ``hold`` (the hold command) or ``idle`` (nothing to send).
+    chunk), ``hold`` (the hold command) or ``idle`` (nothing to send). ``starved``: no plan
+    while executing (counted as starvation only once the clock moves on, see the module).
     """
 
     command: np.ndarray | None
@@ -71,6 +87,7 @@ class CommandLoop:
     blend: BlendConfig = field(default_factory=BlendConfig)
     limits: ActionLimits | None = None
     hold_mode: str = "none"
+    max_lead: float = DEFAULT_MAX_LEAD
 
     def __post_init__(self) -> None:
         if self.hold_mode not in HOLD_MODES:
@@ -81,11 +98,13 @@ class CommandLoop:
             raise ValueError(
                 f"limits are for {self.limits.dim} dims, actions have {self.action_dim}"
             )
-        self.scheduler = ChunkScheduler(self.dt, self.blend)
+        self.scheduler = ChunkScheduler(self.dt, self.blend, self.max_lead)
         self.counters = LoopCounters()
         self.last_command: np.ndarray | None = None
         self._executing = False
         self._starving = False
+        self._no_plan_since: float | None = None  # time of the first tick without a plan
+        self._pending_ticks = 0  # ticks without a plan not yet counted as starved
 
     # ------------------------------------------------------------------ chunks
     def add_chunk(self, actions: np.ndarray, stamp: float, now: float) -> MergeResult:
@@ -98,9 +117,23 @@ class CommandLoop:
         self.counters.actions_skipped += result.skipped
         if result.accepted:
             self.counters.chunks_accepted += 1
+            if self._no_plan_since is not None:
+                if now > self._no_plan_since + EPS:
+                    self._count_starvation()
+                else:
+                    self.counters.plan_waits += 1  # the clock waited for this chunk
+            self._end_no_plan()
+        elif result.early:
+            self.counters.chunks_early += 1
         else:
             self.counters.chunks_late += 1
         return result
+
+    def set_max_lead(self, seconds: float) -> None:
+        """Change the largest accepted lead of a chunk's first action (see the scheduler)."""
+        if not 0 <= seconds < np.inf:
+            raise ValueError(f"max_lead must be finite and >= 0, got {seconds}")
+        self.max_lead = self.scheduler.max_lead = float(seconds)
 
     def needs_chunk(self, now: float, threshold: float) -> bool:
         """True when the plan's remaining horizon is below ``threshold`` seconds."""
@@ -142,23 +175,36 @@ class CommandLoop:
         if plan is None or index is None:
             starved = self._executing
             if starved:
-                self.counters.starved_ticks += 1
-                if not self._starving:
-                    self.counters.starvation_events += 1
-                self._starving = True
+                self._pending_ticks += 1
+                if self._no_plan_since is None:
+                    self._no_plan_since = now
+                elif now > self._no_plan_since + EPS:
+                    self._count_starvation()  # the clock moved on and still no plan
             return self._hold(starved)
         cmd = self.limits.apply(plan.values[index], self.last_command)
         self.last_command = cmd
         self._executing = True
-        self._starving = False
+        self._end_no_plan()
         self.counters.commands += 1
         return TickResult(cmd, "plan", False, plan.chunk_id, index)
+
+    def _count_starvation(self) -> None:
+        self.counters.starved_ticks += self._pending_ticks
+        self._pending_ticks = 0
+        if not self._starving:
+            self.counters.starvation_events += 1
+        self._starving = True
+
+    def _end_no_plan(self) -> None:
+        self._no_plan_since = None
+        self._pending_ticks = 0
+        self._starving = False
 
     def stop(self) -> None:
         """Drop the plan; what follows a stop is not counted as starvation."""
         self.scheduler.clear()
         self._executing = False
-        self._starving = False
+        self._end_no_plan()
 
     def reset(self) -> None:
         """Drop the plan, the last command and every counter."""

@@ -23,6 +23,13 @@ Conventions (all times in seconds, one clock):
   - ``exponential``: ``w_i = 1 - (1 - alpha) ** (i + 1)``.
 
   After the overlap the new chunk is used as is. ``max_blend_steps`` (>0) caps ``n``.
+* A chunk whose capture stamp lies more than ``max_lead`` seconds after its arrival
+  (``S - now > max_lead``: the clocks disagree; its first action, action 0, would be due that
+  far ahead) is rejected and the current plan kept. Such a plan would command its first action
+  early for that long and hold off the next re-plan (its remaining horizon would look long),
+  so one bad stamp could freeze the robot on one command. The default bound, 0.25 s, is far
+  above the lead of a healthy plan (at most one period, e.g. lock-step simulation) and far
+  below a chunk's span.
 
 Everything here is plain Python + numpy and is unit-tested without ROS.
 """
@@ -36,6 +43,7 @@ import numpy as np
 
 BLEND_MODES = ("none", "linear", "exponential")
 EPS = 1e-6  # seconds of slack when comparing times computed from different clocks
+DEFAULT_MAX_LEAD = 0.25  # s: largest accepted wait for a chunk's first action (see above)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class MergeResult:
     overlap: int
     horizon: int
     reason: str = ""
+    early: bool = False  # rejected because its first action lies too far in the future
 
 
 def action_index(t: float, stamp: float, dt: float) -> int:
@@ -123,11 +132,16 @@ class Plan:
 class ChunkScheduler:
     """Turns a stream of timed chunks into per-tick commands (not thread-safe: lock outside)."""
 
-    def __init__(self, dt: float, blend: BlendConfig | None = None) -> None:
+    def __init__(
+        self, dt: float, blend: BlendConfig | None = None, max_lead: float = DEFAULT_MAX_LEAD
+    ) -> None:
         if not dt > 0:
             raise ValueError(f"dt must be > 0, got {dt}")
+        if not 0 <= max_lead < math.inf:
+            raise ValueError(f"max_lead must be finite and >= 0, got {max_lead}")
         self.dt = float(dt)
         self.blend = blend or BlendConfig()
+        self.max_lead = float(max_lead)
         self.plan: Plan | None = None
         self._next_id = 0
 
@@ -146,6 +160,10 @@ class ChunkScheduler:
         skipped = skipped_actions(now, stamp, self.dt, horizon)
         if skipped >= horizon:
             return MergeResult(False, skipped, 0, horizon, "every action's time already passed")
+        lead = stamp - now
+        if lead > self.max_lead + EPS:
+            reason = f"its stamp is {lead:.3f} s ahead of now (max_lead {self.max_lead:g} s)"
+            return MergeResult(False, skipped, 0, horizon, reason, early=True)
         old = self.plan
         if old is not None and old.values.shape[1] != values.shape[1]:
             old = None  # the action size changed (new policy): nothing to blend with

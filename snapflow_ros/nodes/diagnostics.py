@@ -66,6 +66,7 @@ def build_diagnostics(
     for key in (
         "chunks_accepted",
         "chunks_late",
+        "chunks_early",
         "actions_skipped",
         "inference_errors",
         "discarded_chunks",
@@ -110,6 +111,7 @@ def build_diagnostics(
         "jitter_p99_ms": _ms(jitter["p99_abs_dev"]),
         "starvation_events": counters.get("starvation_events", 0),
         "starved_ticks": counters.get("starved_ticks", 0),
+        "plan_waits": counters.get("plan_waits", 0),
         "holds": counters.get("holds", 0),
         "commands": counters.get("commands", 0),
         "dry_run": report["dry_run"],

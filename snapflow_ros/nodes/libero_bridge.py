@@ -760,9 +760,20 @@ class LiberoBridge(Node):
             self._rt_next = time.monotonic()  # do not try to catch up: stay at one step per period
 
 
+HELP = """\
+ROS 2 bridge to a simulated LIBERO task (headless MuJoCo): camera images, robot state and the
+task out, 7-D policy commands in; lock-step (one simulation step per command, /clock in
+simulation time: run the policy node with use_sim_time) or real time (20 Hz wall clock).
+
+example:
+  libero_bridge --ros-args --params-file config/libero_bridge.yaml -p task_index:=3
+
+Topics, parameters, services and the timing modes: docs/libero.md."""
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``libero_bridge`` (Ctrl-C / SIGTERM: clean stop; setup errors: exit 1)."""
-    stop = init_ros(args)
+    stop = init_ros(args, NODE_NAME, HELP)
     try:
         node = LiberoBridge()
     except (ValueError, ParameterException) as exc:

@@ -11,6 +11,12 @@ control timer and the status/services (short callbacks); inference runs in its o
 thread fed with the latest message of every input (older ones are simply overwritten). The
 callback groups keep the callbacks safe under a multi-threaded executor too (composition).
 
+Bad input never reaches the robot: every message is checked as it arrives (structure, NaN,
+duplicate joints; images without decoding), and every control tick judges all inputs (missing,
+stale, malformed, stamped ahead of the clock). Any problem drops the plan at that tick and
+holds; a malformed observation the worker attempted is announced once as a ``rejected`` status
+event. Every parameter value is checked against the table in :mod:`.params` when it is set.
+
 Run: ``policy_node --ros-args --params-file config/policy.yaml``.
 """
 
@@ -25,7 +31,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import rclpy
@@ -59,6 +65,8 @@ from snapflow_ros.control import (
 from snapflow_ros.nodes.diagnostics import build_diagnostics
 from snapflow_ros.nodes.params import (
     CAMERA_PARAMS,
+    MAX_TASK_CHARS,
+    NAME_PATTERN,
     NODE_NAME,
     PARAMS,
     RUNTIME_PARAMS,
@@ -67,12 +75,16 @@ from snapflow_ros.nodes.params import (
     ConfigError,
     NodeConfig,
     build_config,
-    coerce,
-    validate_value,
+    check_limits,
+    check_param,
+    spec_for,
+    task_preview,
 )
 from snapflow_ros.nodes.process import init_ros, spin
 from snapflow_ros.ros_conversions import (
     array_values,
+    check_compressed,
+    check_image,
     compressed_to_rgb,
     image_to_rgb,
     joint_state_values,
@@ -81,6 +93,7 @@ from snapflow_ros.ros_conversions import (
     resize_rgb,
     stamp_to_ns,
 )
+from snapflow_ros.runtime.errors import ObservationError
 
 LATENCY_STAGES = ("preprocess", "prefix", "denoise", "postprocess", "total")
 STATE_MSG_TYPES = {
@@ -89,6 +102,7 @@ STATE_MSG_TYPES = {
     "float32_array": Float32MultiArray,
 }
 FIELD_PLURAL = {"position": "positions", "velocity": "velocities", "effort": "effort"}
+MAX_REASON_CHARS = 200  # longest problem text in events, diagnostics and logs
 
 
 def resolve_policy_path(path: str) -> str:
@@ -99,71 +113,144 @@ def resolve_policy_path(path: str) -> str:
         return path
     from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
 
-    policy_type = path[len(TINY_PREFIX) :] or "smolvla"
-    if policy_type not in ("smolvla", "pi05"):
-        raise ConfigError(f"policy_path: unknown tiny policy {path!r} (tiny:smolvla or tiny:pi05)")
+    policy_type = path[len(TINY_PREFIX) :] or "smolvla"  # the table checked the name
     return str(ensure_tiny_checkpoint(TinySpec(policy_type=policy_type)))
 
 
-class InputProblem(Exception):
-    """The current inputs cannot make an observation; ``fault`` = malformed (not just stale)."""
+def short(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (messages derived from input stay bounded)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
-    def __init__(self, message: str, fault: bool = False) -> None:
+
+class InputProblem(Exception):
+    """The current inputs cannot make an observation.
+
+    ``fault``: malformed (not just missing or stale); then ``input_name`` names what failed and
+    ``stamp_ns`` is the stamp the observation's chunk would have carried. ``retry``: judge
+    again once the clock has moved (an input stamped ahead of a clock that stands still).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        fault: bool = False,
+        input_name: str = "",
+        stamp_ns: int = 0,
+        retry: bool = False,
+    ) -> None:
         super().__init__(message)
         self.fault = fault
+        self.input_name = input_name
+        self.stamp_ns = stamp_ns
+        self.retry = retry
+
+
+class Problem(NamedTuple):
+    """Something wrong with the inputs: ``severity`` is missing, stale, fault (malformed or
+    stamped too far ahead) or early (ahead of a clock that has not moved since it arrived)."""
+
+    severity: str
+    input: str
+    message: str
+
+
+class SlotState(NamedTuple):
+    """What an input slot holds (see :meth:`InputSlot.state`)."""
+
+    msg: Any
+    count: int
+    stamp_ns: int
+    recv_ns: int
+    fault: str
 
 
 class InputSlot:
-    """The latest message of one input, its stamp, and its converted value (cached)."""
+    """The latest message of one input, its stamp, its converted value (cached) and its fault.
 
-    def __init__(self, name: str, label: str, convert: Any, required: bool = True) -> None:
+    ``check`` (cheap, no decoding) runs on every message as it arrives, so a malformed message
+    is known at the next control tick; with ``eager`` the whole conversion runs on arrival
+    (cheap ones: joint states, arrays, poses). ``convert`` otherwise runs when the worker makes
+    an observation. ``fault`` says why the latest message is malformed ('' if it is not).
+    """
+
+    def __init__(
+        self, name: str, label: str, convert: Any, check: Any = None, eager: bool = False
+    ) -> None:
         self.name = name
         self.label = label
         self.convert = convert
-        self.required = required
+        self.check = check
+        self.eager = eager
         self.msg: Any = None
         self.stamp_ns = 0
         self.recv_ns = 0
         self.count = 0
         self.errors = 0
-        self.last_error = ""
+        self.fault = ""
         self._cache: tuple[int, Any] | None = None
         self._lock = threading.Lock()
 
     def update(self, msg: Any, recv_ns: int) -> None:
-        """Store ``msg`` (received at ``recv_ns``); its header stamp, or ``recv_ns`` if unset."""
+        """Store ``msg`` (received at ``recv_ns``): its header stamp (``recv_ns`` if unset) and
+        whether it is malformed."""
         stamp = recv_ns
+        fault = ""
+        value = None
         header = getattr(msg, "header", None)
         if header is not None:
             ns = stamp_to_ns(header.stamp)
             if ns > 0:
                 stamp = ns
+            if header.stamp.nanosec >= 1_000_000_000:
+                fault = f"header stamp nanosec {header.stamp.nanosec} is >= 1e9"
+        if not fault:
+            try:
+                if self.eager:
+                    value = self.convert(msg)
+                elif self.check is not None:
+                    self.check(msg)
+            except Exception as exc:  # any failure is a bad input, never a crash
+                fault = short(str(exc) or type(exc).__name__)
         with self._lock:
             self.msg = msg
             self.stamp_ns = stamp
             self.recv_ns = recv_ns
             self.count += 1
+            self._cache = (self.count, value) if self.eager and not fault else None
+            self._set_fault(fault)
 
-    def snapshot(self) -> tuple[Any, int, int, int]:
-        """``(msg, count, stamp_ns, recv_ns)`` of the latest message."""
+    def _set_fault(self, fault: str) -> None:
+        self.fault = fault
+        if fault:
+            self.errors += 1
+
+    def state(self) -> SlotState:
+        """The latest message, its count, stamp, receive time and fault, read together."""
         with self._lock:
-            return self.msg, self.count, self.stamp_ns, self.recv_ns
+            return SlotState(self.msg, self.count, self.stamp_ns, self.recv_ns, self.fault)
 
     def value(self) -> tuple[Any, int, int]:
         """Converted latest message, its stamp and receive time (raises on bad messages)."""
-        msg, count, stamp_ns, recv_ns = self.snapshot()
+        with self._lock:
+            msg, count, stamp_ns, recv_ns = self.msg, self.count, self.stamp_ns, self.recv_ns
+            fault, cache = self.fault, self._cache
         if msg is None:
             raise InputProblem(f"{self.label}: no message yet")
-        if self._cache is not None and self._cache[0] == count:
-            return self._cache[1], stamp_ns, recv_ns
+        if fault:
+            raise InputProblem(f"{self.label}: {fault}", fault=True, input_name=self.name)
+        if cache is not None and cache[0] == count:
+            return cache[1], stamp_ns, recv_ns
         try:
             value = self.convert(msg)
         except Exception as exc:  # any conversion failure is a bad input, never a crash
-            self.errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            raise InputProblem(f"{self.label}: {exc}", fault=True) from exc
-        self.last_error = ""
-        self._cache = (count, value)
+            fault = short(str(exc) or type(exc).__name__)
+            with self._lock:
+                if self.count == count:
+                    self._set_fault(fault)
+            raise InputProblem(f"{self.label}: {fault}", fault=True, input_name=self.name) from exc
+        with self._lock:
+            if self.count == count:
+                self._cache = (count, value)
         return value, stamp_ns, recv_ns
 
     def clear(self) -> None:
@@ -171,6 +258,7 @@ class InputSlot:
         with self._lock:
             self.msg = None
             self.count = 0
+            self.fault = ""
             self._cache = None
 
 
@@ -209,6 +297,7 @@ class PolicyNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        self._startup_errors: list[str] = []
         self._declare_parameters()
         self._lock = threading.RLock()
         self._cb_inputs = MutuallyExclusiveCallbackGroup()
@@ -230,6 +319,9 @@ class PolicyNode(LifecycleNode):
         self._camera_slots: list[tuple[Any, InputSlot]] = []
         self._state_slots: list[InputSlot] = []
         self._task_from_topic: str | None = None
+        self._task_fault = ""
+        self._task_count = 0
+        self._param_version = 0
         self._subs: list[Any] = []
         self._chunk_pub: Any = None
         self._command_pub: Any = None
@@ -250,24 +342,32 @@ class PolicyNode(LifecycleNode):
             "nonfinite_commands": 0,
             "dry_run_commands": 0,
         }
-        self._runtime_values: dict[str, Any] = {}
-        for spec in PARAMS:
-            if spec.name in RUNTIME_PARAMS:
-                value = coerce(spec.name, spec.default, self.get_parameter(spec.name).value)
-                self._runtime_values[spec.name] = value
+        self._runtime_values: dict[str, Any] = {
+            name: self._startup_value(name) for name in sorted(RUNTIME_PARAMS)
+        }
         self._action_names: list[str] = []
         self._dt = 0.1
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
+        self._status_settings = (
+            self._startup_value("status_topic"),
+            self._startup_value("status_rate"),
+        )
         self._status_pub = self.create_publisher(
-            String, self._param_str("status_topic"), QoSProfile(depth=100)
+            String, self._status_settings[0], QoSProfile(depth=100)
         )
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        rate = max(float(self.get_parameter("status_rate").value or 1.0), 0.01)
-        self._status_timer = self.create_timer(1.0 / rate, self._on_status_timer, self._cb_misc)
+        self._status_timer = self.create_timer(
+            1.0 / self._status_settings[1], self._on_status_timer, self._cb_misc
+        )
         self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._cb_misc)
         self.create_service(Trigger, "~/pause", self._srv_pause, callback_group=self._cb_misc)
         self.create_service(Trigger, "~/resume", self._srv_resume, callback_group=self._cb_misc)
+        for error in self._startup_errors:
+            self.get_logger().error(
+                f"bad parameter: {error}; the node cannot be configured until it is fixed"
+            )
+        self._warn_unknown_overrides()
 
     # ================================================================== parameters
     def _declare_parameters(self) -> None:
@@ -277,6 +377,7 @@ class PolicyNode(LifecycleNode):
             self.declare_parameter(
                 spec.name, default, ParameterDescriptor(description=spec.description, **dyn)
             )
+        # per-camera / per-source parameters of valid names only (configure reports the rest)
         for name in self._param_list("cameras.names", ["front", "wrist"]):
             for p in CAMERA_PARAMS:
                 default = p.default.format(name=name) if isinstance(p.default, str) else p.default
@@ -296,28 +397,57 @@ class PolicyNode(LifecycleNode):
 
     def _param_list(self, name: str, default: list[str]) -> list[str]:
         value = self.get_parameter(name).value
-        if not isinstance(value, list | tuple):
-            return default if value is None else []
-        return [str(v) for v in value]
-
-    def _param_str(self, name: str) -> str:
-        return str(self.get_parameter(name).value)
+        if value is None:
+            return default
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            return []
+        return list(
+            dict.fromkeys(v for v in value if isinstance(v, str) and NAME_PATTERN.fullmatch(v))
+        )
 
     def _get_param(self, name: str) -> Any:
         return self.get_parameter(name).value if self.has_parameter(name) else None
 
+    def _startup_value(self, name: str) -> Any:
+        """A parameter's value checked against the table; a bad one (a wrongly typed value in
+        the parameters file, say) is reported and replaced by the default so the node starts
+        and stays unconfigured with that reason, instead of dying in its constructor."""
+        try:
+            return check_param(name, self._get_param(name))
+        except ConfigError as exc:
+            self._startup_errors.append(str(exc))
+            return check_param(name, None)
+
+    def _warn_unknown_overrides(self) -> None:
+        """A parameter in the parameters file that this node does not have (a typo) would be
+        ignored without a word by rclpy: say so."""
+        overrides = getattr(self, "_parameter_overrides", None) or {}
+        unknown = sorted(n for n in overrides if not self.has_parameter(n))
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring parameters that {NODE_NAME} does not have (typos?): "
+                + short(", ".join(unknown))
+            )
+
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
-        updates = {}
+        """Check every value against the table (whether it applies now or at the next
+        configure); refuse the whole set on the first bad one."""
+        checked: dict[str, Any] = {}
         for p in params:
-            if p.name not in RUNTIME_PARAMS:
-                if self._cfg is not None and any(s.name == p.name for s in PARAMS):
-                    self.get_logger().info(f"parameter {p.name} takes effect at the next configure")
-                continue
-            spec = next(s for s in PARAMS if s.name == p.name)
+            if spec_for(p.name) is None:
+                continue  # rclpy's own (use_sim_time, qos_overrides.*)
             try:
-                updates[p.name] = validate_value(p.name, coerce(p.name, spec.default, p.value))
+                checked[p.name] = check_param(p.name, p.value)
             except ConfigError as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
+                return self._refuse(str(exc))
+        if not checked:
+            return SetParametersResult(successful=True)
+        try:
+            self._check_sizes(checked)
+        except ConfigError as exc:
+            return self._refuse(str(exc))
+        updates = {k: v for k, v in checked.items() if k in RUNTIME_PARAMS}
+        later = sorted(k for k in checked if k not in RUNTIME_PARAMS)
         with self._lock:
             if "num_steps" in updates and updates["num_steps"] != self._runtime_values["num_steps"]:
                 self._latency.clear()
@@ -325,9 +455,49 @@ class PolicyNode(LifecycleNode):
                     f"num_steps -> {updates['num_steps'] or 'checkpoint default'}"
                 )
             self._runtime_values.update(updates)
-            if "hold_mode" in updates and self._loop is not None:
-                self._loop.hold_mode = updates["hold_mode"]
+            if self._loop is not None:
+                self._loop.hold_mode = self._runtime_values["hold_mode"]
+                self._loop.set_max_lead(self._runtime_values["max_future_stamp"])
+            self._param_version += 1  # the worker judges unchanged inputs again
+        if later and self._cfg is not None:
+            self._log_throttled(
+                "later", "info", f"{', '.join(later)}: takes effect at the next configure"
+            )
+        self._wake.set()
         return SetParametersResult(successful=True)
+
+    def _refuse(self, reason: str) -> SetParametersResult:
+        self._log_throttled("refused", "warning", f"parameter refused: {reason}")
+        return SetParametersResult(successful=False, reason=reason)
+
+    def _check_sizes(self, checked: dict[str, Any]) -> None:
+        """Cross-checks of a set: limit list lengths and lower <= upper, and the action size
+        of the loaded policy (when its ``policy_path`` stays)."""
+        names = ("limits.lower", "limits.upper", "limits.max_delta", "action_names")
+        if not any(n in checked for n in names):
+            return
+
+        def value(name: str) -> Any:
+            if name in checked:
+                return checked[name]
+            try:
+                return check_param(name, self._get_param(name))
+            except ConfigError:  # another bad value: configure reports it
+                return None
+
+        lower, upper, max_delta, action_names = (value(n) for n in names)
+        if None in (lower, upper, max_delta, action_names):
+            return
+        dim = len(action_names) or None
+        with self._lock:
+            if self._runtime is not None and value("policy_path") == self._cfg["policy_path"]:
+                if action_names and len(action_names) != self._runtime.action_dim:
+                    raise ConfigError(
+                        f"action_names: {len(action_names)} names for the "
+                        f"{self._runtime.action_dim} action dimensions of the loaded policy"
+                    )
+                dim = self._runtime.action_dim
+        check_limits(lower, upper, max_delta, dim)
 
     def _num_steps(self) -> int | None:
         steps = int(self._runtime_values["num_steps"])
@@ -472,7 +642,9 @@ class PolicyNode(LifecycleNode):
             blend=BlendConfig(cfg["blend.mode"], cfg["blend.alpha"], cfg["blend.max_steps"]),
             limits=limits,
             hold_mode=self._runtime_values["hold_mode"],
+            max_lead=self._runtime_values["max_future_stamp"],
         )
+        self._apply_status_settings(cfg)
         with self._lock:
             self._cfg = cfg
             self._runtime = runtime
@@ -495,6 +667,18 @@ class PolicyNode(LifecycleNode):
             f"steps {self._num_steps() or desc['default_num_steps']}, "
             f"first chunk {self._latency_hint * 1000:.0f} ms"
         )
+
+    def _apply_status_settings(self, cfg: NodeConfig) -> None:
+        """``status_topic`` / ``status_rate`` changed since start-up: new publisher / timer."""
+        topic, rate = cfg["status_topic"], cfg["status_rate"]
+        if topic != self._status_settings[0]:
+            old = self._status_pub
+            self._status_pub = self.create_publisher(String, topic, QoSProfile(depth=100))
+            self.destroy_publisher(old)
+        if rate != self._status_settings[1]:
+            self.destroy_timer(self._status_timer)
+            self._status_timer = self.create_timer(1.0 / rate, self._on_status_timer, self._cb_misc)
+        self._status_settings = (topic, rate)
 
     def _check_against_policy(self, cfg: NodeConfig, runtime: Any) -> None:
         keys = []
@@ -541,7 +725,10 @@ class PolicyNode(LifecycleNode):
         for cam in cfg.cameras:
             _, height, width = runtime.config.input_features[cam.key].shape
             convert = self._image_converter(cam.compressed, int(height), int(width), resize)
-            slot = InputSlot(f"camera.{cam.name}", f"camera {cam.name} ({cam.topic})", convert)
+            check = check_compressed if cam.compressed else check_image
+            slot = InputSlot(
+                f"camera.{cam.name}", f"camera {cam.name} ({cam.topic})", convert, check
+            )
             msg_type = CompressedImage if cam.compressed else Image
             self._subs.append(
                 self.create_subscription(
@@ -556,7 +743,10 @@ class PolicyNode(LifecycleNode):
             self._camera_slots.append((cam, slot))
         for src in cfg.state:
             slot = InputSlot(
-                f"state.{src.name}", f"state {src.name} ({src.topic})", self._state_converter(src)
+                f"state.{src.name}",
+                f"state {src.name} ({src.topic})",
+                self._state_converter(src),
+                eager=True,
             )
             msg_type = STATE_MSG_TYPES.get(src.type)
             if msg_type is None:
@@ -638,16 +828,31 @@ class PolicyNode(LifecycleNode):
                 slot.update(msg, self._now_ns())
             except Exception as exc:  # a malformed header must not kill the node
                 slot.errors += 1
-                slot.last_error = str(exc)
+                slot.fault = short(f"unreadable message: {type(exc).__name__}: {exc}")
             self._wake.set()
 
         return callback
 
     def _on_task(self, msg: String) -> None:
         text = str(msg.data)
-        if text != self._task_from_topic:
-            self.get_logger().info(f"task: {text!r}")
-        self._task_from_topic = text
+        changed = False
+        with self._lock:
+            self._task_count += 1
+            if len(text) > MAX_TASK_CHARS:
+                topic = self._cfg["task.topic"] if self._cfg else "the task topic"
+                self._task_fault = (
+                    f"task: {len(text)} characters on {topic}, at most "
+                    f"{MAX_TASK_CHARS} are accepted"
+                )
+            else:
+                self._task_fault = ""
+                changed = text != self._task_from_topic
+                self._task_from_topic = text
+        self._wake.set()
+        if self._task_fault:
+            self._log_throttled("task", "error", f"task rejected, holding: {self._task_fault}")
+        elif changed:
+            self.get_logger().info(f"task: {task_preview(text)!r}")
 
     def _teardown(self) -> None:
         self._worker_stop.set()
@@ -673,6 +878,7 @@ class PolicyNode(LifecycleNode):
             self._camera_slots = []
             self._state_slots = []
             self._task_from_topic = None
+            self._task_fault = ""
             self._runtime = None
             self._loop = None
             self._cfg = None
@@ -686,29 +892,54 @@ class PolicyNode(LifecycleNode):
             return self._task_from_topic
         return str(self._runtime_values["task.text"])
 
-    def _input_problems(self, now_ns: int) -> list[tuple[str, str]]:
-        """``[(severity, message)]`` about missing/stale inputs and the task."""
+    def _input_problems(self, now_ns: int) -> list[Problem]:
+        """What is wrong with the inputs at ``now_ns``: missing, stale, malformed (the latest
+        message failed its checks), stamped more than ``max_future_stamp`` ahead of the node
+        clock (clock skew; judged once the clock has moved since the message arrived, so a
+        simulation that publishes a step's inputs just before advancing /clock is fine), a
+        missing or rejected task."""
         problems = []
         timeout = float(self._runtime_values["input_timeout"])
+        ahead_max = float(self._runtime_values["max_future_stamp"])
         for slot in self._slots.values():
-            msg, _, stamp_ns, _ = slot.snapshot()
-            if msg is None:
-                problems.append(("missing", f"{slot.label}: no message yet"))
-                continue
-            age = (now_ns - stamp_ns) * 1e-9
-            if age > timeout:
-                problems.append(("stale", f"{slot.label}: stale ({age:.2f} s > {timeout:g} s)"))
-        if not self._task():
+            st = slot.state()
+            if st.msg is None:
+                problems.append(Problem("missing", slot.name, f"{slot.label}: no message yet"))
+            elif st.fault:
+                problems.append(Problem("fault", slot.name, short(f"{slot.label}: {st.fault}")))
+            elif (ahead := (st.stamp_ns - now_ns) * 1e-9) > ahead_max:
+                severity = "early" if now_ns == st.recv_ns else "fault"
+                problems.append(
+                    Problem(
+                        severity,
+                        slot.name,
+                        f"{slot.label}: clock skew: stamped {ahead:.3f} s ahead of the node "
+                        f"clock (max_future_stamp {ahead_max:g} s)",
+                    )
+                )
+            elif -ahead > timeout:
+                problems.append(
+                    Problem(
+                        "stale", slot.name, f"{slot.label}: stale ({-ahead:.2f} s > {timeout:g} s)"
+                    )
+                )
+        if self._task_fault:
+            problems.append(Problem("fault", "task", self._task_fault))
+        elif not self._task():
             topic = self._cfg["task.topic"] if self._cfg else ""
             problems.append(
-                ("missing", f"task: none (set task.text or publish on {topic or 'task.topic'})")
+                Problem(
+                    "missing",
+                    "task",
+                    f"task: none (set task.text or publish on {topic or 'task.topic'})",
+                )
             )
         return problems
 
-    def _healthy(self, now_ns: int) -> tuple[bool, list[tuple[str, str]]]:
-        problems = self._input_problems(now_ns)
+    def _healthy(self, now_ns: int) -> tuple[bool, list[Problem]]:
+        problems = [p for p in self._input_problems(now_ns) if p.severity != "early"]
         if self._fault:
-            problems.append(("fault", self._fault))
+            problems.append(Problem("fault", "policy", self._fault))
         return not problems, problems
 
     def _log_throttled(self, key: str, level: str, message: str) -> None:
@@ -737,14 +968,16 @@ class PolicyNode(LifecycleNode):
         self._wake.set()
 
     def _tick(self) -> None:
-        problems: list[tuple[str, str]] = []
+        problems: list[Problem] = []
         with self._lock:
             if self._loop is None or not self._active:
                 return
             now_ns = self._now_ns()
             healthy, problems = self._healthy(now_ns)
+            events = self._loop.counters.starvation_events
             result = self._loop.tick(now_ns * 1e-9, healthy and not self._paused)
-            if result.starved:
+            starved = self._loop.counters.starvation_events > events
+            if starved:
                 self._last_starvation_ns = now_ns
             cmd = result.command
             if cmd is not None:
@@ -763,15 +996,24 @@ class PolicyNode(LifecycleNode):
                     self._publish_command(cmd, now_ns)
                 if cmd is not None and result.source == "plan":
                     self._command_meter.record(now_ns * 1e-9)
-        if result.starved:
-            self._log_throttled(
-                "starved", "warning", "starved: the plan ran out before a new chunk"
-            )
+        if starved:
+            self._log_starvation()
         if problems and not self._paused:
-            text = "; ".join(m for _, m in problems)
-            self._log_throttled(
-                "inputs", "warning", f"holding, no command from these inputs: {text}"
-            )
+            text = "; ".join(p.message for p in problems)
+            if any(p.severity == "fault" for p in problems):
+                self._log_throttled("fault", "error", f"holding, bad input: {text}")
+            else:
+                self._log_throttled(
+                    "inputs", "warning", f"holding, no command from these inputs: {text}"
+                )
+
+    def _log_starvation(self) -> None:
+        self._log_throttled(
+            "starved",
+            "warning",
+            "starved: the plan ran out and the clock moved on before a new chunk arrived "
+            "(inference slower than the plan; see replan_threshold, num_steps)",
+        )
 
     def _publish_command(self, cmd: np.ndarray, now_ns: int) -> None:
         pub = self._command_pub
@@ -828,7 +1070,9 @@ class PolicyNode(LifecycleNode):
                 time.sleep(0.05)
 
     def _generation(self) -> int:
-        return sum(slot.count for slot in self._slots.values())
+        """Changes whenever an input, the task or a parameter changes."""
+        inputs = sum(slot.count for slot in self._slots.values())
+        return inputs + self._task_count + self._param_version
 
     def _worker_step(self, failed_generation: int | None) -> int | None:
         with self._lock:
@@ -845,11 +1089,10 @@ class PolicyNode(LifecycleNode):
         try:
             observed = self._observe(trigger_ns)
         except InputProblem as exc:
+            if exc.retry:
+                return failed_generation  # judged again once the clock moves
             if exc.fault:
-                with self._lock:
-                    self._fault = str(exc)
-                self._counts["input_faults"] += 1
-                self._log_throttled("fault", "error", f"bad input, no command from it: {exc}")
+                self._reject(exc)
             return generation
         if self._reseed:
             self._reseed = False
@@ -858,10 +1101,17 @@ class PolicyNode(LifecycleNode):
         try:
             chunk = runtime.predict_chunk(observed.obs, num_steps=steps)
             if not np.all(np.isfinite(chunk.actions)):
-                raise ValueError("the policy returned NaN/inf actions")
+                raise ObservationError("the policy returned NaN/inf actions")
+        except ObservationError as exc:  # the observation was valid: the output is not
+            problem = InputProblem(
+                f"policy: {exc}", fault=True, input_name="policy", stamp_ns=observed.stamp_ns
+            )
+            self._reject(problem, hold=True)
+            self._inference_error = str(problem)
+            return generation
         except Exception as exc:
             with self._lock:
-                self._fault = f"inference: {type(exc).__name__}: {exc}"
+                self._fault = short(f"inference: {type(exc).__name__}: {exc}")
             self._inference_error = self._fault
             self._counts["inference_errors"] += 1
             self._log_throttled("inference", "error", f"inference failed, holding: {exc}")
@@ -873,7 +1123,11 @@ class PolicyNode(LifecycleNode):
                 self._counts["discarded_chunks"] += 1
                 return None
             clamped = np.stack([self._loop.limits.clamp(a) for a in chunk.actions])
+            events = self._loop.counters.starvation_events
             result = self._loop.add_chunk(clamped, stamp_s, done_ns * 1e-9)
+            starved = self._loop.counters.starvation_events > events
+            if starved:
+                self._last_starvation_ns = done_ns
             chunk_id = self._loop.scheduler.plan.chunk_id if result.accepted else None
             self._fault = ""
             self._inference_error = ""
@@ -897,7 +1151,11 @@ class PolicyNode(LifecycleNode):
             }
         )
         self._latency.add_many(samples)
-        if not result.accepted:
+        if starved:
+            self._log_starvation()
+        if result.early:
+            self._log_throttled("early", "warning", f"chunk not executed: {result.reason}")
+        elif not result.accepted:
             self._log_throttled(
                 "late",
                 "warning",
@@ -927,39 +1185,80 @@ class PolicyNode(LifecycleNode):
         )
         return None
 
+    def _reject(self, problem: InputProblem, hold: bool = False) -> None:
+        """A malformed observation (or policy output): count it, announce it once on
+        ``~/status`` (``rejected``), log (throttled); ``hold``: keep holding until a chunk."""
+        self._counts["input_faults" if problem.input_name != "policy" else "inference_errors"] += 1
+        if hold:
+            with self._lock:
+                self._fault = short(str(problem))
+            self._log_throttled("rejected", "error", f"holding: {short(str(problem))}")
+        self._publish_event(
+            "rejected",
+            {
+                "stamp_ns": problem.stamp_ns,
+                "input": problem.input_name,
+                "reason": short(str(problem)),
+            },
+        )
+
+    def _observation_stamp(self) -> int:
+        """The stamp a chunk of the current inputs carries (oldest or newest input stamp)."""
+        stamps = [slot.state().stamp_ns for _, slot in self._camera_slots]
+        stamps += [slot.state().stamp_ns for slot in self._state_slots]
+        return min(stamps) if self._cfg["observation_stamp"] == "oldest" else max(stamps)
+
     def _observe(self, now_ns: int) -> _Observed:
+        """The observation of the current inputs; :class:`InputProblem` if there is none
+        (``fault``: a malformed one, with the failing input and the stamp it would carry)."""
         from snapflow_ros.runtime import Observation
 
         problems = self._input_problems(now_ns)
-        if problems:
-            raise InputProblem("; ".join(m for _, m in problems))
+        waiting = [p for p in problems if p.severity in ("missing", "early")]
+        if waiting:
+            retry = all(p.severity == "early" for p in waiting)
+            raise InputProblem("; ".join(p.message for p in waiting), retry=retry)
+        stamp_ns = self._observation_stamp()
+        faults = [p for p in problems if p.severity == "fault"]
+        if faults:
+            first = faults[0]
+            raise InputProblem(first.message, fault=True, input_name=first.input, stamp_ns=stamp_ns)
+        if problems:  # stale only: not a malformed observation
+            raise InputProblem("; ".join(p.message for p in problems))
         start = time.perf_counter()
         images = {}
         stamps, recvs = [], []
-        for cam, slot in self._camera_slots:
-            img, stamp, recv = slot.value()
-            images[cam.key] = img
-            stamps.append(stamp)
-            recvs.append(recv)
-        parts = []
-        for slot in self._state_slots:
-            values, stamp, recv = slot.value()
-            parts.append(np.asarray(values, np.float64))
-            stamps.append(stamp)
-            recvs.append(recv)
+        try:
+            for cam, slot in self._camera_slots:
+                img, stamp, recv = slot.value()
+                images[cam.key] = img
+                stamps.append(stamp)
+                recvs.append(recv)
+            parts = []
+            for slot in self._state_slots:
+                values, stamp, recv = slot.value()
+                parts.append(np.asarray(values, np.float64))
+                stamps.append(stamp)
+                recvs.append(recv)
+        except InputProblem as exc:
+            exc.stamp_ns = stamp_ns
+            raise
         state = np.concatenate(parts).astype(np.float32)
-        if state.shape[0] != self._runtime.state_dim:
-            raise InputProblem(
-                f"state: {state.shape[0]} values, the policy expects {self._runtime.state_dim}",
-                fault=True,
-            )
         stamp_ns = min(stamps) if self._cfg["observation_stamp"] == "oldest" else max(stamps)
         newest = int(np.argmax(stamps))
         obs = Observation(images=images, state=state, task=self._task(), stamp=stamp_ns * 1e-9)
         try:
             self._runtime.validate(obs)
         except ValueError as exc:
-            raise InputProblem(f"observation: {exc}", fault=True) from exc
+            problem = InputProblem(
+                short(f"observation: {exc}"),
+                fault=True,
+                input_name="observation",
+                stamp_ns=stamp_ns,
+            )
+            with self._lock:
+                self._fault = str(problem)  # hold until a valid observation makes a chunk
+            raise problem from exc
         return _Observed(obs, stamp_ns, recvs[newest], stamps[newest], time.perf_counter() - start)
 
     def _chunk_msg(self, actions: np.ndarray, stamp_ns: int) -> JointTrajectory:
@@ -992,7 +1291,7 @@ class PolicyNode(LifecycleNode):
             self._chunk_meter.start(now_ns * 1e-9)
             self._last_starvation_ns = 0
         self._wake.set()
-        self.get_logger().info("reset: plan, statistics and noise seed reset")
+        self._log_throttled("srv_reset", "info", "reset: plan, statistics and noise seed reset")
         self._publish_event("reset", {"t_ns": now_ns})
         response.success = True
         response.message = "reset"
@@ -1006,7 +1305,7 @@ class PolicyNode(LifecycleNode):
             if self._loop is not None:
                 self._loop.stop()
         if not was:
-            self.get_logger().info("paused: no inference, no commands (hold)")
+            self._log_throttled("srv_pause", "info", "paused: no inference, no commands (hold)")
             self._publish_event("pause", {})
         response.success = True
         response.message = "paused" if not was else "already paused"
@@ -1018,7 +1317,7 @@ class PolicyNode(LifecycleNode):
             self._paused = False
         self._wake.set()
         if was:
-            self.get_logger().info("resumed")
+            self._log_throttled("srv_resume", "info", "resumed")
             self._publish_event("resume", {})
         response.success = True
         response.message = "resumed" if was else "not paused"
@@ -1055,14 +1354,14 @@ class PolicyNode(LifecycleNode):
             counters = loop.counters.as_dict() if loop is not None else {}
             inputs = {}
             for slot in self._slots.values():
-                msg, count, stamp_ns, recv_ns = slot.snapshot()
+                st = slot.state()
                 inputs[slot.name] = {
                     "topic": slot.label,
-                    "count": count,
-                    "age_s": (now_ns - stamp_ns) * 1e-9 if msg is not None else None,
-                    "receive_age_s": (now_ns - recv_ns) * 1e-9 if msg is not None else None,
+                    "count": st.count,
+                    "age_s": (now_ns - st.stamp_ns) * 1e-9 if st.msg is not None else None,
+                    "receive_age_s": (now_ns - st.recv_ns) * 1e-9 if st.msg is not None else None,
                     "errors": slot.errors,
-                    "last_error": slot.last_error,
+                    "last_error": st.fault,
                 }
             steps = self._num_steps() or (runtime.default_num_steps if runtime else None)
             remaining = loop.remaining(now) if loop is not None else None
@@ -1073,7 +1372,9 @@ class PolicyNode(LifecycleNode):
             "paused": self._paused,
             "dry_run": bool(self._runtime_values["dry_run"]),
             "healthy": healthy and not self._paused,
-            "problems": [{"severity": s, "message": m} for s, m in problems],
+            "problems": [
+                {"severity": p.severity, "input": p.input, "message": p.message} for p in problems
+            ],
             "policy": runtime.describe() if runtime is not None else None,
             "configure_error": self._configure_error,
             "num_steps": steps,
@@ -1088,7 +1389,7 @@ class PolicyNode(LifecycleNode):
             "latency_s": latency,
             "counters": {**counters, **self._counts},
             "inputs": inputs,
-            "task": self._task() if cfg else None,
+            "task": task_preview(self._task()) if cfg else None,
         }
 
     def _diagnostics(self, report: dict[str, Any]) -> DiagnosticArray:
@@ -1099,10 +1400,30 @@ class PolicyNode(LifecycleNode):
         )
 
 
+HELP = """\
+Run a LeRobot SmolVLA / pi0.5 policy (plain or SnapFlow-distilled) on ROS 2: cameras, joint
+states and a task in; timed action chunks (~/action_chunk) and per-tick commands (~/command)
+out, status on ~/status and /diagnostics. A lifecycle node: with `autostart: true` (the
+default) it configures and activates itself.
+
+examples:
+  policy_node --ros-args --params-file config/policy.yaml
+  policy_node --ros-args --params-file config/robot_example.yaml -p policy_path:=/ckpt
+
+Every parameter, topic, service and the safety behaviour: docs/policy_node.md.
+Exit status: 0 after Ctrl-C / SIGTERM / a shutdown transition, 2 for a bad command line or
+parameters file."""
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of the ``policy_node`` executable (Ctrl-C / SIGTERM: clean shutdown)."""
-    stop = init_ros(args)
-    node = PolicyNode()
+    stop = init_ros(args, NODE_NAME, HELP)
+    try:
+        node = PolicyNode()
+    except Exception as exc:  # the parameters are checked, but never die with a traceback
+        print(f"{NODE_NAME}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     try:
         node.autostart()
         spin(node, stop, done=lambda: node.state_label == "finalized")

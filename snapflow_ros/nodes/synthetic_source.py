@@ -141,9 +141,23 @@ def _header(ns: int):
     return header
 
 
+HELP = """\
+A synthetic robot for the policy node: moving coloured camera images (sensor_msgs/Image, or
+CompressedImage with encoding jpeg/png), sinusoidal joint states and a latched task, published
+until Ctrl-C.
+
+parameters (-p NAME:=VALUE): cameras ([front, wrist]), camera_topic (camera/{name}/image_raw),
+camera_rate (30.0), width (64), height (48), encoding (rgb8 bgr8 rgba8 bgra8 mono8 jpeg png),
+joint_names, joint_topic (joint_states), joint_rate (50.0), task_topic (task), task,
+stamp_offset (0.0 s added to header stamps).
+
+example:
+  synthetic_source --ros-args -p cameras:="[front, wrist]" -p camera_rate:=30.0"""
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``synthetic_source`` (Ctrl-C / SIGTERM: clean exit)."""
-    stop = init_ros(args)
+    stop = init_ros(args, "synthetic_source", HELP)
     node = SyntheticSource()
     try:
         spin(node, stop)

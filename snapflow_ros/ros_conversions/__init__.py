@@ -2,12 +2,17 @@
 
 Images: ``sensor_msgs/Image`` in rgb8, bgr8, rgba8, bgra8, mono8 and ``CompressedImage``
 (JPEG/PNG through OpenCV) to HxWx3 uint8 RGB. State: ``JointState`` by joint name,
-number arrays, poses. Message classes are imported only where messages are built.
+number arrays, poses. A message that cannot be converted raises :class:`ImageConversionError`
+or :class:`StateConversionError` (both ``ValueError``), never anything else, and no
+conversion returns NaN/inf. Message classes are imported only where messages are built.
 """
 
 from snapflow_ros.ros_conversions.images import (
+    MAX_PIXELS,
     SUPPORTED_ENCODINGS,
     ImageConversionError,
+    check_compressed,
+    check_image,
     compressed_to_rgb,
     image_to_rgb,
     resize_rgb,
@@ -30,11 +35,14 @@ from snapflow_ros.ros_conversions.state import (
 
 __all__ = [
     "JOINT_FIELDS",
+    "MAX_PIXELS",
     "POSE_FORMATS",
     "SUPPORTED_ENCODINGS",
     "ImageConversionError",
     "StateConversionError",
     "array_values",
+    "check_compressed",
+    "check_image",
     "compressed_to_rgb",
     "image_to_rgb",
     "joint_state_values",

@@ -7,6 +7,13 @@ the layout the policy runtime expects.
 
 Raw encodings: ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8`` (8 bits per channel; the
 row ``step`` may include padding). Anything else raises :class:`ImageConversionError`.
+
+:func:`check_image` / :func:`check_compressed` are the cheap structural checks (no decoding)
+the conversions start with; the policy node runs them on every message as it arrives.
+Compressed data must be a complete JPEG (SOI ... EOI) or PNG (signature ... IEND) whose
+header declares at most :data:`MAX_PIXELS` pixels: a truncated JPEG would otherwise decode
+into a partly grey image without an error, and a forged header could make the decoder
+allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -20,6 +27,11 @@ import numpy as np
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 SUPPORTED_ENCODINGS = tuple(CHANNELS)
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+MAX_PIXELS = 50_000_000  # decoded size limit of compressed images (8K UHD is 33 M)
+JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (they carry the image size): C0..CF except DHT, JPG, DAC
+JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 class ImageConversionError(ValueError):
@@ -32,12 +44,13 @@ def _bytes(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
-    """A ``sensor_msgs/Image`` as a new HxWx3 uint8 RGB array."""
+def check_image(msg: Any) -> np.ndarray:
+    """Check a ``sensor_msgs/Image``'s encoding, sizes and data length; returns its bytes."""
     encoding = str(msg.encoding).lower()
     if encoding not in CHANNELS:
+        shown = str(msg.encoding)[:40]
         raise ImageConversionError(
-            f"unsupported encoding {msg.encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})"
+            f"unsupported encoding {shown!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})"
         )
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     channels = CHANNELS[encoding]
@@ -52,6 +65,15 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         raise ImageConversionError(
             f"data has {buf.size} bytes, expected step*height = {step}*{height} = {step * height}"
         )
+    return buf
+
+
+def image_to_rgb(msg: Any) -> np.ndarray:
+    """A ``sensor_msgs/Image`` as a new HxWx3 uint8 RGB array."""
+    buf = check_image(msg)
+    encoding = str(msg.encoding).lower()
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    channels = CHANNELS[encoding]
     rows = buf.reshape(height, step)[:, : width * channels]
     img = rows.reshape(height, width, channels)
     if encoding == "rgb8":
@@ -65,16 +87,74 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     return np.repeat(img, 3, axis=2)  # mono8
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage`` (JPEG or PNG) as an HxWx3 uint8 RGB array."""
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ImageConversionError(f"JPEG: no marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in JPEG_SOF:
+            if length < 7 or pos + 9 > len(data):
+                break
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return width, height
+        if marker == 0xDA or length < 2:  # image data before any frame header
+            break
+        pos += 2 + length
+    raise ImageConversionError("JPEG: no frame header (SOF) found")
+
+
+def check_compressed(msg: Any) -> np.ndarray:
+    """Check a ``sensor_msgs/CompressedImage`` without decoding it; returns its bytes.
+
+    The format field must name JPEG or PNG (or be empty); the data must be a complete JPEG or
+    PNG stream whose declared size is at most :data:`MAX_PIXELS` pixels.
+    """
     fmt = str(msg.format).lower()
     if fmt and not any(f in fmt for f in COMPRESSED_FORMATS):
-        raise ImageConversionError(f"unsupported compressed format {msg.format!r} (jpeg or png)")
+        shown = str(msg.format)[:40]
+        raise ImageConversionError(f"unsupported compressed format {shown!r} (jpeg or png)")
     buf = _bytes(msg.data)
     if buf.size == 0:
         raise ImageConversionError("compressed image has no data")
+    data = buf.tobytes()
+    if data.startswith(JPEG_SOI):
+        if not data.rstrip(b"\x00").endswith(JPEG_EOI):
+            raise ImageConversionError(f"JPEG of {buf.size} bytes is truncated (no end marker)")
+        width, height = _jpeg_size(data)
+    elif data.startswith(PNG_SIGNATURE):
+        if len(data) < 33 or data[12:16] != b"IHDR":
+            raise ImageConversionError("PNG: no header chunk (IHDR)")
+        if data[-12:-4] != b"\x00\x00\x00\x00IEND":
+            raise ImageConversionError(f"PNG of {buf.size} bytes is truncated (no IEND chunk)")
+        width = int.from_bytes(data[16:20], "big")
+        height = int.from_bytes(data[20:24], "big")
+    else:
+        raise ImageConversionError(
+            f"cannot decode {buf.size} bytes: neither JPEG nor PNG (starts {data[:4].hex()})"
+        )
+    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+        raise ImageConversionError(
+            f"declared size {width}x{height} is empty or above {MAX_PIXELS} pixels"
+        )
+    return buf
+
+
+def compressed_to_rgb(msg: Any) -> np.ndarray:
+    """A ``sensor_msgs/CompressedImage`` (JPEG or PNG) as an HxWx3 uint8 RGB array."""
+    buf = check_compressed(msg)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
+        fmt = str(msg.format).lower()[:40]
         raise ImageConversionError(f"could not decode {buf.size} bytes as {fmt or 'an image'}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 

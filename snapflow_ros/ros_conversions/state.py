@@ -1,8 +1,14 @@
-"""State messages -> numpy: ``JointState`` by joint name, number arrays, poses; stamps."""
+"""State messages -> numpy: ``JointState`` by joint name, number arrays, poses; stamps.
+
+Every conversion raises :class:`StateConversionError` (never anything else) for a message
+that cannot give a trustworthy state: missing or duplicated joint names, mismatched lengths,
+NaN/inf in the values used, a degenerate quaternion. None of them returns NaN/inf.
+"""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,8 +36,21 @@ def ns_to_stamp_fields(ns: int) -> tuple[int, int]:
 def _finite(values: np.ndarray, what: str) -> np.ndarray:
     if not np.all(np.isfinite(values)):
         bad = np.nonzero(~np.isfinite(values))[0].tolist()
-        raise StateConversionError(f"{what} contains NaN/inf at indices {bad}")
+        raise StateConversionError(f"{what} contains NaN/inf at indices {_few(bad)}")
     return values
+
+
+def _few(items: Sequence[Any], n: int = 8) -> str:
+    """At most ``n`` items of a list as text (messages stay short whatever the input)."""
+    shown = ", ".join(repr(i)[:40] for i in items[:n])
+    return f"[{shown}{', ...' if len(items) > n else ''}]"
+
+
+def _numbers(values: Any, what: str) -> np.ndarray:
+    try:
+        return np.asarray(values, np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise StateConversionError(f"{what}: not a list of numbers ({exc})") from exc
 
 
 def joint_state_values(msg: Any, names: Sequence[str], field: str = "position") -> np.ndarray:
@@ -39,15 +58,20 @@ def joint_state_values(msg: Any, names: Sequence[str], field: str = "position") 
     if field not in JOINT_FIELDS:
         raise StateConversionError(f"joint field must be one of {JOINT_FIELDS}, got {field!r}")
     msg_names = list(msg.name)
-    values = np.asarray(getattr(msg, field), np.float64)
+    values = _numbers(getattr(msg, field), f"JointState {field}")
     if values.size != len(msg_names):
         raise StateConversionError(
             f"JointState has {len(msg_names)} names but {values.size} {field} values"
         )
     index = {n: i for i, n in enumerate(msg_names)}
+    if len(index) != len(msg_names):
+        dups = sorted(n for n, count in Counter(msg_names).items() if count > 1)
+        raise StateConversionError(f"JointState names joints {_few(dups)} more than once")
     missing = [n for n in names if n not in index]
     if missing:
-        raise StateConversionError(f"JointState lacks joints {missing} (it has {msg_names})")
+        raise StateConversionError(
+            f"JointState lacks joints {_few(missing)} (it has {_few(msg_names)})"
+        )
     out = values[[index[n] for n in names]]
     return _finite(out, f"JointState {field}")
 
@@ -57,12 +81,12 @@ def array_values(msg: Any, indices: Sequence[int] = (), size: int = 0) -> np.nda
 
     ``indices`` picks elements (empty: all); ``size`` (>0) is the required result length.
     """
-    data = np.asarray(msg.data, np.float64).reshape(-1)
+    data = _numbers(msg.data, "array")
     if indices:
         bad = [i for i in indices if not -data.size <= i < data.size]
         if bad:
             raise StateConversionError(
-                f"array has {data.size} elements, indices {bad} are out of range"
+                f"array has {data.size} elements, indices {_few(bad)} are out of range"
             )
         data = data[list(indices)]
     if size and data.size != size:
@@ -86,19 +110,23 @@ def quat_to_axis_angle(x: float, y: float, z: float, w: float) -> np.ndarray:
 
 
 def pose_values(msg: Any, fmt: str = "xyz_quat") -> np.ndarray:
-    """A ``geometry_msgs/PoseStamped`` (or ``Pose``) as xyz + quaternion / axis-angle / nothing."""
+    """A ``geometry_msgs/PoseStamped`` (or ``Pose``) as xyz + quaternion / axis-angle / nothing.
+
+    The quaternion must have a finite, non-zero norm (it is passed on as is in ``xyz_quat``).
+    """
     if fmt not in POSE_FORMATS:
         raise StateConversionError(f"pose format must be one of {POSE_FORMATS}, got {fmt!r}")
     pose = getattr(msg, "pose", msg)
     p, q = pose.position, pose.orientation
-    xyz = np.array([p.x, p.y, p.z], np.float64)
+    xyz = _finite(np.array([p.x, p.y, p.z], np.float64), "pose position")
     if fmt == "xyz":
-        out = xyz
-    elif fmt == "xyz_quat":
-        out = np.concatenate([xyz, [q.x, q.y, q.z, q.w]])
-    else:
-        out = np.concatenate([xyz, quat_to_axis_angle(q.x, q.y, q.z, q.w)])
-    return _finite(out, "pose")
+        return xyz
+    quat = _finite(np.array([q.x, q.y, q.z, q.w], np.float64), "pose orientation")
+    if fmt == "xyz_quat":
+        if not np.linalg.norm(quat) > 1e-9:
+            raise StateConversionError("pose orientation: quaternion has zero norm")
+        return np.concatenate([xyz, quat])
+    return np.concatenate([xyz, _finite(quat_to_axis_angle(*quat), "pose axis-angle")])
 
 
 def pose_size(fmt: str) -> int:

@@ -52,8 +52,17 @@ def test_rejects_nan_and_wrong_size():
         ({"lower": [1.0], "upper": [0.0]}, "lower > upper"),
         ({"lower": [0.0, 1.0, 2.0]}, "expected 2 values"),
         ({"max_delta": [0.0]}, "max_delta"),
+        ({"lower": [float("nan")]}, "NaN"),  # one value for every dimension
+        ({"upper": [float("nan"), 1.0]}, "NaN"),
+        ({"lower": [float("inf")]}, "inf is not a limit"),
+        ({"upper": [0.0, float("-inf")]}, "inf is not a limit"),
     ],
 )
 def test_invalid_specs(kwargs, match):
     with pytest.raises(LimitError, match=match):
         ActionLimits.build(2, **kwargs)
+
+
+def test_infinite_bounds_in_the_open_direction_mean_no_limit():
+    lim = ActionLimits.build(2, lower=[float("-inf"), 0.0], upper=[1.0, float("inf")])
+    np.testing.assert_array_equal(lim.clamp(np.array([-1e9, 1e9])), [-1e9, 1e9])

@@ -44,8 +44,58 @@ def test_plan_then_starvation_then_recovery():
     res = loop.tick(0.7)
     assert res.source == "plan" and res.index == 1
     np.testing.assert_array_equal(res.command, [11.0, 11.0])
-    loop.tick(1.2)  # runs out again: a second event
-    assert loop.counters.starvation_events == 2
+    assert loop.tick(1.2).starved  # runs out again: provisional while the clock stands
+    assert loop.counters.starvation_events == 1
+    loop.tick(1.3)  # the clock moved on without a plan: a second event
+    assert loop.counters.starvation_events == 2 and loop.counters.starved_ticks == 4
+
+
+def test_lock_step_wait_is_not_starvation():
+    """A simulation clock stands still until the node answers: no plan at that tick is a wait.
+
+    Lock-step LIBERO: the last action of a chunk is sent at t, the clock advances to t + dt,
+    the tick there finds the plan used up, the clock stays at t + dt (the bridge re-triggers
+    the tick at the same time) until the next chunk arrives; its first action goes out at
+    t + dt.
+    """
+    loop = make_loop()
+    loop.add_chunk(chunk(0.0), stamp=0.0, now=0.0)  # actions 0..4 at 0.0..0.4
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        assert loop.tick(t).source == "plan"
+    assert loop.tick(0.5).starved  # plan used up; the clock now waits for the chunk
+    assert loop.tick(0.5).starved  # re-triggered at the same time, still computing
+    loop.add_chunk(chunk(10.0), stamp=0.5, now=0.5)
+    res = loop.tick(0.5)
+    assert res.source == "plan" and res.index == 0
+    c = loop.counters
+    assert (c.starvation_events, c.starved_ticks, c.plan_waits) == (0, 0, 1)
+
+
+def test_one_missed_tick_on_a_moving_clock_is_starvation():
+    loop = make_loop()
+    loop.add_chunk(chunk(0.0), stamp=0.0, now=0.0)
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        loop.tick(t)
+    loop.tick(0.5)  # no plan; the next chunk arrives 30 ms later (the clock moved)
+    loop.add_chunk(chunk(10.0), stamp=0.45, now=0.53)
+    c = loop.counters
+    assert (c.starvation_events, c.starved_ticks, c.plan_waits) == (1, 1, 0)
+
+
+def test_a_chunk_from_the_future_never_blocks_the_plan():
+    """A stamp 10 s ahead (clock skew) must not become a plan that holds off re-planning."""
+    loop = make_loop()
+    res = loop.add_chunk(chunk(0.0), stamp=110.0, now=100.0)
+    assert not res.accepted and res.early and "10.000 s ahead" in res.reason
+    assert loop.scheduler.plan is None and loop.needs_chunk(100.0, 0.0)
+    assert loop.counters.chunks_early == 1 and loop.counters.chunks_late == 0
+    assert loop.tick(100.0).command is None
+    # a lead within max_lead (lock-step: observation stamped just after the tick) is fine
+    assert loop.add_chunk(chunk(0.0), stamp=100.00001, now=100.0).accepted
+    loop.set_max_lead(0.0)
+    assert not loop.add_chunk(chunk(0.0), stamp=100.1, now=100.0).accepted
+    with pytest.raises(ValueError, match="max_lead"):
+        loop.set_max_lead(float("inf"))
 
 
 @pytest.mark.parametrize(

@@ -158,3 +158,23 @@ def test_blend_skips_when_action_size_changes():
     res = s.add_chunk(np.ones((10, 3)), 0.5, 0.5)
     assert res.overlap == 0
     np.testing.assert_array_equal(s.command_at(0.6), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize(("lead", "accepted"), [(0.0, True), (0.25, True), (0.26, False)])
+def test_first_action_further_ahead_than_max_lead_is_rejected(lead, accepted):
+    s = ChunkScheduler(DT, BlendConfig("none"), max_lead=0.25)
+    s.add_chunk(ramp(), stamp=0.0, now=0.0)
+    res = s.add_chunk(ramp(offset=50.0), stamp=1.0 + lead, now=1.0)
+    assert res.accepted is accepted and res.early is not accepted
+    if not accepted:  # the old plan stays
+        np.testing.assert_array_equal(s.command_at(0.5), [5.0, 105.0])
+    # a stamp in the past is never early, although its first future action is due later
+    s2 = ChunkScheduler(DT, max_lead=0.0)
+    assert s2.add_chunk(ramp(), stamp=0.98, now=1.0).accepted
+
+
+def test_max_lead_must_be_finite():
+    with pytest.raises(ValueError, match="max_lead"):
+        ChunkScheduler(DT, max_lead=math.inf)
+    with pytest.raises(ValueError, match="max_lead"):
+        ChunkScheduler(DT, max_lead=-0.1)

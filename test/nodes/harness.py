@@ -1,4 +1,5 @@
-"""Test harness: run the policy node as a separate process and talk to it over real DDS.
+"""Test harness: run the policy node (as a separate process, or in this process in its own
+rclpy Context) and talk to it over real DDS.
 
 Isolation: every test module gets its own ``ROS_DOMAIN_ID`` (derived from the pid and a
 per-module offset) and localhost-only discovery; everything waits for matching or for the
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -161,10 +163,12 @@ class NodeProcess(LoggedProcess):
 class Feed:
     """What the feeder publishes (changed by the tests while it runs)."""
 
-    mode: str = "good"  # good | stale | old | bad_encoding | bad_size | nan_joint | missing_joint
+    # good | stale | bad_encoding | bad_size | nan_joint | missing_joint | duplicate_joint
+    mode: str = "good"
     cameras: tuple[str, ...] = ("front", "wrist")
     silent: set[str] = field(default_factory=set)  # cameras not published
-    stamp_offset: float = 0.0  # seconds added to every stamp (mode "old" uses it)
+    stamp_offset: float = 0.0  # seconds added to every stamp (<0: old data, >0: clock skew)
+    paused: bool = False  # publish nothing
     published: int = 0
 
 
@@ -202,6 +206,7 @@ class Harness:
         self.status: list[Recorded] = []
         self.diagnostics: list[Recorded] = []
         self.image_stamps: list[int] = []
+        self.joint_stamps: list[int] = []
         node = self.node
         self.compressed = set(compressed)
         self.encodings = encodings or {}
@@ -271,7 +276,8 @@ class Harness:
             period = 1.0 / camera_rate
             next_t = time.monotonic()
             while not self._stop.is_set():
-                self._publish_once()
+                if not self.feed.paused:
+                    self._publish_once()
                 next_t += period
                 time.sleep(max(0.0, next_t - time.monotonic()))
 
@@ -307,12 +313,28 @@ class Harness:
             pos[2] = np.nan
         if feed.mode == "missing_joint":
             names, pos = names[:-1], pos[:-1]
+        if feed.mode == "duplicate_joint":  # joint_1 twice, the last value differs
+            names, pos = [*names, "joint_1"], np.append(pos, 2.9)
         js = JointState(name=names, position=pos.tolist())
         js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
         self.joint_pub.publish(js)
         with self.lock:
             self.image_stamps.append(stamp_ns)
+            self.joint_stamps.append(stamp_ns)
             feed.published += 1
+
+    def publish_joints(self, nan: bool = False) -> int:
+        """Publish one JointState now (``nan``: joint_3 is NaN); returns its stamp (ns)."""
+        stamp_ns = time.time_ns()
+        pos = synthetic_joints(stamp_ns * 1e-9, len(JOINTS))
+        if nan:
+            pos[2] = np.nan
+        js = JointState(name=list(JOINTS), position=pos.tolist())
+        js.header.stamp.sec, js.header.stamp.nanosec = ns_to_stamp_fields(stamp_ns)
+        self.joint_pub.publish(js)
+        with self.lock:
+            self.joint_stamps.append(stamp_ns)
+        return stamp_ns
 
     def wait_matched(self, timeout: float = 60.0) -> None:
         """Wait until the node's subscriptions and our subscriptions are matched."""
@@ -413,6 +435,77 @@ class Harness:
             Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value
             for n, v in zip(names, res.values, strict=True)
         ]
+
+
+def node_parameters(overrides: dict[str, Any]) -> list[Parameter]:
+    """config/policy.yaml with ``overrides`` applied, as rclpy Parameters (for a node built in
+    this process); empty lists get their type from the parameter table."""
+    from snapflow_ros.nodes.params import spec_for, type_name
+
+    data = yaml.safe_load((REPO / "config" / "policy.yaml").read_text())
+    values = _flatten(data["/**/policy_node"]["ros__parameters"])
+    values.update(overrides)
+    array_types = {
+        "string[]": Parameter.Type.STRING_ARRAY,
+        "double[]": Parameter.Type.DOUBLE_ARRAY,
+        "int[]": Parameter.Type.INTEGER_ARRAY,
+    }
+    out = []
+    for name, value in values.items():
+        if isinstance(value, list) and not value and spec_for(name) is not None:
+            out.append(Parameter(name, array_types[type_name(spec_for(name)[0])], []))
+        else:
+            out.append(Parameter(name, value=value))
+    return out
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class InProcessNode:
+    """A PolicyNode in this process, in its own Context on ``domain``, spun by one
+    SingleThreadedExecutor thread as the executable does (real DDS to a :class:`Harness`;
+    its methods and state can also be reached directly)."""
+
+    def __init__(self, domain: int, parameters: list[Parameter]) -> None:
+        from snapflow_ros.nodes.policy_node import PolicyNode
+
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = PolicyNode(context=self.context, parameter_overrides=parameters)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception as exc:  # a failing callback is a test failure, reported in close
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        """Shut the node down (shutdown transition), stop spinning, end the context."""
+        try:
+            if self.node.state_label != "finalized":
+                self.node.trigger_shutdown()
+        finally:
+            self._stop.set()
+            self._thread.join(10)
+            self.executor.shutdown()
+            self.node.destroy_node()
+            rclpy.try_shutdown(context=self.context)
 
 
 def chunk_actions(traj: JointTrajectory) -> np.ndarray:

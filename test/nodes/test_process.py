@@ -1,4 +1,5 @@
-"""The shared spin loop: a failing callback is logged and the node keeps running."""
+"""The shared start-up and spin loop: command line, rcl errors, a failing callback is logged
+and the node keeps running."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import rclpy
 from rclpy.node import Node
 
-from snapflow_ros.nodes.process import spin
+from snapflow_ros.nodes.process import parse_command_line, rcl_message, spin, user_args
 
 
 @pytest.fixture
@@ -53,3 +54,34 @@ def test_done_ends_the_loop(ros):
     finally:
         node.destroy_node()
     assert len(calls) == 2
+
+
+def test_only_arguments_outside_ros_args_are_the_programs():
+    argv = ["prog", "--help", "--ros-args", "-p", "a:=1", "--params-file", "x.yaml", "--", "-v"]
+    assert user_args(argv) == ["--help", "-v"]
+    assert user_args(["prog", "--ros-args", "--params-file", "--help"]) == []
+
+
+def test_help_exits_0_and_stray_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_command_line(["policy_node", "--help"], "policy_node", "What it does.")
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: policy_node") and "What it does." in out
+    with pytest.raises(SystemExit) as info:
+        parse_command_line(["policy_node", "--params-file", "x.yaml"], "policy_node", "")
+    assert info.value.code == 2
+    assert "unrecognized arguments: --params-file x.yaml" in capsys.readouterr().err
+    parse_command_line(["policy_node", "--ros-args", "--params-file", "x.yaml"], "policy_node", "")
+
+
+def test_rcl_errors_become_one_line_without_source_locations():
+    text = (
+        "failed to initialize rcl: Couldn't parse params file: '--params-file /tmp/b.yaml'.\n"
+        " Error: Sequence should be of same type, at /project/src/parse.c:435, at "
+        "/project/src/rcl/arguments.c:415"
+    )
+    assert rcl_message(RuntimeError(text)) == (
+        "failed to initialize rcl: Couldn't parse params file: '--params-file /tmp/b.yaml'. "
+        "Error: Sequence should be of same type"
+    )

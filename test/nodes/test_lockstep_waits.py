@@ -1,0 +1,133 @@
+"""Lock-step simulation time: the node waiting for its next chunk is not starvation.
+
+A policy node in this process runs on ``use_sim_time`` with the LIBERO settings
+(``replan_threshold: 0``, no blending, no hold) while the test plays the LIBERO bridge's
+lock-step protocol over real DDS: publish a step's inputs stamped ``t_k``, then ``/clock =
+t_k - lead``; take the command of that tick; when none comes (the node is computing the next
+chunk, and its tick has passed) re-publish the inputs and step the clock one period back and
+forth so the tick fires again at the same time. The clock never moves while the node thinks,
+so the end of every chunk is a *wait* (``plan_waits``), not a starvation, and the log does not
+say "starved" (it did every chunk, i.e. every 2-3 s of a healthy LIBERO run).
+
+The first inputs arrive while the node clock is still 0 (stamped 100 s "ahead", like every
+step after a LIBERO reset jumps the clock): they must not be taken for clock skew.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+
+from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
+from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image
+
+from .harness import JOINTS, Harness, InProcessNode, domain_id, header_ns, node_parameters
+
+DOMAIN = domain_id(12)
+DT_NS = 50_000_000  # 20 Hz
+LEAD_NS = 10_000  # inputs lead the clock by 10 us (the bridge's stamp_lead)
+T0_NS = 100_000_000_000
+STEPS = 35  # three and a half chunks of 10
+
+
+class LockStep:
+    """The bridge side of the lock-step protocol, on the harness node."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.clock_pub = harness.node.create_publisher(Clock, "/clock", 10)
+        self.kicks = 0
+
+    def clock(self, ns: int) -> None:
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = ns_to_stamp_fields(ns)
+        self.clock_pub.publish(msg)
+
+    def inputs(self, t_ns: int) -> None:
+        sec, nsec = ns_to_stamp_fields(t_ns)
+        for i, (name, pub) in enumerate(self.harness.cam_pubs.items()):
+            msg = rgb_to_image(synthetic_frame(t_ns * 1e-9, 48, 64, i))
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
+            pub.publish(msg)
+            del name
+        js = JointState(name=list(JOINTS), position=synthetic_joints(t_ns * 1e-9, 8).tolist())
+        js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
+        self.harness.joint_pub.publish(js)
+
+    def step(self, t_ns: int, timeout: float = 60.0) -> None:
+        """One simulation step at ``t_ns``: inputs, clock, wait for its command (kicking)."""
+        tick_ns = t_ns - LEAD_NS
+        self.inputs(t_ns)
+        time.sleep(0.01)
+        self.clock(tick_ns)
+        deadline = time.monotonic() + timeout
+        wait = 0.05
+        while not any(
+            header_ns(c.msg) >= tick_ns for c in self.harness.snapshot(self.harness.commands)
+        ):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no command for the step at {t_ns} ns")
+            time.sleep(wait)
+            if not any(
+                header_ns(c.msg) >= tick_ns for c in self.harness.snapshot(self.harness.commands)
+            ):
+                self.inputs(t_ns)
+                self.clock(tick_ns - DT_NS)
+                time.sleep(0.02)
+                self.clock(tick_ns)
+                self.kicks += 1
+                wait = min(wait * 2, 0.5)
+
+
+@pytest.fixture(scope="module")
+def lockstep(tiny_smolvla_dir):
+    harness = Harness(DOMAIN)
+    proc = InProcessNode(
+        DOMAIN,
+        node_parameters(
+            {
+                "policy_path": str(tiny_smolvla_dir),
+                "use_sim_time": True,
+                "control_rate": 20.0,
+                "num_steps": 1,
+                "torch_threads": 1,
+                "replan_threshold": 0.0,
+                "blend.mode": "none",
+                "hold_mode": "none",
+                "input_timeout": 1.0,
+                "limits.max_delta": [],
+            }
+        ),
+    )
+    try:
+        proc.node.autostart()
+        assert proc.node.state_label == "active", proc.node.report()["configure_error"]
+        harness.publish_task()
+        harness.wait_matched(120)
+        yield harness, proc.node
+    finally:
+        proc.close()
+        harness.close()
+    assert not proc.errors, proc.errors
+
+
+def test_waiting_for_the_next_chunk_in_lock_step_is_not_starvation(lockstep, capfd):
+    harness, node = lockstep
+    bridge = LockStep(harness)
+    for k in range(STEPS):
+        bridge.step(T0_NS + k * DT_NS)
+    counters = node.report()["counters"]
+    assert counters["chunks_accepted"] >= 4, counters
+    assert counters["commands"] >= STEPS
+    assert counters["starvation_events"] == 0 and counters["starved_ticks"] == 0, counters
+    assert counters["plan_waits"] >= 3, counters  # one per used-up chunk
+    assert not harness.events("rejected"), "a lock-step input was taken for clock skew"
+    err = capfd.readouterr().err
+    assert "starved" not in err and "clock skew" not in err, err[-2000:]
+    # /diagnostics runs on the (now still) sim clock: build the message the node would send
+    diag = node._diagnostics(node.report())
+    commands = next(st for st in diag.status if st.name.endswith(": commands"))
+    assert "starving" not in commands.message, commands.message
