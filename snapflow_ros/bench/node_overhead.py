@@ -28,6 +28,7 @@ compare runs on the same machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,16 @@ class Bench:
             self.executor.spin_once(timeout_sec=0.05)
 
     def _feed(self) -> None:
+        period, k = 1.0 / 50.0, 0
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            self.publish_inputs(k, time.time_ns())
+            k += 1
+            next_t += period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+    def publish_inputs(self, k: int, now_ns: int) -> None:
+        """Tick ``k`` of the 50 Hz feed: joint states every tick, both cameras at 20 Hz."""
         from sensor_msgs.msg import JointState
 
         from snapflow_ros.nodes.synthetic_source import (
@@ -172,25 +184,18 @@ class Bench:
         )
         from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image
 
-        period, k = 1.0 / 50.0, 0
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            now = time.time_ns()
-            sec, nsec = ns_to_stamp_fields(now)
-            if k % 5 in (0, 2):  # cameras at 20-30 Hz (2 of every 5 joint ticks -> 20 Hz)
-                for i, pub in enumerate(self.cams):
-                    img = rgb_to_image(synthetic_frame(now * 1e-9, 48, 64, i), "rgb8")
-                    img.header.stamp.sec, img.header.stamp.nanosec = sec, nsec
-                    pub.publish(img)
-            js = JointState(
-                name=DEFAULT_JOINTS,
-                position=synthetic_joints(now * 1e-9, len(DEFAULT_JOINTS)).tolist(),
-            )
-            js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
-            self.joints.publish(js)
-            k += 1
-            next_t += period
-            time.sleep(max(0.0, next_t - time.monotonic()))
+        sec, nsec = ns_to_stamp_fields(now_ns)
+        if k % 5 in (0, 2):  # 2 of every 5 joint ticks -> 20 Hz
+            for i, pub in enumerate(self.cams):
+                img = rgb_to_image(synthetic_frame(now_ns * 1e-9, 48, 64, i), "rgb8")
+                img.header.stamp.sec, img.header.stamp.nanosec = sec, nsec
+                pub.publish(img)
+        js = JointState(
+            name=DEFAULT_JOINTS,
+            position=synthetic_joints(now_ns * 1e-9, len(DEFAULT_JOINTS)).tolist(),
+        )
+        js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
+        self.joints.publish(js)
 
     def close(self) -> None:
         """Stop feeding/spinning and shut the context down."""
@@ -202,11 +207,27 @@ class Bench:
         self.rclpy.try_shutdown(context=self.context)
 
 
-def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Run the node for ``args.duration`` s and compute overhead and jitter."""
+@contextlib.contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    """Keep ``count`` CPU cores busy with spin-loop processes while the block runs."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(count, 0))
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
+def start_node(
+    checkpoint: Path, config: Path, args: argparse.Namespace, extra: list[str] | None = None
+) -> tuple[subprocess.Popen, Path]:
+    """Start ``policy_node`` for a benchmark (log to a temporary file): ``(process, log)``."""
     from snapflow_ros.eval.processes import executable
 
-    log = Path(tempfile.mkdtemp(prefix="node_overhead_")) / "policy_node.log"
+    log = Path(tempfile.mkdtemp(prefix="node_bench_")) / "policy_node.log"
     cmd = [
         *executable("policy_node"),
         "--ros-args",
@@ -225,32 +246,49 @@ def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> di
         "-p",
         "status_rate:=2.0",
     ]
+    for item in extra or []:
+        cmd += ["-p", item]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
+
+
+def wait_for_commands(bench: Bench, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Block until the node publishes commands; exit with its log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while not bench.commands:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"policy_node did not start; log: {log}\n" + log.read_text()[-2000:])
+        time.sleep(0.1)
+
+
+def stop_node(proc: subprocess.Popen) -> int:
+    """Ctrl-C the node and return its exit code (killed after 30 s)."""
+    proc.send_signal(2)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
+
+
+def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the node for ``args.duration`` s and compute overhead and jitter."""
+    proc, log = start_node(checkpoint, config, args)
     bench = Bench(args.rate)
     try:
-        deadline = time.monotonic() + 180
-        while not bench.commands:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(
-                    f"policy_node did not start; log: {log}\n" + log.read_text()[-2000:]
-                )
-            time.sleep(0.1)
+        wait_for_commands(bench, proc, log, 180)
         time.sleep(1.0)  # let the auto replan threshold settle
         start = time.time_ns()
         counters0 = bench.reports[-1]["counters"] if bench.reports else {}
-        time.sleep(args.duration)
+        with busy_cores(args.busy_core):
+            time.sleep(args.duration)
         end = time.time_ns()
         time.sleep(0.6)  # last status report
         counters1 = bench.reports[-1]["counters"] if bench.reports else {}
     finally:
         bench.close()
-        proc.send_signal(2)
-        try:
-            rc = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait(10)
+        rc = stop_node(proc)
     with bench.lock:
         events, chunks, commands = list(bench.events), list(bench.chunks), list(bench.commands)
     published = [e for e in events if e["published"]]
@@ -303,7 +341,8 @@ def table(result: dict[str, Any]) -> str:
     f = "{:.2f}".format
     lines = [
         f"## Policy node overhead ({result['policy_type']} tiny, {result['steps']} step(s), "
-        f"{result['rate']:g} Hz, {node['chunks']} chunks in {node['seconds']:.0f} s)",
+        f"{result['rate']:g} Hz, {result.get('busy_cores', 0)} busy cores, "
+        f"{node['chunks']} chunks in {node['seconds']:.0f} s)",
         "",
         "| per chunk (ms) | p50 | p95 | p99 |",
         "|---|---|---|---|",
@@ -344,6 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (node and bare)")
     p.add_argument("--repeats", type=int, default=50, help="bare runtime predictions")
     p.add_argument("--policy-type", choices=("smolvla", "pi05"), default="smolvla")
+    p.add_argument(
+        "--busy-core",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N cores busy with spin loops during the node measurement (contention)",
+    )
     p.add_argument("--out", type=Path, default=Path("artifacts/node_overhead.json"))
     args = p.parse_args(argv)
 
@@ -363,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "rate": args.rate,
         "threads": args.threads,
+        "busy_cores": args.busy_core,
         "bare_runtime": bare,
         "node": node,
         "machine": machine_info("cpu"),
