@@ -3,7 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 unexport _ROS_WHEELS_BOOTSTRAP_COMPLETE
 
-.PHONY: setup demo test lint bench tiny clean
+# Another CPU computes the same floats a few ulps apart (other SIMD kernels, MKL and oneDNN
+# code paths, thread count). These settings give such differences on this machine: the tests
+# marked `numerics` run a second time under them, so a result that holds on one CPU only
+# fails here too. torch.compile gets its own kernel cache: its cache does not tell kernels
+# built for the native CPU capability from these (reusing them fails to compile).
+KERNEL_VARIATION := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 \
+	ONEDNN_MAX_CPU_ISA=SSE41 OMP_NUM_THREADS=1 \
+	TORCHINDUCTOR_CACHE_DIR=$${TMPDIR:-/tmp}/torchinductor_kernel_variation
+NUMERICS_RUN := env $(KERNEL_VARIATION) $(PY) -m pytest -q -m numerics
+
+.PHONY: setup demo test test-fast test-numerics lint bench tiny clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup_env.sh
@@ -11,17 +21,28 @@ setup:
 demo: setup
 	$(VENV)/bin/snapflow_demo
 
-# Timing tests of ROS processes can be starved by multi-second stalls of a small shared machine:
-# the failed tests (only those) are run once more; a real failure fails twice.
+# The whole suite, once (a failure is a failure: nothing is re-run), then the numerics tests
+# on other CPU kernels.
 test: setup lint
-	$(PY) -m pytest -q || { echo "[test] re-running the failed tests once"; $(PY) -m pytest -q --lf; }
+	$(PY) -m pytest -q
+	$(NUMERICS_RUN)
+
+# The tests marked `numerics` with the kernel variation above (part of `make test`).
+test-numerics: setup
+	$(NUMERICS_RUN)
+
+# Everyday work: no ROS processes, no LIBERO (markers: see setup.cfg and test/conftest.py).
+test-fast: setup
+	$(PY) -m pytest -q -m "not ros and not libero"
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Skipped sections or rows (e.g. no LIBERO, full-size pi0.5 without 48 GB) are reported, not
+# failures, here; `snapflow_bench` alone exits 3 on them.
 bench: setup
-	$(VENV)/bin/snapflow_bench --out-dir artifacts/bench
+	$(VENV)/bin/snapflow_bench --out-dir artifacts/bench --allow-skip
 
 tiny: setup
 	$(VENV)/bin/snapflow_make_tiny --policy-type smolvla --out artifacts/tiny_smolvla

@@ -9,17 +9,22 @@
 2. ``outputs/``: ``replay`` of ``inputs/`` in lock-step through a fresh policy node on sim
    time with the same parameters: the golden chunks CI compares against.
 3. ``policy_params.yaml`` (the node's parameters; the tests set ``policy_path``) and
-   ``golden.json`` (tiny checkpoint spec and hash, topics, commands, counts, versions).
+   ``golden.json`` (tiny checkpoint spec and weights fingerprint, topics, commands, counts,
+   versions).
 
 Run from the repository root: ``.venv/bin/python scripts/make_golden_bag.py`` (a minute or
 two). Regenerate when the tiny checkpoint, the node's chunk computation or the golden
 parameters change on purpose, and review the diff of ``golden.json``.
+``--checkpoint-only`` rewrites only the checkpoint entry of ``golden.json`` (a new fingerprint
+format), keeping the bags; it refuses when the checkpoint built here is not the recorded one.
+
+The weights fingerprint (``test/bags/helpers.py``: exact architecture, per-tensor norms) holds
+on any CPU; the bags' float values hold on other CPUs within the tolerance the tests derive.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +43,10 @@ import yaml
 from snapflow_ros.eval.processes import params_with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' helpers (the repository's own test package)
+
+from test.bags.helpers import fingerprint_differences, weights_fingerprint  # noqa: E402
+
 BIN = Path(sys.executable).parent
 GOLDEN = REPO / "test" / "data" / "golden"
 COMMON = {"device": "cpu", "seed": 0, "num_steps": 0, "torch_threads": 1, "warmup": 1}
@@ -263,6 +272,11 @@ def main() -> int:
     parser.add_argument("--source", choices=tuple(SOURCES), default="libero")
     parser.add_argument("--duration", type=float, default=3.0, help="synthetic: seconds recorded")
     parser.add_argument("--domain", type=int, default=os.getpid() % 90 + 5)
+    parser.add_argument(
+        "--checkpoint-only",
+        action="store_true",
+        help="only rewrite golden.json's checkpoint entry (the bags stay)",
+    )
     args = parser.parse_args()
 
     from snapflow_ros.bags.io import BagReader, bag_size
@@ -276,6 +290,8 @@ def main() -> int:
     else:
         spec = TinySpec(policy_type="smolvla")
     ckpt = ensure_tiny_checkpoint(spec)
+    if args.checkpoint_only:
+        return rewrite_checkpoint_entry(args.out / "golden.json", spec, ckpt)
     env = ros_env(args.domain)
     work = Path(tempfile.mkdtemp(prefix="golden-"))
     stored = params_dict(cfg["config"], "policy_node", {**cfg["overrides"], "policy_path": ""})
@@ -317,10 +333,7 @@ def main() -> int:
     info = {
         "made_by": "scripts/make_golden_bag.py --source " + args.source,
         "source": args.source,
-        "checkpoint": {
-            "tiny_spec": asdict(spec),
-            "model_sha256": hashlib.sha256((ckpt / "model.safetensors").read_bytes()).hexdigest(),
-        },
+        "checkpoint": checkpoint_entry(spec, ckpt),
         "params_config": cfg["config"],
         "node_overrides": cfg["overrides"],
         "inputs": cfg["inputs"],
@@ -345,6 +358,26 @@ def main() -> int:
     size = bag_size(args.out / "inputs") + bag_size(args.out / "outputs")
     print(f"golden: wrote {args.out} ({size / 1e6:.2f} MB); counts {json.dumps(counts)}")
     shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def checkpoint_entry(spec: Any, ckpt: Path) -> dict[str, Any]:
+    """golden.json's description of the tiny checkpoint: its spec and weights fingerprint."""
+    return {"tiny_spec": asdict(spec), "weights": weights_fingerprint(ckpt)}
+
+
+def rewrite_checkpoint_entry(info_path: Path, spec: Any, ckpt: Path) -> int:
+    """Replace the checkpoint entry of ``info_path`` if ``ckpt`` is the recorded checkpoint."""
+    info = json.loads(info_path.read_text())
+    recorded = info["checkpoint"]
+    if recorded["tiny_spec"] != json.loads(json.dumps(asdict(spec))):
+        raise SystemExit("golden: the tiny spec changed; regenerate the bags instead")
+    changed = fingerprint_differences(recorded["weights"], weights_fingerprint(ckpt))
+    if changed:
+        raise SystemExit(f"golden: not the recorded checkpoint ({changed[:3]}); regenerate")
+    info["checkpoint"] = checkpoint_entry(spec, ckpt)
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    print(f"golden: rewrote the checkpoint entry of {info_path}")
     return 0
 
 

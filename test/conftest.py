@@ -1,12 +1,145 @@
-"""Shared fixtures: tiny offline SmolVLA / pi0.5 checkpoints, built once per test session."""
+"""Shared fixtures (tiny offline SmolVLA / pi0.5 checkpoints, built once per test session) and
+the test tiers.
+
+Markers (registered in setup.cfg, strict): ``ros`` and ``libero`` are applied here from what a
+test uses, the others by hand where they apply. What a test uses: the names its function and
+its fixtures reference, followed through the functions and classes of this test package they
+reach (helpers, harness), without running anything.
+
+* ``ros``: reaches ``rclpy`` (the module or anything from it), the process harness'
+  ``Harness``, ``NodeProcess``, ``ros_env`` or ``domain_id`` (``test/nodes/harness.py``), or a
+  module's ``DOMAIN``: it starts ROS 2 processes or joins DDS. Message classes alone
+  (``sensor_msgs.msg.Image``) are not ROS processes.
+* ``libero``: lives in ``test/sim`` or ``test/eval``, or it (or any global of its module:
+  such modules start the simulator by executable name too) reaches the simulator layers
+  (``snapflow_ros.sim``, ``snapflow_ros.eval.libero_eval``, ``snapflow_ros.bench.libero_sim``,
+  ``libero``, ``robosuite``, ``mujoco``).
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import CodeType, FunctionType, ModuleType
 
 import pytest
 
 from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+
+TEST_ROOT = Path(__file__).resolve().parent
+TEST_PACKAGE = "test"
+HARNESS_MODULE = "test.nodes.harness"
+HARNESS_ROS_NAMES = frozenset({"Harness", "NodeProcess", "ros_env", "domain_id"})
+LIBERO_DIRS = ("sim", "eval")
+LIBERO_MODULES = (
+    "snapflow_ros.sim",
+    "snapflow_ros.eval.libero_eval",
+    "snapflow_ros.bench.libero_sim",
+    "libero",
+    "robosuite",
+    "mujoco",
+)
+
+
+def _origin(value: object) -> str:
+    """The module ``value`` comes from ('' when unknown)."""
+    if isinstance(value, ModuleType):
+        return value.__name__
+    origin = getattr(value, "__module__", None)
+    return origin if isinstance(origin, str) else ""
+
+
+def _within(origin: str, roots: tuple[str, ...]) -> bool:
+    return any(origin == root or origin.startswith(root + ".") for root in roots)
+
+
+def _code_names(code: CodeType) -> Iterator[str]:
+    """Global and attribute names a code object uses, nested functions included."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _code_names(const)
+
+
+def _functions(value: object) -> list[FunctionType]:
+    """The Python functions behind a function, method, property or class of the test package."""
+    value = inspect.unwrap(value) if callable(value) else value
+    if isinstance(value, FunctionType):
+        return [value]
+    if isinstance(value, type):
+        found = []
+        for attr in vars(value).values():
+            attr = getattr(attr, "fget", None) or getattr(attr, "__func__", attr)
+            if isinstance(attr, FunctionType):
+                found.append(attr)
+        return found
+    return []
+
+
+def reached(roots: list[object]) -> Iterator[tuple[str, object]]:
+    """(name, value) of every global the ``roots`` reference, followed through the functions
+    and classes of the test package."""
+    queue = [f for root in roots for f in _functions(root)]
+    seen: set[int] = set()
+    while queue:
+        func = queue.pop()
+        if id(func) in seen:
+            continue
+        seen.add(id(func))
+        for name in _code_names(func.__code__):
+            if name not in func.__globals__:
+                continue
+            value = func.__globals__[name]
+            yield name, value
+            if _within(_origin(value), (TEST_PACKAGE,)):
+                queue.extend(_functions(value))
+
+
+def _is_ros(name: str, value: object) -> bool:
+    origin = _origin(value)
+    if _within(origin, ("rclpy",)):
+        return True
+    if origin == HARNESS_MODULE and (
+        isinstance(value, ModuleType) or getattr(value, "__name__", name) in HARNESS_ROS_NAMES
+    ):
+        return True  # the harness' ROS entry points, or the harness module itself
+    return name == "DOMAIN" and isinstance(value, int)
+
+
+def _is_libero(name: str, value: object) -> bool:
+    return _within(_origin(value), LIBERO_MODULES)
+
+
+def _uses(roots: list[object], predicate: Callable[[str, object], bool]) -> bool:
+    return any(predicate(name, value) for name, value in reached(roots))
+
+
+def _roots(item: pytest.Item) -> list[object]:
+    """The test function and the functions of every fixture it uses."""
+    roots: list[object] = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in getattr(info, "name2fixturedefs", {}).values():
+        roots += [d.func for d in defs]
+    return [r for r in roots if r is not None]
+
+
+def _in_libero_module(item: pytest.Item) -> bool:
+    path = Path(str(item.path)).resolve()
+    if path.parent.parent == TEST_ROOT and path.parent.name in LIBERO_DIRS:
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(_is_libero(n, v) for n, v in vars(module).items())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test ``ros`` / ``libero`` from what it uses (see the module docstring)."""
+    for item in items:
+        roots = _roots(item)
+        if _uses(roots, _is_ros):
+            item.add_marker(pytest.mark.ros)
+        if _in_libero_module(item) or _uses(roots, _is_libero):
+            item.add_marker(pytest.mark.libero)
 
 
 @pytest.fixture(scope="session")

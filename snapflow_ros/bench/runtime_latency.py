@@ -114,17 +114,24 @@ def bench_one(
         row = _row(runtime, samples[engine], load_s[engine])
         row.update(size=size, repeats=repeats)
         rows.append(row)
-    eager = next((r for r in rows if r["engine"] == "eager"), None)
-    if eager is not None:
-        for row in rows:
-            row["speedup_vs_eager"] = {
-                n: {
-                    key: eager["steps"][n][key]["median_ms"] / row["steps"][n][key]["median_ms"]
-                    for key in ("denoise", "total")
-                }
-                for n in row["steps"]
-            }
+    add_speedups(rows)
     return rows
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> None:
+    """Give every row ``speedup_vs_eager``: the eager row's median over its own, per step count
+    (denoise and total); nothing without an eager row."""
+    eager = next((r for r in rows if r["engine"] == "eager"), None)
+    if eager is None:
+        return
+    for row in rows:
+        row["speedup_vs_eager"] = {
+            n: {
+                key: eager["steps"][n][key]["median_ms"] / row["steps"][n][key]["median_ms"]
+                for key in ("denoise", "total")
+            }
+            for n in row["steps"]
+        }
 
 
 def _fmt_ratio(value: float | None) -> str:

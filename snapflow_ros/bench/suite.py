@@ -3,7 +3,7 @@
 Usage::
 
     snapflow_bench                         # CI-sized: tiny models, short runs (minutes, CPU)
-    snapflow_bench --profile full          # tiny + full-size models, fp32 + bf16, longer runs
+    snapflow_bench --profile full --allow-skip   # + full-size models, fp32 + bf16, longer runs
     snapflow_bench --sections runtime --device cuda --out-dir artifacts/bench_gpu
 
 Each section is its own module, run in its own process (own torch threads, no state shared
@@ -27,8 +27,10 @@ distill   ``snapflow_training.bench_throughput``      distillation samples/s
 Writes ``<out-dir>/<section>.json`` (each with machine, versions and settings),
 ``<out-dir>/suite.json`` (all of them, plus status and duration of each section) and
 ``<out-dir>/suite.md`` (the tables); prints the tables. A section that fails or cannot run
-here (for example LIBERO not installed) is recorded as such and the others still run; the
-exit code is 1 when a section failed.
+here (for example LIBERO not installed), or that skips some of its rows (the runtime section
+skips full-size pi0.5 on a CPU with less than 48 GB), is recorded as such and the others still
+run. Exit code: 0 when everything ran; 1 when a section failed; 3 when something was skipped
+and ``--allow-skip`` was not given (a benchmark that silently measured less is not a pass).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
     },
 }  # fmt: skip
 DEVICE_SECTIONS = ("runtime", "profile", "distill")  # sections that take --device
+EXIT_FAILED, EXIT_SKIPPED = 1, 3
 
 
 def unavailable_reason(section: str) -> str | None:
@@ -121,7 +124,31 @@ def run_section(section: str, profile: str, device: str, out_dir: Path) -> dict[
         return entry
     entry["status"] = "ok"
     entry["result"] = json.loads(out.read_text())
+    skipped_rows = [row for row in entry["result"].get("rows", []) if "skipped" in row]
+    if skipped_rows:
+        entry["skipped_rows"] = skipped_rows
     return entry
+
+
+def skipped_items(sections: list[dict[str, Any]]) -> list[str]:
+    """What the run did not measure: skipped sections and the rows sections skipped."""
+    items = []
+    for entry in sections:
+        if entry["status"] == "skipped":
+            items.append(f"section {entry['section']}: {entry['reason']}")
+        for row in entry.get("skipped_rows", []):
+            what = "/".join(str(row[k]) for k in ("policy", "size") if k in row)
+            items.append(f"{entry['section']} {what}: {row['skipped']}")
+    return items
+
+
+def exit_code(sections: list[dict[str, Any]], allow_skip: bool) -> int:
+    """1 when a section failed, else 3 when something was skipped without ``allow_skip``."""
+    if any(s["status"] == "failed" for s in sections):
+        return EXIT_FAILED
+    if skipped_items(sections) and not allow_skip:
+        return EXIT_SKIPPED
+    return 0
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -140,6 +167,8 @@ def markdown(report: dict[str, Any]) -> str:
         if entry["status"] == "ok":
             lines += [f"`{entry['command']}` ({entry['seconds']} s)", ""]
             lines.append(entry["result"].get("markdown", "(no table)"))
+            if entry.get("skipped_rows"):
+                lines += ["", f"{len(entry['skipped_rows'])} row(s) skipped (see the table)"]
         elif entry["status"] == "skipped":
             lines.append(f"skipped: {entry['reason']}")
         else:
@@ -158,6 +187,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma list of sections")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--out-dir", type=Path, default=Path("artifacts/bench"))
+    p.add_argument(
+        "--allow-skip",
+        action="store_true",
+        help="exit 0 although sections or rows were skipped (they are still reported)",
+    )
     args = p.parse_args(argv)
     args.sections = [s for s in args.sections.split(",") if s]
     unknown = [s for s in args.sections if s not in SECTIONS]
@@ -174,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     sections = [run_section(s, args.profile, args.device, args.out_dir) for s in args.sections]
+    code = exit_code(sections, args.allow_skip)
     report = {
         "benchmark": "suite",
         "profile": args.profile,
@@ -181,13 +216,20 @@ def main(argv: list[str] | None = None) -> int:
         "started": started,
         "machine": machine_info(resolve_device(args.device)),
         "sections": sections,
+        "skipped": skipped_items(sections),
+        "allow_skip": args.allow_skip,
+        "exit_code": code,
     }
     text = markdown(report)
     (args.out_dir / "suite.json").write_text(json.dumps(report, indent=2))
     (args.out_dir / "suite.md").write_text(text)
     print(text)
     print(f"[suite] wrote {args.out_dir / 'suite.json'} and suite.md", file=sys.stderr)
-    return 1 if any(s["status"] == "failed" for s in sections) else 0
+    for item in report["skipped"]:
+        print(f"[suite] skipped: {item}", file=sys.stderr)
+    if code == EXIT_SKIPPED:
+        print("[suite] exit 3: something was skipped (--allow-skip accepts that)", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

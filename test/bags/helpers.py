@@ -1,15 +1,22 @@
-"""Shared helpers of the bag tests: golden paths, CLI runs, bag rewriting, an MCAP reader."""
+"""Shared helpers of the bag tests: golden paths and tolerances, CLI runs, bag rewriting, an MCAP
+reader, a stall probe for the timing tests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
+
+from snapflow_ros.bags.chunks import read_chunks
 from snapflow_ros.bags.io import BagMessage, BagReader, BagWriter, deserialize, typestore
 
 from ..nodes.harness import LoggedProcess, console_script
@@ -193,3 +200,124 @@ def golden_spec() -> Any:
 def golden_camera_topics() -> list[str]:
     """Image input topics of the golden bag."""
     return [t for t, ty in golden_info()["inputs"].items() if ty == "sensor_msgs/msg/Image"]
+
+
+# ---------------------------------------------------------------------------- across CPUs
+EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 = 1.19e-7: one ulp at magnitude 1
+ULPS_PER_STEP = 8  # K in golden_action_tolerance
+WEIGHT_NORM_RTOL = 8 * EPS32  # see weights_fingerprint
+
+
+def golden_action_tolerance() -> float:
+    """Largest absolute action difference accepted between a replay and the committed chunks.
+
+    The golden chunks were computed on one CPU; the same torch build rounds differently on
+    another (other SIMD widths and BLAS / oneDNN code paths change summation orders and the
+    vectorised exp/log/sin, and each machine builds the tiny checkpoint itself, whose random
+    weights differ by a few ulps). Each of the N Euler steps of a chunk adds such rounding
+    differences to the actions: tol = K * eps32 * M * N, with M the largest |action| in the
+    committed chunks (1.0: the golden limits), N the golden policy's denoising steps (10),
+    K = 8 ulps per step: 9.5e-6. Measured on an Intel Xeon (AVX-512) against the committed
+    chunks, max abs difference: ATEN_CPU_CAPABILITY=avx2 2.4e-7, =default 3.6e-7 (4.5e-7 on
+    the live session's chunks), default + MKL_ENABLE_INSTRUCTIONS=SSE4_2 +
+    ONEDNN_MAX_CPU_ISA=SSE41 5.4e-7: at least 17x below. A real change is far above it: one
+    denoising step instead of ten gives an RMSE > 1e-3.
+    """
+    steps = golden_spec().num_steps
+    magnitude = 0.0
+    for bag in (GOLDEN_OUTPUTS, GOLDEN_INPUTS):
+        with BagReader(bag) as reader:
+            for chunk in read_chunks(reader, CHUNK_TOPIC):
+                magnitude = max(magnitude, float(np.abs(chunk.actions).max()))
+    return ULPS_PER_STEP * EPS32 * magnitude * steps
+
+
+def weights_fingerprint(checkpoint: Path) -> dict[str, Any]:
+    """What identifies a tiny checkpoint's weights on any CPU.
+
+    ``structure``: SHA-256 of every tensor's name, dtype and shape (exact: the architecture);
+    ``norms``: each tensor's L2 norm (float64, names in sorted order), compared with
+    :data:`WEIGHT_NORM_RTOL`. A SHA-256 of the weights themselves holds only on the CPU that
+    made them: torch's random sampler has per-ISA kernels, so the same seed gives weights a
+    few ulps apart elsewhere (measured with ATEN_CPU_CAPABILITY=default: 87 of 108 tensors
+    differ, by at most 5.2e-7 of the tensor's largest value; norms by at most 1.8e-8
+    relative, 53x below the tolerance). Another seed moves the norms of the 87 randomly
+    initialised tensors of the golden checkpoint by 3.2e-4 to 0.23 relative (the other 21 are
+    constant-initialised); another architecture changes ``structure``.
+    """
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(Path(checkpoint) / "model.safetensors"))
+    names = sorted(tensors)
+    layout = "\n".join(f"{n} {tensors[n].dtype} {list(tensors[n].shape)}" for n in names)
+    return {
+        "structure": hashlib.sha256(layout.encode()).hexdigest(),
+        "tensors": len(names),
+        "parameters": int(sum(t.size for t in tensors.values())),
+        "norms": [float(np.linalg.norm(tensors[n].astype(np.float64).ravel())) for n in names],
+    }
+
+
+def fingerprint_differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Why ``actual`` is not the checkpoint ``expected`` describes (empty: it is)."""
+    if expected["structure"] != actual["structure"]:
+        return [
+            f"architecture: {actual['tensors']} tensors / {actual['parameters']} parameters, "
+            f"expected {expected['tensors']} / {expected['parameters']} (or other names/shapes)"
+        ]
+    return [
+        f"tensor #{i}: norm {got!r}, expected {want!r}"
+        for i, (want, got) in enumerate(zip(expected["norms"], actual["norms"], strict=True))
+        if abs(got - want) > WEIGHT_NORM_RTOL * abs(want)
+    ]
+
+
+# ---------------------------------------------------------------------------- timing
+class StallProbe:
+    """Measures how late this process wakes from short sleeps while open: the machine's stalls.
+
+    A timing check is only judged on a quiet interval: when :attr:`worst_s` exceeds what the
+    check allows for, the measurement says nothing about the code under test.
+    """
+
+    def __init__(self, period_s: float = 0.01) -> None:
+        self.period_s = period_s
+        self.worst_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            start = time.monotonic()
+            time.sleep(self.period_s)
+            self.worst_s = max(self.worst_s, time.monotonic() - start - self.period_s)
+
+    def __enter__(self) -> StallProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+T = TypeVar("T")
+
+
+def on_a_quiet_interval(
+    measure: Callable[[], T], quiet_s: float, attempts: int = 3
+) -> tuple[T, float]:
+    """Run ``measure`` until no stall longer than ``quiet_s`` happened during it (at most
+    ``attempts`` times, printing why it measures again); returns its result and the worst
+    stall of the run returned, which a timing window has to allow for on top of its own
+    margin when no attempt was quiet."""
+    for attempt in range(1, attempts + 1):
+        with StallProbe() as probe:
+            result = measure()
+        if probe.worst_s <= quiet_s or attempt == attempts:
+            return result, probe.worst_s
+        print(
+            f"timing: the machine stalled {probe.worst_s:.2f} s (> {quiet_s} s) during "
+            f"attempt {attempt}; measuring again"
+        )
+    raise AssertionError("unreachable")

@@ -3,8 +3,8 @@ matching, and the golden bags themselves (no ROS processes)."""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,13 @@ from .helpers import (
     GOLDEN,
     GOLDEN_INPUTS,
     GOLDEN_OUTPUTS,
+    WEIGHT_NORM_RTOL,
+    fingerprint_differences,
     golden_camera_topics,
     golden_info,
     golden_spec,
     read_mcap_records,
+    weights_fingerprint,
 )
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -299,10 +302,27 @@ def test_golden_bags_are_small_and_complete():
     assert len({c.stamp_ns for c in chunks}) == len(chunks)
 
 
+@pytest.mark.numerics
 def test_golden_checkpoint_is_the_one_the_tests_build(tiny_cache):
+    """Same architecture exactly, same weights within float32 rounding of another CPU."""
     ckpt = ensure_tiny_checkpoint(golden_spec(), tiny_cache)
-    digest = hashlib.sha256((ckpt / "model.safetensors").read_bytes()).hexdigest()
-    assert digest == golden_info()["checkpoint"]["model_sha256"], (
+    expected = golden_info()["checkpoint"]["weights"]
+    assert fingerprint_differences(expected, weights_fingerprint(ckpt)) == [], (
         "the tiny checkpoint changed: regenerate the golden bags with "
         "`.venv/bin/python scripts/make_golden_bag.py` and review the diff"
     )
+
+
+def test_the_weights_fingerprint_tells_another_checkpoint_apart(tiny_cache):
+    golden = weights_fingerprint(ensure_tiny_checkpoint(golden_spec(), tiny_cache))
+    reseeded = replace(golden_spec(), seed=1)
+    other = weights_fingerprint(ensure_tiny_checkpoint(reseeded, tiny_cache))
+    assert other["structure"] == golden["structure"]  # same architecture, other draws
+    changed = fingerprint_differences(golden, other)
+    assert len(changed) > golden["tensors"] // 2, changed
+    rel = [abs(a - b) / a for a, b in zip(golden["norms"], other["norms"], strict=True) if a]
+    assert max(rel) > 1000 * WEIGHT_NORM_RTOL  # far outside rounding
+    wider = replace(golden_spec(), state_dim=golden_spec().state_dim + 2)
+    wider_ckpt = ensure_tiny_checkpoint(wider, tiny_cache)
+    arch = fingerprint_differences(golden, weights_fingerprint(wider_ckpt))
+    assert len(arch) == 1 and arch[0].startswith("architecture:"), arch

@@ -1,6 +1,11 @@
 """The CI gate: the golden bag replayed lock-step through the tiny policy node, compared with
 the golden outputs; determinism; the gate catching a policy change; timed replay; clean
-errors. One sim-time policy node (a separate process, real DDS) for the whole module."""
+errors. One sim-time policy node (a separate process, real DDS) for the whole module.
+
+The committed chunks were computed on one CPU: replays are compared with them within a
+float32 tolerance derived in :func:`helpers.golden_action_tolerance`; bit-exact comparisons
+are made only between replays of this session (``make test`` runs the ``numerics`` tests
+again on other CPU kernels)."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from .helpers import (
     Proc,
     Run,
     assert_clean_error,
+    golden_action_tolerance,
     golden_camera_topics,
     golden_info,
     golden_spec,
@@ -32,7 +38,9 @@ from .helpers import (
 )
 
 DOMAIN = domain_id(22)
-STRICT = ["--max-action-rmse", "1e-5", "--max-missing", "0", "--max-extra", "0"]
+TOL = golden_action_tolerance()
+GATE = ["--max-action-abs", repr(TOL)]
+STRICT = [*GATE, "--max-missing", "0", "--max-extra", "0"]
 INFO = golden_info()
 INPUT_TOPICS = [t for t, ty in INFO["inputs"].items() if ty != "std_msgs/msg/String"]
 CAMERAS = golden_camera_topics()
@@ -77,6 +85,17 @@ def compare(out: Path, ref: Path, *extra: str) -> tuple[Run, dict | None]:
     return run, (json.loads(report.read_text()) if report.exists() else None)
 
 
+def raw_chunks(bag: Path) -> list[bytes]:
+    """The serialized chunk messages of ``bag``, in order."""
+    with BagReader(bag) as reader:
+        return [m.data for m in reader.messages([CHUNK_TOPIC])]
+
+
+def test_the_tolerance_is_float32_rounding_of_the_golden_actions():
+    assert 9.0e-6 < TOL < 1.0e-5  # 8 ulps x |action| <= 1 x 10 steps (see helpers)
+
+
+@pytest.mark.numerics
 def test_golden_bag_replays_lockstep_and_passes_the_gate(node):
     harness, proc, tmp = node
     run, out = replay(tmp, "out1")
@@ -84,7 +103,9 @@ def test_golden_bag_replays_lockstep_and_passes_the_gate(node):
     cmp, report = compare(out, GOLDEN_OUTPUTS, *STRICT, "--plot", str(tmp / "out1.png"))
     assert cmp.rc == 0, cmp.text
     assert report["chunks"]["matched"] == report["chunks"]["reference"] >= 20
-    assert report["actions"]["overall"]["rmse"] <= 1e-5
+    max_abs = report["actions"]["overall"]["max_abs"]
+    print(f"golden outputs: max abs action difference {max_abs:.3g} (tolerance {TOL:.3g})")
+    assert max_abs <= TOL
     with BagReader(out) as reader:
         info = reader.replay_info()
         assert info["mode"] == "lockstep" and info["sim_time"] is True
@@ -92,22 +113,22 @@ def test_golden_bag_replays_lockstep_and_passes_the_gate(node):
         assert reader.topics["/policy_node/status"].count > 0  # the node's other outputs too
 
 
+@pytest.mark.numerics
 def test_replaying_twice_gives_identical_chunks(node):
     harness, proc, tmp = node
     runs = [replay(tmp, f"twice{i}") for i in range(2)]
     for run, _ in runs:
         assert run.rc == 0, run.text
+    # two runs of this session on this machine: exactly the same
     cmp, report = compare(
         runs[1][1], runs[0][1], "--max-action-abs", "0", "--max-missing", "0", "--max-extra", "0"
     )
     assert cmp.rc == 0, cmp.text
     assert report["actions"]["overall"]["max_abs"] == 0.0
-    with BagReader(runs[0][1]) as a, BagReader(runs[1][1]) as b:
-        raw_a = [m.data for m in a.messages([CHUNK_TOPIC])]
-        raw_b = [m.data for m in b.messages([CHUNK_TOPIC])]
-    assert raw_a == raw_b  # byte-identical chunk messages
+    assert raw_chunks(runs[0][1]) == raw_chunks(runs[1][1])  # byte-identical chunk messages
 
 
+@pytest.mark.numerics
 def test_the_gate_fails_when_the_policy_changes(node):
     harness, proc, tmp = node
     assert [r.successful for r in harness.set_params(num_steps=1)] == [True]
@@ -118,36 +139,40 @@ def test_the_gate_fails_when_the_policy_changes(node):
     assert run.rc == 0, run.text
     cmp, report = compare(out, GOLDEN_OUTPUTS, *STRICT)
     assert cmp.rc == 1, cmp.text
-    assert "FAIL" in cmp.out and "action RMSE" in cmp.out
+    assert "FAIL" in cmp.out and "max abs action error" in cmp.out
     assert report["chunks"]["missing"] == report["chunks"]["extra"] == 0  # same observations
-    assert report["actions"]["overall"]["rmse"] > 1e-3
+    assert report["actions"]["overall"]["rmse"] > 100 * TOL  # far outside float rounding
     # and back to the golden policy: passes again (the change was the only difference)
     run, out = replay(tmp, "back", "--max-steps", "5")
     assert run.rc == 0, run.text
-    cmp, report = compare(out, GOLDEN_OUTPUTS, "--max-action-rmse", "1e-5")
+    cmp, report = compare(out, GOLDEN_OUTPUTS, *GATE)
     assert cmp.rc == 0 and report["chunks"]["matched"] == 5, cmp.text
 
 
-def test_the_recorded_lockstep_session_is_reproduced_exactly(node):
+@pytest.mark.numerics
+def test_the_recorded_lockstep_session_is_reproduced(node):
     """Chunks only where the live node made one, noise stream continued as in a fresh node:
-    the live session's chunks come back bit for bit."""
+    the live session's chunks come back (within float32 rounding of another CPU), and two
+    such replays in this session agree bit for bit."""
     if INFO["source"] != "libero":
         pytest.skip("the golden inputs are not a lock-step (simulated) recording")
     harness, proc, tmp = node
+    outs = []
     for attempt in range(2):  # and again: the replay re-seeds the node first
         run, out = replay(tmp, f"live{attempt}", "--trigger", "recorded", "--noise", "continue")
         assert run.rc == 0, run.text
-        cmp, report = compare(
-            out, GOLDEN_INPUTS, "--max-action-abs", "0", "--max-missing", "0", "--max-extra", "0"
-        )
+        cmp, report = compare(out, GOLDEN_INPUTS, *STRICT)
         assert cmp.rc == 0, cmp.text
         assert report["chunks"]["matched"] == INFO["counts"]["inputs"][CHUNK_TOPIC] >= 2
+        outs.append(out)
+    assert raw_chunks(outs[0]) == raw_chunks(outs[1])  # same session: byte-identical
     # whereas re-seeding before every chunk gives other chunks after the first one
     run, out = replay(tmp, "live_reseed", "--trigger", "recorded")
     assert run.rc == 0, run.text
-    cmp, report = compare(out, GOLDEN_INPUTS, "--max-action-abs", "0", "--max-missing", "0")
+    cmp, report = compare(out, GOLDEN_INPUTS, *GATE, "--max-missing", "0")
     assert cmp.rc == 1 and "max abs action error" in cmp.out, cmp.text
     assert report["chunks"]["matched"] == report["chunks"]["reference"]
+    assert report["actions"]["overall"]["max_abs"] > 100 * TOL  # other noise, not rounding
 
 
 def test_timed_replay_with_sim_time_keeps_the_observation_stamps(node):
@@ -240,13 +265,14 @@ def test_wall_clock_node_gets_restamped_inputs_and_no_lockstep(node):
     assert 0 < report["latency_s"]["obs_age"]["p50"] < 5.0  # real (wall) latency
 
 
+@pytest.mark.numerics
 def test_sqlite3_bags_replay_the_same(node):
     harness, proc, tmp = node
     bag = rewrite_bag(GOLDEN_INPUTS, tmp / "inputs_db3", storage="sqlite3")
     run, out = replay(tmp, "out_db3", "--max-steps", "5", "--storage", "sqlite3", bag=bag)
     assert run.rc == 0, run.text
     assert next(out.glob("*.db3")).is_file()
-    cmp, report = compare(out, GOLDEN_OUTPUTS, "--max-action-rmse", "1e-5", "--min-matched", "5")
+    cmp, report = compare(out, GOLDEN_OUTPUTS, *GATE, "--min-matched", "5")
     assert cmp.rc == 0, cmp.text
     assert report["chunks"]["matched"] == 5 and report["chunks"]["extra"] == 0
 

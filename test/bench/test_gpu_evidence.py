@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gpu_evidence.sh"
 
 
+@pytest.mark.slow
 def test_dry_run_of_the_whole_plan_through_the_script(tmp_path, tiny_cache):
     out = tmp_path / "out"
     env = {
@@ -60,7 +61,8 @@ def test_dry_run_of_the_whole_plan_through_the_script(tmp_path, tiny_cache):
         elif planned.kind == "profile":
             (row,) = item["rows"]
             assert row["policy"] == planned.policy and row["steps"] == 1
-            assert sum(row["parts_ms"].values()) == pytest.approx(row["total_ms"], rel=0.01)
+            # the separately timed parts fit in each total (test_stage_profile.py: the check)
+            assert min(row["other_ms_per_repeat"]) >= 0, row
         else:
             (row,) = item["rows"]
             assert row["policy"] == planned.policy and row["batch_size"] == 2

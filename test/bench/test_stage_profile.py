@@ -1,4 +1,5 @@
-"""The stage profile on the tiny models: the parts add up to the chunk's time."""
+"""The stage profile on the tiny models: every part measured on its own, checked against a
+total timed separately."""
 
 from __future__ import annotations
 
@@ -8,23 +9,43 @@ import pytest
 
 from snapflow_ros.bench import stage_profile
 
+# what the runtime does outside its own stage stamps (the call, the final checks): measured
+# 0.2-0.4 ms on the tiny models; 2 ms + 10 % of the total allows for a stall landing there
+OUTSIDE_STAGES_MAX_MS, OUTSIDE_STAGES_MAX_SHARE = 2.0, 0.1
 
-def test_parts_add_up_and_vision_hooks_fire(tmp_path, capsys):
+
+def test_parts_are_measured_separately_and_fit_in_the_total(tmp_path, capsys):
     out = tmp_path / "profile.json"
     code = stage_profile.main(
-        ["--policies", "smolvla,pi05", "--repeats", "2", "--device", "cpu", "--out", str(out)]
+        ["--policies", "smolvla,pi05", "--repeats", "4", "--device", "cpu", "--out", str(out)]
     )
     assert code == 0
     report = json.loads(out.read_text())
     assert [r["policy"] for r in report["rows"]] == ["smolvla", "pi05"]
     for row in report["rows"]:
-        parts = row["parts_ms"]
+        parts, total = row["parts_ms"], row["total_ms"]
         assert set(parts) == set(stage_profile.PARTS)
-        assert parts["vision encoder"] > 0 and parts["image projector"] > 0
-        assert parts["expert (denoise)"] > 0 and parts["language prefix"] >= 0
-        # the parts partition the runtime's stages, which partition its total
-        assert sum(parts.values()) == pytest.approx(row["total_ms"], rel=0.02)
-        assert sum(row["share"].values()) == pytest.approx(1.0, rel=0.02)
+        assert all(v > 0 for v in parts.values()), parts
+        # each timer fired once per prediction: one image pass, one prefix pass (not the
+        # expert's passes, which go through the same model)
+        assert row["timed_calls"] == {
+            "vision encoder": 2,  # two cameras
+            "image projector": 2,
+            "language prefix": 1,
+        }, row["timed_calls"]
+        # vision, projector and language prefix run inside the runtime's prefix stage, which
+        # also prepares the images, embeds the text and builds the masks (none of the parts;
+        # a language prefix defined as the stage's remainder would leave nothing here)
+        inside = parts["vision encoder"] + parts["image projector"] + parts["language prefix"]
+        unhooked_prefix = row["prefix_stage_ms"] - inside
+        assert unhooked_prefix > 0.01, row
+        # every repeat: the parts are disjoint intervals inside the separately timed total
+        assert len(row["other_ms_per_repeat"]) == row["repeats"], row
+        assert min(row["other_ms_per_repeat"]) >= 0, row
+        # and nothing else is missing: beyond the un-hooked prefix work, the total is the
+        # runtime's stages (preprocess, prefix, denoise, postprocess)
+        outside = row["other_ms"] - unhooked_prefix
+        assert outside <= OUTSIDE_STAGES_MAX_MS + OUTSIDE_STAGES_MAX_SHARE * total, row
     assert "| pi05 | tiny | fast | float32 | 1 |" in capsys.readouterr().out
 
 
@@ -34,9 +55,12 @@ def test_hooks_are_removed_after_profiling(tiny_pi05_dir):
     runtime = PolicyRuntime(tiny_pi05_dir, RuntimeOptions(device="cpu", warmup=0))
     modules = dict(runtime.policy.named_modules())
     vision = modules[stage_profile.VISION_MODULES["pi05"][0]]
+    prefix = modules[stage_profile.PREFIX_PASS_MODULES["pi05"]]
     with stage_profile.timed_modules(runtime) as timers:
-        assert vision._forward_pre_hooks and len(timers) == 2
+        assert vision._forward_pre_hooks and len(timers) == 3
+        assert "forward" in vars(prefix)  # wrapped on the instance
     assert not vision._forward_pre_hooks and not vision._forward_hooks
+    assert "forward" not in vars(prefix)  # the class's forward again
 
 
 @pytest.mark.parametrize("argv", [["--policies", "act"], ["--steps", "0"], ["--engine", "x"]])
