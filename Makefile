@@ -13,7 +13,7 @@ KERNEL_VARIATION := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 \
 	TORCHINDUCTOR_CACHE_DIR=$${TMPDIR:-/tmp}/torchinductor_kernel_variation
 NUMERICS_RUN := env $(KERNEL_VARIATION) $(PY) -m pytest -q -m numerics
 
-.PHONY: setup demo test test-fast test-numerics lint bench tiny clean
+.PHONY: setup demo test test-fast test-numerics lint bench gpu-evidence-prepare tiny clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup_env.sh
@@ -43,6 +43,10 @@ lint: setup
 # failures, here; `snapflow_bench` alone exits 3 on them.
 bench: setup
 	$(VENV)/bin/snapflow_bench --out-dir artifacts/bench --allow-skip
+
+# Wheels and files for the one-call GPU measurement (docs/performance.md, "GPU evidence").
+gpu-evidence-prepare: setup
+	bash scripts/gpu_evidence.sh --prepare
 
 tiny: setup
 	$(VENV)/bin/snapflow_make_tiny --policy-type smolvla --out artifacts/tiny_smolvla
