@@ -26,15 +26,15 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from snapflow_ros.launch_args import (
-    SIGINT_GRACE_S,
+    PACKAGE,
     LaunchArg,
     check_params_file,
     declared_description,
+    node_options,
     parse_args,
 )
 from snapflow_ros.sim.suites import NUM_INIT_STATES, SUITES
 
-PACKAGE = "snapflow_ros"
 BRIDGE = "libero_bridge"
 POLICY = "policy_node"
 MODES = ("lockstep", "realtime")  # the bridge's `mode` parameter
@@ -99,7 +99,11 @@ ARGUMENTS = (
         choices=MODES,
     ),
     LaunchArg(
-        "policy_path", "str", "", "Checkpoint folder (empty: the params file's).", optional=True
+        "policy_path",
+        "policy_path",
+        "",
+        "Checkpoint folder or tiny test policy (empty: the params file's).",
+        optional=True,
     ),
     LaunchArg(
         "num_steps",
@@ -134,29 +138,9 @@ def _nodes(context, *args, **kwargs):
         policy["use_sim_time"] = bridge["mode"] == "lockstep"
     nodes = []
     if values["start_bridge"]:
-        nodes.append(
-            Node(
-                package=PACKAGE,
-                executable=BRIDGE,
-                name=BRIDGE,
-                namespace=ns,
-                output="screen",
-                sigterm_timeout=str(SIGINT_GRACE_S),
-                parameters=[values["bridge_params"], bridge],
-            )
-        )
+        nodes.append(Node(**node_options(BRIDGE, ns, [values["bridge_params"], bridge])))
     if values["start_policy"]:
-        nodes.append(
-            Node(
-                package=PACKAGE,
-                executable=POLICY,
-                name=POLICY,
-                namespace=ns,
-                output="screen",
-                sigterm_timeout=str(SIGINT_GRACE_S),
-                parameters=[values["policy_params"], policy],
-            )
-        )
+        nodes.append(Node(**node_options(POLICY, ns, [values["policy_params"], policy])))
     return nodes
 
 

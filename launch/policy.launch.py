@@ -6,7 +6,7 @@
 
 Arguments (empty = keep what the config file says):
   config         parameters file (default: the installed config/policy.yaml, the tiny policy)
-  policy_path    checkpoint folder, or tiny:smolvla / tiny:pi05
+  policy_path    checkpoint folder, Hub id, or a tiny test policy (tiny:smolvla, tiny:libero, ...)
   namespace      namespace of the nodes (topics and services move with it)
   device         auto | cpu | cuda | cuda:N
   num_steps      denoising steps per chunk (0: the checkpoint's default)
@@ -34,16 +34,14 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from snapflow_ros.launch_args import (
-    SIGINT_GRACE_S,
+    PACKAGE,
     LaunchArg,
     declared_description,
+    node_options,
     parse_args,
 )
 
-PACKAGE = "snapflow_ros"
-EXECUTABLE = "policy_node"
 NODE_NAME = "policy_node"
-LIBERO_EXECUTABLE = "libero_bridge"
 LIBERO_NODE_NAME = "libero_bridge"
 DEFAULT_CONFIG = "policy.yaml"
 
@@ -58,9 +56,9 @@ ARGUMENTS = (
     ),
     LaunchArg(
         "policy_path",
-        "str",
+        "policy_path",
         "",
-        "Checkpoint folder or tiny:smolvla / tiny:pi05 (empty: the config's).",
+        "Checkpoint folder, Hub id or tiny test policy (empty: the config's).",
         optional=True,
     ),
     LaunchArg("namespace", "namespace", "", "Namespace of the nodes (empty: none).", optional=True),
@@ -114,30 +112,16 @@ def _launch_setup(context, *args, **kwargs):
     ros_arguments = ["--log-level", values["log_level"]]
     actions = [
         LifecycleNode(
-            package=PACKAGE,
-            executable=EXECUTABLE,
-            name=NODE_NAME,
-            namespace=namespace,
-            parameters=parameters,
-            ros_arguments=ros_arguments,
-            output="screen",
-            sigterm_timeout=str(SIGINT_GRACE_S),
-            emulate_tty=True,
+            **node_options(NODE_NAME, namespace, parameters, ros_arguments, emulate_tty=True)
         )
     ]
     if values["libero_bridge"]:
         bridge_params = [values["libero_config"]] if values["libero_config"] else []
         actions.append(
             Node(
-                package=PACKAGE,
-                executable=LIBERO_EXECUTABLE,
-                name=LIBERO_NODE_NAME,
-                namespace=namespace,
-                parameters=bridge_params,
-                ros_arguments=ros_arguments,
-                output="screen",
-                sigterm_timeout=str(SIGINT_GRACE_S),
-                emulate_tty=True,
+                **node_options(
+                    LIBERO_NODE_NAME, namespace, bridge_params, ros_arguments, emulate_tty=True
+                )
             )
         )
     return actions

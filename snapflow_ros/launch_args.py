@@ -16,6 +16,8 @@ Rules (the same for every argument):
 * ``bool``: ``true/false``, ``1/0``, ``yes/no``, ``on/off`` in any case;
 * ``int`` / ``float``: decimal numbers (floats finite), within the stated range;
 * ``choice``: one of the listed words (any case; returned as listed);
+* ``policy_path``: a checkpoint folder, a Hub id or a known ``tiny:`` name (the one table of
+  :mod:`snapflow_ros.fixtures.policy_paths`);
 * ``params_file``: an existing, readable YAML file with a ``/**/<node>:`` (or ``<node>:``,
   ``/ns/<node>:``, ``/**:``) key holding ``ros__parameters:``;
 * surrounding spaces are ignored; an empty value means "not given" where the argument is
@@ -34,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from snapflow_ros.fixtures.policy_paths import check_policy_path, tiny_names
+
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 BOOL_WORDS = ", ".join(f"{t}/{f}" for t, f in zip(TRUE_WORDS, FALSE_WORDS, strict=True))
@@ -47,13 +51,17 @@ KINDS = (
     "namespace",
     "device",
     "log_level",
+    "policy_path",
 )
+PACKAGE = "snapflow_ros"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 PARAMS_KEY = "ros__parameters"
 # Seconds launch waits after forwarding SIGINT before it escalates to SIGTERM (launch's
-# default: 5). A policy node shutting down frees its model and DDS entities: measured 3-6 s
-# on an idle 2-core machine and over 15 s under load, so 5 s made launch kill it unclean.
-SIGINT_GRACE_S = 30.0
+# default: 5). The policy node ends at once after its shutdown (measured 0.09-0.22 s from
+# SIGINT/SIGTERM to exit on a loaded 2-core machine, inferring; before the node skipped
+# Python's exit-time clean-up of the model: 2-5 s, over 15 s seen loaded). Its shutdown waits
+# at most 2 s for an inference in progress; the rest is margin for a loaded machine.
+SIGINT_GRACE_S = 10.0
 MAX_SHOWN = 60  # characters of a bad value quoted in a message
 
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -255,6 +263,7 @@ class LaunchArg:
             "namespace": "ROS namespace",
             "device": "auto | cpu | cuda | cuda:N",
             "log_level": f"{' | '.join(LOG_LEVELS)}, or <logger>:=<level>",
+            "policy_path": f"checkpoint folder, Hub id, or {tiny_names()}",
         }[self.kind]
 
     def parse(self, text: str) -> Any:
@@ -280,11 +289,21 @@ class LaunchArg:
         return _PARSERS[self.kind](self.name, word)
 
 
+def parse_policy_path(name: str, text: str) -> str:
+    """A policy path: anything but an unknown ``tiny:`` name (the node's own check)."""
+    try:
+        check_policy_path(text)
+    except ValueError as exc:
+        raise LaunchArgumentError(f"{name}: {exc}") from None
+    return text
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "bool": parse_bool,
     "namespace": parse_namespace,
     "device": parse_device,
     "log_level": parse_log_level,
+    "policy_path": parse_policy_path,
 }
 
 
@@ -314,3 +333,28 @@ def parse_args(arguments: Iterable[LaunchArg], values: Mapping[str, str]) -> dic
 def declared_description(arg: LaunchArg) -> str:
     """The text ``ros2 launch --show-args`` shows for ``arg``."""
     return f"{arg.description} [{arg.accepted()}]"
+
+
+def node_options(
+    executable: str,
+    namespace: str,
+    parameters: list[Any],
+    ros_arguments: list[str] | None = None,
+    emulate_tty: bool = False,
+) -> dict[str, Any]:
+    """Keyword arguments of a ``launch_ros`` node of this package: named as its executable,
+    output on the screen, :data:`SIGINT_GRACE_S` to shut down after Ctrl-C."""
+    options: dict[str, Any] = {
+        "package": PACKAGE,
+        "executable": executable,
+        "name": executable,
+        "namespace": namespace,
+        "parameters": parameters,
+        "output": "screen",
+        "sigterm_timeout": str(SIGINT_GRACE_S),
+    }
+    if ros_arguments:
+        options["ros_arguments"] = ros_arguments
+    if emulate_tty:
+        options["emulate_tty"] = True
+    return options

@@ -7,7 +7,6 @@ field the node was configured with) at ``time_from_start = k / control_rate``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import BagReader, deserialize
 from snapflow_ros.bags.lockstep import Rejection, parse_rejection
+from snapflow_ros.control.status import decode
 
 CHUNK_TYPE = "trajectory_msgs/msg/JointTrajectory"
 STATUS_TYPE = "std_msgs/msg/String"
@@ -108,24 +108,25 @@ def find_status_topic(reader: BagReader, chunk_topic: str, topic: str | None = N
     return guess if info is not None and info.msgtype == STATUS_TYPE else None
 
 
+SHIFTED_FIELDS = ("stamp_ns", "trigger_ns", "received_ns", "published_ns", "t_ns")
+
+
 def read_status_events(
     reader: BagReader, topic: str, kind: str | None = "chunk", stamp_shift_ns: int = 0
-) -> list[dict[str, Any]]:
-    """The node's status JSON events (``kind`` only; non-JSON messages are skipped)."""
+) -> list[Any]:
+    """The node's status events of ``kind`` (None: all), decoded with the node's protocol
+    (:mod:`snapflow_ros.control.status`; messages that are not events are skipped), their
+    times moved back by ``stamp_shift_ns``."""
     events = []
     for m in reader.messages([topic]):
-        msg = deserialize(m.data, STATUS_TYPE, topic)
-        try:
-            event = json.loads(msg.data)
-        except ValueError:
-            continue
-        if not isinstance(event, dict) or (kind is not None and event.get("event") != kind):
+        event = decode(deserialize(m.data, STATUS_TYPE, topic).data)
+        if event is None or (kind is not None and event.kind != kind):
             continue
         if stamp_shift_ns:
-            for key in ("stamp_ns", "trigger_ns", "received_ns", "published_ns", "t_ns"):
-                if isinstance(event.get(key), int):
-                    event[key] -= stamp_shift_ns
-        event["_log_ns"] = m.log_ns - stamp_shift_ns
+            for key in SHIFTED_FIELDS:
+                value = getattr(event, key, None)
+                if isinstance(value, int):
+                    setattr(event, key, value - stamp_shift_ns)
         events.append(event)
     return events
 

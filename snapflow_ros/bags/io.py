@@ -388,10 +388,6 @@ class BagWriter:
         """True once the bag is finalised."""
         return self._writer is None
 
-    def has_topic(self, topic: str) -> bool:
-        """True when ``topic`` was added."""
-        return topic in self._conns
-
     def add_topic(
         self, topic: str, msgtype: str, qos: Iterable[Qos] = (), expected_hash: str = ""
     ) -> None:

@@ -11,16 +11,20 @@ replay can check the node saw exactly the replayed observation.
 
 The node answers an observation with a chunk of that stamp, or, when it rejects the
 observation as malformed (NaN state, wrong image size, a non-finite policy output...), with a
-``rejected`` status event carrying the same stamp (:func:`parse_rejection`); :class:`Answers`
+``rejected`` status event carrying the same stamp (:func:`parse_rejection`, on the node's
+status protocol, :mod:`snapflow_ros.control.status`); :class:`Answers`
 collects both kinds and picks the one that answers the observation asked for.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from snapflow_ros.bags.errors import BagError
+from snapflow_ros.control.inputs import MAX_REASON_CHARS
+from snapflow_ros.control.status import RejectedEvent, decode
 
 CAMERA_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 NON_OBSERVATION_TYPES = ("std_msgs/msg/String",)  # the task: not part of the stamp
@@ -132,10 +136,6 @@ class StepPlanner:
 
 
 # ---------------------------------------------------------------------------- the node's answers
-REJECTED_EVENT = "rejected"
-MAX_REASON_CHARS = 200  # the node keeps its reasons this short; longer ones are cut here too
-
-
 @dataclass(frozen=True)
 class Rejection:
     """The node's ``rejected`` status event: it attempted the observation stamped
@@ -152,19 +152,17 @@ class Rejection:
 
 
 def parse_rejection(event: Any) -> Rejection | None:
-    """A decoded status event as a :class:`Rejection`; None for any other event, or for a
-    ``rejected`` event without an integer ``stamp_ns`` (it answers no observation)."""
-    if not isinstance(event, dict) or event.get("event") != REJECTED_EVENT:
+    """A status event (decoded, or its JSON text / object) as a :class:`Rejection`; None for
+    any other event, or for a ``rejected`` event without an integer ``stamp_ns`` (it answers
+    no observation)."""
+    if not isinstance(event, RejectedEvent):
+        event = decode(event) if isinstance(event, str | bytes | dict) else None
+    if not isinstance(event, RejectedEvent) or event.stamp_ns is None:
         return None
-    stamp = event.get("stamp_ns")
-    if isinstance(stamp, bool) or not isinstance(stamp, int):
-        return None
-    slot = event.get("input")
-    reason = event.get("reason")
     return Rejection(
-        stamp,
-        str(slot) if slot not in (None, "") else "unknown input",
-        (str(reason) if reason not in (None, "") else "no reason given")[:MAX_REASON_CHARS],
+        event.stamp_ns,
+        event.input or "unknown input",
+        (event.reason or "no reason given")[:MAX_REASON_CHARS],
     )
 
 
@@ -178,35 +176,41 @@ class Answer:
     rejection: Rejection | None = None
 
 
-@dataclass
 class Answers:
-    """The node's answers in arrival order (chunks and rejections come on two topics).
+    """The node's answers in arrival order (chunks and rejections come on two topics, from
+    another thread than the one that takes them).
 
     :meth:`take` returns the answer for the expected stamp if one has arrived (a chunk before
     a rejection of the same stamp), else the first answer for another stamp (the node saw
     another observation: the replay sends it again), else None (keep waiting).
     """
 
-    items: list[Answer] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.items: list[Answer] = []
+        self._lock = threading.Lock()
 
     def add_chunk(self, stamp_ns: int, data: bytes) -> None:
         """A chunk arrived (``stamp_ns``: its header stamp)."""
-        self.items.append(Answer(int(stamp_ns), chunk=bytes(data)))
+        with self._lock:
+            self.items.append(Answer(int(stamp_ns), chunk=bytes(data)))
 
     def add_rejection(self, rejection: Rejection) -> None:
         """A ``rejected`` status event arrived."""
-        self.items.append(Answer(rejection.stamp_ns, rejection=rejection))
+        with self._lock:
+            self.items.append(Answer(rejection.stamp_ns, rejection=rejection))
 
     def clear(self) -> None:
         """Forget everything received so far (before asking for the next observation)."""
-        self.items.clear()
+        with self._lock:
+            self.items.clear()
 
     def take(self, expected_ns: int) -> Answer | None:
         """The answer to use now for the observation stamped ``expected_ns`` (see above)."""
-        matching = [a for a in self.items if a.stamp_ns == expected_ns]
-        chosen = next((a for a in matching if a.chunk is not None), None)
-        chosen = chosen or (matching[0] if matching else None)
-        chosen = chosen or (self.items[0] if self.items else None)
-        if chosen is not None:
-            self.items.remove(chosen)
-        return chosen
+        with self._lock:
+            matching = [a for a in self.items if a.stamp_ns == expected_ns]
+            chosen = next((a for a in matching if a.chunk is not None), None)
+            chosen = chosen or (matching[0] if matching else None)
+            chosen = chosen or (self.items[0] if self.items else None)
+            if chosen is not None:
+                self.items.remove(chosen)
+            return chosen

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from snapflow_ros.bags.chunks import Chunk, Matching
+from snapflow_ros.control.status import ChunkEvent
 
 LATENCY_METRICS = ("inference", "e2e", "obs_age", "receive")
 
@@ -110,23 +111,22 @@ def chunk_rate(chunks: list[Chunk]) -> float | None:
     return (len(stamps) - 1) / span if span > 0 else None
 
 
-def latency_samples(chunks: list[Chunk], events: list[dict[str, Any]]) -> dict[str, list[float]]:
+def latency_samples(chunks: list[Chunk], events: list[ChunkEvent]) -> dict[str, list[float]]:
     """Latency samples (seconds) from the node's chunk status events and the bag times."""
     out: dict[str, list[float]] = {name: [] for name in LATENCY_METRICS}
     for ev in events:
-        total = (ev.get("timings") or {}).get("total")
+        total = ev.timings.get("total")
         if isinstance(total, int | float):
             out["inference"].append(float(total))
-        received = ev.get("received_ns")
-        if isinstance(received, int) and isinstance(ev.get("trigger_ns"), int):
-            out["e2e"].append((received - ev["trigger_ns"]) * 1e-9)
-        if isinstance(received, int) and isinstance(ev.get("stamp_ns"), int):
-            out["obs_age"].append((received - ev["stamp_ns"]) * 1e-9)
+        if ev.received_ns is not None and ev.trigger_ns is not None:
+            out["e2e"].append((ev.received_ns - ev.trigger_ns) * 1e-9)
+        if ev.received_ns is not None and ev.stamp_ns is not None:
+            out["obs_age"].append((ev.received_ns - ev.stamp_ns) * 1e-9)
     out["receive"] = [(c.log_ns - c.stamp_ns) * 1e-9 for c in chunks]
     return out
 
 
-def latencies(chunks: list[Chunk], events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def latencies(chunks: list[Chunk], events: list[ChunkEvent]) -> dict[str, dict[str, Any]]:
     """Latency summaries (seconds) per metric (see :data:`LATENCY_METRICS`)."""
     return {name: summary(v) for name, v in latency_samples(chunks, events).items()}
 

@@ -26,6 +26,7 @@ from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import BagReader
 from snapflow_ros.bags.lockstep import Rejection
 from snapflow_ros.bags.metrics import action_errors, chunk_rate, latency_samples, summary
+from snapflow_ros.control.status import ChunkEvent
 
 
 def jsonable(value: Any) -> Any:
@@ -71,7 +72,7 @@ class _Loaded:
     chunk_topic: str
     chunks: list[Chunk]
     status_topic: str | None
-    events: list[dict[str, Any]]  # chunk events
+    events: list[ChunkEvent]  # chunk events
     rejections: list[Rejection]
     shift: int
     info: dict[str, Any]
@@ -85,7 +86,7 @@ def _load(
         shift = int(reader.replay_info().get("stamp_shift_ns", 0) or 0)
         chunk_topic = find_chunk_topic(reader, topic)
         chunks = read_chunks(reader, chunk_topic, shift)
-        events: list[dict[str, Any]] = []
+        events: list[ChunkEvent] = []
         rejections: list[Rejection] = []
         status_topic = None
         if with_status:

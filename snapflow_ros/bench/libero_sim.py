@@ -86,10 +86,9 @@ def bench_steps(
 
 def bench_lockstep(size: int, steps: int, fast: bool, domain: int, out_dir: Path) -> dict[str, Any]:
     """One lock-step episode through bridge + policy node (``libero_eval``); its throughput."""
-    from snapflow_ros.eval.libero_eval import libero_tiny_spec
-    from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
 
-    ckpt = ensure_tiny_checkpoint(libero_tiny_spec("smolvla"))
+    ckpt = resolve_policy_path("tiny:libero")
     cmd = [
         sys.executable,
         "-m",

@@ -3,7 +3,8 @@
 Usage::
 
     python -m snapflow_ros.bench.node_overhead [--duration 20] [--rate 50] [--steps 1]
-        [--policy-type smolvla] [--out artifacts/node_overhead.json]
+        [--policy-type smolvla] [--busy-core N] [--realtime-priority P]
+        [--out artifacts/node_overhead.json]
 
 1. Bare runtime: ``PolicyRuntime.predict_chunk`` in this process on the same kind of
    observation (same checkpoint, steps and torch threads as the node).
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snapflow_ros.control.status import ChunkEvent, PeriodicEvent
 
 
 def _pct(values: list[float] | np.ndarray, q: float) -> float:
@@ -90,11 +92,10 @@ def bare_runtime(checkpoint: Path, steps: int, threads: int, repeats: int) -> di
 
 
 class Bench:
-    """The feeder + recorder node of the node measurement (runs in this process)."""
+    """The feeder + recorder node of the node measurement (a client of the policy node,
+    in this process)."""
 
     def __init__(self, rate: float) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import (
             DurabilityPolicy,
             QoSProfile,
@@ -105,20 +106,16 @@ class Bench:
         from std_msgs.msg import String
         from trajectory_msgs.msg import JointTrajectory
 
-        self.rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("node_overhead_bench", context=self.context)
+        from snapflow_ros.client import NodeClient
+
+        self.client = NodeClient("/policy_node", name="node_overhead_bench")
+        self.node = n = self.client.node
         self.lock = threading.Lock()
         self.chunks: list[tuple[int, int]] = []  # (recv_ns, stamp_ns)
         self.commands: list[tuple[int, int]] = []  # (recv_ns, stamp_ns)
-        self.events: list[dict[str, Any]] = []
-        self.reports: list[dict[str, Any]] = []
         deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        n = self.node
         n.create_subscription(JointTrajectory, "/policy_node/action_chunk", self._on_chunk, deep)
         n.create_subscription(JointState, "/policy_node/command", self._on_command, deep)
-        n.create_subscription(String, "/policy_node/status", self._on_status, deep)
         self.cams = [
             n.create_publisher(Image, f"/camera/{c}/image_raw", qos_profile_sensor_data)
             for c in ("front", "wrist")
@@ -130,15 +127,9 @@ class Bench:
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
         n.create_publisher(String, "/task", latched).publish(String(data="pick up the red cube"))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(n)
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._spin, daemon=True),
-            threading.Thread(target=self._feed, daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self._feeder = threading.Thread(target=self._feed, daemon=True)
+        self._feeder.start()
 
     @staticmethod
     def _ns(stamp: Any) -> int:
@@ -152,17 +143,15 @@ class Bench:
         with self.lock:
             self.commands.append((time.time_ns(), self._ns(msg.header.stamp)))
 
-    def _on_status(self, msg: Any) -> None:
-        data = json.loads(msg.data)
-        with self.lock:
-            if data["event"] == "chunk":
-                self.events.append(data)
-            elif data["event"] == "periodic":
-                self.reports.append(data)
+    @property
+    def events(self) -> list[ChunkEvent]:
+        """The node's chunk status events so far."""
+        return self.client.events("chunk")
 
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+    @property
+    def reports(self) -> list[PeriodicEvent]:
+        """The node's periodic status reports so far."""
+        return self.client.events("periodic")
 
     def _feed(self) -> None:
         period, k = 1.0 / 50.0, 0
@@ -198,21 +187,22 @@ class Bench:
         self.joints.publish(js)
 
     def close(self) -> None:
-        """Stop feeding/spinning and shut the context down."""
+        """Stop feeding and shut the client down."""
         self._stop.set()
-        for t in self._threads:
-            t.join(5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
+        self._feeder.join(5)
+        self.client.close()
+
+
+SPIN_LOOP = (
+    "import os\nos.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))\nwhile True: pass"
+)
 
 
 @contextlib.contextmanager
 def busy_cores(count: int) -> Iterator[None]:
-    """Keep ``count`` CPU cores busy with spin-loop processes while the block runs."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(count, 0))
-    ]
+    """Keep ``count`` CPU cores busy with spin-loop processes (normal scheduling, whatever
+    this process runs with) while the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", SPIN_LOOP]) for _ in range(max(count, 0))]
     try:
         yield
     finally:
@@ -245,6 +235,8 @@ def start_node(
         "limits.max_delta:=[1000.0]",
         "-p",
         "status_rate:=2.0",
+        "-p",
+        f"realtime_priority:={args.realtime_priority}",
     ]
     for item in extra or []:
         cmd += ["-p", item]
@@ -275,29 +267,36 @@ def stop_node(proc: subprocess.Popen) -> int:
 def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run the node for ``args.duration`` s and compute overhead and jitter."""
     proc, log = start_node(checkpoint, config, args)
+    if args.realtime_priority:  # after starting the node: it must not inherit it
+        from snapflow_ros.nodes.process import set_realtime_priority
+
+        why_not = set_realtime_priority(args.realtime_priority)
+        if why_not:
+            raise SystemExit(f"--realtime-priority {args.realtime_priority}: {why_not}")
     bench = Bench(args.rate)
     try:
         wait_for_commands(bench, proc, log, 180)
         time.sleep(1.0)  # let the auto replan threshold settle
         start = time.time_ns()
-        counters0 = bench.reports[-1]["counters"] if bench.reports else {}
+        counters0 = bench.reports[-1].counters if bench.reports else {}
         with busy_cores(args.busy_core):
             time.sleep(args.duration)
         end = time.time_ns()
         time.sleep(0.6)  # last status report
-        counters1 = bench.reports[-1]["counters"] if bench.reports else {}
+        counters1 = bench.reports[-1].counters if bench.reports else {}
     finally:
         bench.close()
         rc = stop_node(proc)
+    events = bench.events
     with bench.lock:
-        events, chunks, commands = list(bench.events), list(bench.chunks), list(bench.commands)
-    published = [e for e in events if e["published"]]
-    pairs = [(e, c) for e, c in zip(published, chunks, strict=False) if e["stamp_ns"] == c[1]]
-    rows = [(e, c) for e, c in pairs if start <= e["received_ns"] < end]
-    t_in = [e["input_latency_s"] for e, _ in rows]
-    t_runtime = [e["timings"]["total"] for e, _ in rows]
-    t_node = [(e["published_ns"] - e["trigger_ns"]) / 1e9 - e["timings"]["total"] for e, _ in rows]
-    t_out = [(c[0] - e["published_ns"]) / 1e9 for e, c in rows]
+        chunks, commands = list(bench.chunks), list(bench.commands)
+    published = [e for e in events if e.published]
+    pairs = [(e, c) for e, c in zip(published, chunks, strict=False) if e.stamp_ns == c[1]]
+    rows = [(e, c) for e, c in pairs if start <= e.received_ns < end]
+    t_in = [e.input_latency_s for e, _ in rows]
+    t_runtime = [e.timings["total"] for e, _ in rows]
+    t_node = [(e.published_ns - e.trigger_ns) / 1e9 - e.timings["total"] for e, _ in rows]
+    t_out = [(c[0] - e.published_ns) / 1e9 for e, c in rows]
     overhead = [a + b + c for a, b, c in zip(t_in, t_node, t_out, strict=True)]
     cmd = [c for c in commands if start <= c[1] < end]
     period = 1.0 / args.rate
@@ -342,6 +341,7 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"## Policy node overhead ({result['policy_type']} tiny, {result['steps']} step(s), "
         f"{result['rate']:g} Hz, {result.get('busy_cores', 0)} busy cores, "
+        f"realtime priority {result.get('realtime_priority', 0)}, "
         f"{node['chunks']} chunks in {node['seconds']:.0f} s)",
         "",
         "| per chunk (ms) | p50 | p95 | p99 |",
@@ -390,16 +390,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="keep N cores busy with spin loops during the node measurement (contention)",
     )
+    p.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        metavar="P",
+        help="SCHED_FIFO priority of the node (its realtime_priority parameter) and of this "
+        "benchmark's receiving node, so arrival times measure the node and DDS (0: normal)",
+    )
     p.add_argument("--out", type=Path, default=Path("artifacts/node_overhead.json"))
     args = p.parse_args(argv)
 
     from snapflow_ros.bench.machine import machine_info
     from snapflow_ros.bench.report import emit
     from snapflow_ros.cli.demo import find_config, isolate_dds
-    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
 
     domain = isolate_dds(None)
-    checkpoint = ensure_tiny_checkpoint(TinySpec(policy_type=args.policy_type))
+    checkpoint = Path(resolve_policy_path(f"tiny:{args.policy_type}"))
     print(f"bare runtime: {args.repeats} predictions ...", flush=True)
     bare = bare_runtime(checkpoint, args.steps, args.threads, args.repeats)
     print(f"node: {args.duration:g} s at {args.rate:g} Hz (ROS_DOMAIN_ID={domain}) ...", flush=True)
@@ -410,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         "rate": args.rate,
         "threads": args.threads,
         "busy_cores": args.busy_core,
+        "realtime_priority": args.realtime_priority,
         "bare_runtime": bare,
         "node": node,
         "machine": machine_info("cpu"),

@@ -157,7 +157,7 @@ def window_stats(
     with bench.lock:
         cmds = [c for c in bench.commands if start_ns <= c[0] < end_ns]
         nonfinite = sum(start_ns <= t < end_ns for t in bench.nonfinite)
-        healthy = [r["healthy"] for r in bench.reports if start_ns <= r["t_ns"] < end_ns]
+        healthy = [r.healthy for r in bench.reports if start_ns <= r.t_ns < end_ns]
     seconds = (end_ns - start_ns) / 1e9
     dev = np.abs(np.diff([c[0] for c in cmds]) / 1e9 - period) * 1000.0
     logs = sum(start_ns / 1e9 <= t < end_ns / 1e9 for t in log_times)
@@ -175,9 +175,9 @@ def window_stats(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run both phases; the time series and summaries."""
     from snapflow_ros.cli.demo import find_config
-    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
 
-    checkpoint = ensure_tiny_checkpoint(TinySpec(policy_type="smolvla"))
+    checkpoint = Path(resolve_policy_path("tiny:smolvla"))
     extra = [f"input_timeout:={args.input_timeout}", "hold_mode:=none"]
     proc, log = start_node(checkpoint, find_config(), args, extra)
     bench = SoakBench(args.rate)
@@ -221,7 +221,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _counter(bench: SoakBench, name: str) -> int:
     with bench.lock:
-        return int(bench.reports[-1]["counters"].get(name, 0)) if bench.reports else 0
+        reports = bench.reports
+        return int(reports[-1].counters.get(name, 0)) if reports else 0
 
 
 def _line(s: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from snapflow_ros.control.status import ChunkEvent, PeriodicEvent
 from snapflow_ros.eval.processes import config_dir, executable
 
 NODE = "/policy_node"
@@ -69,103 +70,62 @@ def find_config(name: str = "policy.yaml") -> Path:
 
 # ---------------------------------------------------------------------------- monitor
 class Monitor:
-    """A ROS node in this process recording commands and the node's status events."""
+    """The node's client in this process, also recording the commands (header stamps)."""
 
     def __init__(self) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import String
 
-        from snapflow_ros.ros_conversions import stamp_to_ns
+        from snapflow_ros.client import NodeClient
 
-        self._rclpy = rclpy
-        self._stamp_to_ns = stamp_to_ns
-        self.context = rclpy.Context()
-        rclpy.init(
-            context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO
-        )
-        self.node = rclpy.create_node("snapflow_demo_monitor", context=self.context)
-        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        self.client = NodeClient(NODE, name="snapflow_demo_monitor")
         self.lock = threading.Lock()
         self.commands: list[int] = []  # header stamps (ns)
-        self.events: list[dict[str, Any]] = []
-        self.reports: list[dict[str, Any]] = []
-        self.node.create_subscription(JointState, f"{NODE}/command", self._on_command, qos)
-        self.node.create_subscription(String, f"{NODE}/status", self._on_status, qos)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        self.client.node.create_subscription(JointState, f"{NODE}/command", self._on_command, qos)
 
     def _on_command(self, msg: Any) -> None:
-        with self.lock:
-            self.commands.append(self._stamp_to_ns(msg.header.stamp))
+        from snapflow_ros.ros_conversions import stamp_to_ns
 
-    def _on_status(self, msg: Any) -> None:
-        data = json.loads(msg.data)
         with self.lock:
-            if data.get("event") == "periodic":
-                self.reports.append(data)
-            elif data.get("event") == "chunk":
-                self.events.append(data)
+            self.commands.append(stamp_to_ns(msg.header.stamp))
 
-    def latest_report(self) -> dict[str, Any] | None:
+    def latest_report(self) -> PeriodicEvent | None:
         """The last periodic status report of the node."""
-        with self.lock:
-            return self.reports[-1] if self.reports else None
+        reports = self.client.events("periodic")
+        return reports[-1] if reports else None
 
     def set_num_steps(self, steps: int, timeout: float = 10.0) -> bool:
         """Change the node's ``num_steps`` parameter at run time."""
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
+        from snapflow_ros.client import ClientError
 
-        client = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
         try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                return False
-            req = SetParameters.Request(
-                parameters=[Parameter("num_steps", value=int(steps)).to_parameter_msg()]
-            )
-            future = client.call_async(req)
-            deadline = time.monotonic() + timeout
-            while not future.done() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            return bool(future.done() and future.result().results[0].successful)
-        finally:
-            self.node.destroy_client(client)
+            self.client.set_parameters({"num_steps": int(steps)}, timeout=timeout)
+        except ClientError:
+            return False
+        return True
 
-    def window(self, start_ns: int, end_ns: int) -> tuple[list[int], list[dict[str, Any]]]:
+    def window(self, start_ns: int, end_ns: int) -> tuple[list[int], list[ChunkEvent]]:
         """Command stamps and chunk events inside ``[start_ns, end_ns)``."""
         with self.lock:
             cmds = [t for t in self.commands if start_ns <= t < end_ns]
-            evs = [e for e in self.events if start_ns <= e["received_ns"] < end_ns]
+        evs = [e for e in self.client.events("chunk") if start_ns <= e.received_ns < end_ns]
         return cmds, evs
 
     def close(self) -> None:
         """Stop spinning and shut the monitor's context down."""
-        self._stop.set()
-        self._thread.join(5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.client.close()
 
 
-def summarize(cmds: list[int], events: list[dict[str, Any]], seconds: float, dt: float) -> dict:
+def summarize(cmds: list[int], events: list[ChunkEvent], seconds: float, dt: float) -> dict:
     """Rates, latency percentiles and jitter of one window."""
     out: dict[str, Any] = {"seconds": seconds, "chunks": len(events), "commands": len(cmds)}
     out["chunk_rate_hz"] = len(events) / seconds if seconds > 0 else math.nan
     out["command_rate_hz"] = len(cmds) / seconds if seconds > 0 else math.nan
-    totals = [e["timings"]["total"] * 1000 for e in events]
-    e2e = [(e["received_ns"] - e["trigger_ns"]) / 1e6 for e in events]
-    age = [(e["received_ns"] - e["stamp_ns"]) / 1e6 for e in events]
-    skipped = [e["skipped"] for e in events]
+    totals = [e.timings["total"] * 1000 for e in events]
+    e2e = [(e.received_ns - e.trigger_ns) / 1e6 for e in events]
+    age = [(e.received_ns - e.stamp_ns) / 1e6 for e in events]
+    skipped = [e.skipped for e in events]
     for name, vals in (("latency_ms", totals), ("e2e_ms", e2e), ("obs_age_ms", age)):
         out[f"{name}_p50"] = float(np.percentile(vals, 50)) if vals else math.nan
         out[f"{name}_p95"] = float(np.percentile(vals, 95)) if vals else math.nan
@@ -175,7 +135,7 @@ def summarize(cmds: list[int], events: list[dict[str, Any]], seconds: float, dt:
     out["jitter_p99_ms"] = (
         float(np.percentile(np.abs(iv - dt), 99) * 1000) if iv.size > 1 else math.nan
     )
-    out["late_chunks"] = sum(1 for e in events if not e["accepted"])
+    out["late_chunks"] = sum(1 for e in events if not e.accepted)
     return out
 
 
@@ -226,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
 
     t0 = time.monotonic()
-    checkpoint = ensure_tiny_checkpoint(TinySpec(policy_type=args.policy_type))
+    checkpoint = resolve_policy_path(f"tiny:{args.policy_type}")
     print(
         f"tiny {args.policy_type} checkpoint: {checkpoint} ({time.monotonic() - t0:.1f} s)",
         flush=True,
@@ -306,34 +266,34 @@ def run(
     deadline = time.monotonic() + args.startup_timeout
     while True:
         report = monitor.latest_report()
-        if report and report["state"] == "active" and monitor.commands:
+        if report and report.state == "active" and monitor.commands:
             break
         for name, proc in procs.items():
             if proc.poll() is not None:
                 return [f"{name} exited early with {proc.returncode}"]
-        if report and report.get("configure_error"):
-            return [f"policy_node could not configure: {report['configure_error']}"]
+        if report and report.configure_error:
+            return [f"policy_node could not configure: {report.configure_error}"]
         if interrupted.is_set():
             return ["interrupted during start-up"]
         if time.monotonic() > deadline:
             return [f"policy_node not active after {args.startup_timeout:.0f} s"]
         time.sleep(0.1)
-    policy = report["policy"]
-    dt = 1.0 / report["control_rate"]
+    policy = report.policy or {}
+    dt = 1.0 / report.control_rate
     default_steps = policy["default_num_steps"]
     first_steps = args.steps or default_steps
     switch = args.ab_steps if args.ab_steps and args.ab_steps != first_steps else None
     result["policy"] = policy
-    result["control_rate_hz"] = report["control_rate"]
+    result["control_rate_hz"] = report.control_rate
     print(
         f"node active: {policy['policy_type']} on {policy['device']}, chunk "
-        f"{policy['chunk_size']} x {policy['action_dim']} at {report['control_rate']:g} Hz; "
+        f"{policy['chunk_size']} x {policy['action_dim']} at {report.control_rate:g} Hz; "
         f"running {args.duration:g} s"
         + (f", steps {first_steps} -> {switch} halfway" if switch else f", steps {first_steps}"),
         flush=True,
     )
     start = time.time_ns()
-    phases = [Phase(first_steps, start, counters_start=dict(report["counters"]))]
+    phases = [Phase(first_steps, start, counters_start=dict(report.counters))]
     half = start + int(args.duration / 2 * 1e9)
     end = start + int(args.duration * 1e9)
     next_print = time.monotonic() + 1.0
@@ -341,10 +301,10 @@ def run(
         if switch and len(phases) == 1 and time.time_ns() >= half:
             rep = monitor.latest_report() or report
             now = time.time_ns()
-            phases[0].end_ns, phases[0].counters_end = now, dict(rep["counters"])
+            phases[0].end_ns, phases[0].counters_end = now, dict(rep.counters)
             ok = monitor.set_num_steps(switch)
             print(f"--- num_steps -> {switch} at run time ({'ok' if ok else 'FAILED'})", flush=True)
-            phases.append(Phase(switch, time.time_ns(), counters_start=dict(rep["counters"])))
+            phases.append(Phase(switch, time.time_ns(), counters_start=dict(rep.counters)))
         for name, proc in procs.items():
             if proc.poll() is not None:
                 return [f"{name} died during the run ({proc.returncode})"]
@@ -358,13 +318,13 @@ def run(
                 f"  t={(now - start) / 1e9:5.1f}s  steps {phases[-1].steps:>2}  "
                 f"chunks {fmt(s['chunk_rate_hz'])}/s  latency p50 {fmt(s['latency_ms_p50'], 0)} ms"
                 f"  commands {fmt(s['command_rate_hz'])}/s  jitter {fmt(s['jitter_std_ms'])} ms"
-                f"  starvation {rep['counters'].get('starvation_events', 0)}",
+                f"  starvation {rep.counters.get('starvation_events', 0)}",
                 flush=True,
             )
         time.sleep(0.05)
     rep = monitor.latest_report() or report
     phases[-1].end_ns = time.time_ns()
-    phases[-1].counters_end = dict(rep["counters"])
+    phases[-1].counters_end = dict(rep.counters)
     for ph in phases:
         cmds, evs = monitor.window(ph.start_ns, ph.end_ns)
         row = summarize(cmds, evs, (ph.end_ns - ph.start_ns) / 1e9, dt)

@@ -1,10 +1,22 @@
-"""Pure-Python control logic of the policy node (no ROS imports).
+"""The policy node's logic in plain Python (no ROS, no torch): tested with a fake clock.
 
 Chunk scheduling with latency compensation and blending (:mod:`.scheduler`), action limits
-(:mod:`.limits`), the per-tick command loop with hold and starvation accounting (:mod:`.loop`)
-and latency / rate statistics (:mod:`.stats`).
+(:mod:`.limits`), the per-tick command loop with hold and starvation accounting (:mod:`.loop`),
+latency / rate statistics and throttled logs (:mod:`.stats`), the inputs and the observation
+they make (:mod:`.inputs`), the controller that decides when to infer and what to command
+(:mod:`.controller`) and the status protocol (:mod:`.status`).
 """
 
+from snapflow_ros.control.controller import Outputs, PolicyController, Runtime, Session, Settings
+from snapflow_ros.control.inputs import (
+    InputProblem,
+    InputSet,
+    InputSlot,
+    Observed,
+    Problem,
+    short,
+    task_preview,
+)
 from snapflow_ros.control.limits import ActionLimits, LimitError
 from snapflow_ros.control.loop import HOLD_MODES, CommandLoop, TickResult, auto_replan_threshold
 from snapflow_ros.control.scheduler import (
@@ -17,7 +29,13 @@ from snapflow_ros.control.scheduler import (
     action_index,
     skipped_actions,
 )
-from snapflow_ros.control.stats import LatencyStats, RateMeter, Throttle, percentiles
+from snapflow_ros.control.stats import (
+    LatencyStats,
+    RateMeter,
+    Throttle,
+    ThrottledLog,
+    percentiles,
+)
 
 __all__ = [
     "BLEND_MODES",
@@ -27,15 +45,28 @@ __all__ = [
     "BlendConfig",
     "ChunkScheduler",
     "CommandLoop",
+    "InputProblem",
+    "InputSet",
+    "InputSlot",
     "LatencyStats",
     "LimitError",
     "MergeResult",
+    "Observed",
+    "Outputs",
     "Plan",
+    "PolicyController",
+    "Problem",
     "RateMeter",
+    "Runtime",
+    "Session",
+    "Settings",
     "Throttle",
+    "ThrottledLog",
     "TickResult",
     "action_index",
     "auto_replan_threshold",
     "percentiles",
+    "short",
     "skipped_actions",
+    "task_preview",
 ]

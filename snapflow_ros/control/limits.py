@@ -67,6 +67,15 @@ class ActionLimits:
         a = self._check(action)
         return np.clip(a, self.lower, self.upper)
 
+    def clamp_chunk(self, actions: np.ndarray) -> np.ndarray:
+        """Clamp every action of an H x D chunk to the bounds (raises on NaN/inf or shape)."""
+        a = np.asarray(actions, np.float64)
+        if a.ndim != 2 or a.shape[1] != self.dim:
+            raise LimitError(f"chunk: expected H x {self.dim}, got shape {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise LimitError("chunk contains NaN/inf")
+        return np.clip(a, self.lower, self.upper)
+
     def apply(self, action: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
         """Clamp to the bounds, then limit the change from ``previous`` to ``max_delta``."""
         a = self.clamp(action)

@@ -101,6 +101,7 @@ class CommandLoop:
         self.scheduler = ChunkScheduler(self.dt, self.blend, self.max_lead)
         self.counters = LoopCounters()
         self.last_command: np.ndarray | None = None
+        self.last_chunk: np.ndarray | None = None  # the last chunk added, clamped
         self._executing = False
         self._starving = False
         self._no_plan_since: float | None = None  # time of the first tick without a plan
@@ -108,11 +109,10 @@ class CommandLoop:
 
     # ------------------------------------------------------------------ chunks
     def add_chunk(self, actions: np.ndarray, stamp: float, now: float) -> MergeResult:
-        """Clamp a chunk to the bounds and schedule it (raises ValueError on NaN/shape)."""
-        acts = np.asarray(actions, np.float64)
-        if acts.ndim != 2 or acts.shape[1] != self.action_dim:
-            raise ValueError(f"chunk: expected H x {self.action_dim}, got shape {acts.shape}")
-        clamped = np.stack([self.limits.clamp(a) for a in acts])
+        """Clamp a chunk to the bounds (kept in :attr:`last_chunk`, what a node publishes)
+        and schedule it (raises ValueError on NaN/shape)."""
+        clamped = self.limits.clamp_chunk(actions)
+        self.last_chunk = clamped
         result = self.scheduler.add_chunk(clamped, stamp, now)
         self.counters.actions_skipped += result.skipped
         if result.accepted:

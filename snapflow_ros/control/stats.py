@@ -1,11 +1,13 @@
-"""Rolling latency percentiles, event rates and jitter (plain Python, thread-safe)."""
+"""Rolling latency percentiles, event rates, jitter and throttled logs (plain Python,
+thread-safe)."""
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -149,3 +151,27 @@ class Throttle:
                 return False, 0
             self._last[key] = now
             return True, self._suppressed.pop(key, 0)
+
+
+class ThrottledLog:
+    """Log lines limited per key: at most one every ``period`` seconds, with the number of
+    suppressed ones appended to the next (``emit(level, message)`` writes the line)."""
+
+    def __init__(
+        self,
+        emit: Callable[[str, str], None],
+        period: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._emit = emit
+        self._throttle = Throttle(period)
+        self._monotonic = monotonic
+
+    def __call__(self, key: str, level: str, message: str) -> None:
+        """Log ``message`` at ``level`` unless ``key`` logged within the period."""
+        ok, suppressed = self._throttle.ready(key, self._monotonic())
+        if not ok:
+            return
+        if suppressed:
+            message += f" (+{suppressed} similar)"
+        self._emit(level, message)

@@ -1,35 +1,29 @@
-"""The evaluation's own ROS node: calls the bridge's and policy node's services, records events.
+"""The evaluation's ROS side: the bridge's episode events, camera frames for videos, and the
+policy node's and the bridge's services, through the package's node client.
 
-It runs in a private rclpy context with a spinning thread; every wait polls a condition with a
-deadline and fails early when a watched process has died.
+Every wait polls a condition with a deadline and fails early when a watched process has died
+(:func:`snapflow_ros.client.wait_until`).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
-from lifecycle_msgs.srv import GetState
-from rcl_interfaces.srv import SetParameters
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
+from snapflow_ros.client import ClientError, NodeClient, wait_until
+from snapflow_ros.control.status import to_dict
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 
-
-class EvalError(RuntimeError):
-    """The evaluation cannot go on (a process died, a service failed, a timeout)."""
+EvalError = ClientError  # the evaluation cannot go on (a process died, a service failed, ...)
+__all__ = ["EvalClient", "EvalError", "Names", "wait_until"]
 
 
 @dataclass
@@ -54,35 +48,15 @@ class Names:
         return f"{self.ns}/{self.topic_prefix}/{name}"
 
 
-def wait_until(
-    predicate: Callable[[], Any], timeout: float, what: str, alive: Callable[[], str] | None = None
-) -> Any:
-    """Poll ``predicate`` until truthy; EvalError on timeout or when ``alive()`` names a death."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if alive is not None:
-            dead = alive()
-            if dead:
-                raise EvalError(f"{dead} while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise EvalError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
-
 class EvalClient:
     """Services and recordings of one evaluation (bridge + policy node)."""
 
     def __init__(self, domain: int, names: Names, video_cameras: tuple[str, ...] = ()) -> None:
         self.names = names
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("libero_eval", context=self.context)
+        self.ros = NodeClient(names.policy, domain, name="libero_eval")
+        node = self.ros.node
         self._lock = threading.Lock()
         self._events: list[dict[str, Any]] = []
-        self._chunks: list[dict[str, Any]] = []
         self._frames: dict[int, dict[str, np.ndarray]] = {}
         self._record_from: int | None = None
         self.video_cameras = video_cameras
@@ -92,49 +66,23 @@ class EvalClient:
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
-        self.node.create_subscription(String, names.topic("episode"), self._on_episode, history)
-        self.node.create_subscription(
-            String,
-            f"{names.policy}/status",
-            self._on_status,
-            QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE),
-        )
+        node.create_subscription(String, names.topic("episode"), self._on_episode, history)
         for cam in video_cameras:
-            self.node.create_subscription(
+            node.create_subscription(
                 Image,
                 names.topic(f"{cam}/image_raw"),
                 self._frame_cb(cam),
                 QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
             )
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self._executor.spin_once(timeout_sec=0.05)
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
-        self._stop.set()
-        self._thread.join(5)
-        self._executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.ros.close()
 
     # ------------------------------------------------------------------ recordings
     def _on_episode(self, msg: String) -> None:
         with self._lock:
             self._events.append(json.loads(msg.data))
-
-    def _on_status(self, msg: String) -> None:
-        data = json.loads(msg.data)
-        if data.get("event") == "chunk":
-            data["_recv"] = time.monotonic()
-            with self._lock:
-                self._chunks.append(data)
 
     def _frame_cb(self, cam: str) -> Callable[[Image], None]:
         def callback(msg: Image) -> None:
@@ -167,36 +115,16 @@ class EvalClient:
         return None
 
     def chunks_since(self, t: float) -> list[dict[str, Any]]:
-        """Policy ``chunk`` status events received after monotonic time ``t``."""
-        with self._lock:
-            return [c for c in self._chunks if c["_recv"] >= t]
+        """The policy node's ``chunk`` status events received after monotonic time ``t``, as
+        JSON objects (:func:`snapflow_ros.control.status.to_dict`)."""
+        return [to_dict(r.event) for r in self.ros.received("chunk") if r.recv_mono >= t]
 
     # ------------------------------------------------------------------ services
-    def _call(
-        self,
-        srv_type: type,
-        name: str,
-        request: Any,
-        timeout: float,
-        alive: Callable[[], str] | None = None,
-    ) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            wait_until(client.service_is_ready, timeout, f"service {name}", alive)
-            future = client.call_async(request)
-            wait_until(future.done, timeout, f"the answer of {name}", alive)
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
     def trigger(
         self, name: str, timeout: float = 60.0, alive: Callable[[], str] | None = None
     ) -> str:
         """Call a Trigger service; its message, or EvalError when it reports failure."""
-        res = self._call(Trigger, name, Trigger.Request(), timeout, alive)
-        if not res.success:
-            raise EvalError(f"{name} failed: {res.message}")
-        return str(res.message)
+        return self.ros.trigger(name, timeout, alive)
 
     def set_params(
         self,
@@ -206,28 +134,13 @@ class EvalClient:
         alive: Callable[[], str] | None = None,
     ) -> None:
         """Set parameters of ``node``; EvalError naming any that was refused."""
-        params = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-        res = self._call(
-            SetParameters,
-            f"{node}/set_parameters",
-            SetParameters.Request(parameters=params),
-            timeout,
-            alive,
-        )
-        refused = [
-            f"{p.name}: {r.reason}"
-            for p, r in zip(params, res.results, strict=True)
-            if not r.successful
-        ]
-        if refused:
-            raise EvalError(f"{node} refused parameters: {'; '.join(refused)}")
+        self.ros.set_parameters(values, node, timeout, alive)
 
     def lifecycle_state(
         self, node: str, timeout: float, alive: Callable[[], str] | None = None
     ) -> str:
         """Current lifecycle state label of ``node`` (waits for its service)."""
-        res = self._call(GetState, f"{node}/get_state", GetState.Request(), timeout, alive)
-        return str(res.current_state.label)
+        return self.ros.lifecycle_state(node, timeout, alive)
 
     def wait_end(
         self, episode_id: int, timeout: float, alive: Callable[[], str] | None = None

@@ -8,6 +8,7 @@ with SIGINT (launch forwards it to its children), then SIGTERM/SIGKILL if they h
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import signal
@@ -22,11 +23,6 @@ import yaml
 import snapflow_ros
 
 LAUNCHERS = ("subprocess", "ros2launch")
-MODULES = {  # node executables of this package and their modules (``python -m`` fallback)
-    "libero_bridge": "snapflow_ros.nodes.libero_bridge",
-    "policy_node": "snapflow_ros.nodes.policy_node",
-    "synthetic_source": "snapflow_ros.nodes.synthetic_source",
-}
 EVAL_NODES = ("libero_bridge", "policy_node")  # what start_node starts
 
 
@@ -82,16 +78,28 @@ def write_params(base_file: Path, node_key: str, overrides: dict[str, Any], out:
     return out
 
 
+def entry_module(name: str) -> str:
+    """The module of executable ``name``, from this package's entry points (setup.py's
+    ``console_scripts``: the one list of executables)."""
+    for ep in importlib.metadata.entry_points(group="console_scripts", name=name):
+        module = ep.value.split(":")[0]
+        if module.startswith(("snapflow_ros.", "snapflow_training.")):
+            return module
+    raise ValueError(f"{name!r} is not an executable of snapflow_ros (see setup.py)")
+
+
 def executable(name: str) -> list[str]:
-    """Command that runs an executable of this package (console script, else ``python -m``)."""
+    """Command that runs an executable of this package (console script next to this Python,
+    else ``python -m`` its module)."""
     script = shutil.which(name, path=str(Path(sys.executable).parent))
     if script:
         return [script]
-    return [sys.executable, "-m", MODULES[name]]
+    return [sys.executable, "-m", entry_module(name)]
 
 
 class ManagedProcess:
-    """A child process with its log file; stopped with SIGINT first."""
+    """A child process in its own process group with its log file; a context manager that
+    stops it (SIGINT first) on the way out."""
 
     def __init__(self, name: str, cmd: Sequence[str], env: dict[str, str], log_path: Path) -> None:
         self.name = name
@@ -108,25 +116,35 @@ class ManagedProcess:
             start_new_session=True,
         )
 
+    def __enter__(self) -> ManagedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()  # never left running when the caller fails half-way
+
     def alive(self) -> bool:
         """True while the process runs."""
         return self.proc.poll() is None
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last ``lines`` lines of its log."""
+    def log(self) -> str:
+        """Everything the process printed so far."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGINT (to its process group), then SIGTERM, then SIGKILL; returns the exit code."""
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of its log."""
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int | None:
+        """``sig`` (Ctrl-C by default) to its process group, then SIGTERM, then SIGKILL;
+        returns the exit code."""
+        for signum, wait in ((sig, timeout), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
             if self.proc.poll() is not None:
                 break
             try:
-                os.killpg(self.proc.pid, sig)
+                os.killpg(self.proc.pid, signum)
             except ProcessLookupError:
                 break
             try:

@@ -1,1 +1,2 @@
-"""ROS 2 nodes: the policy node and a synthetic camera/joint source (demo, tests, benchmark)."""
+"""The ROS layer's executables (policy node, synthetic source, LIBERO bridge, bag tools) and
+what they share (start-up, spin, exit, logging; the policy node's parameter table)."""

@@ -40,14 +40,10 @@ from rosbags.interfaces import Qos, QosHistory
 
 from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import STORAGES, BagWriter, bag_size, ensure_type, make_qos
+from snapflow_ros.client import absolute
 
 IGNORED_TOPICS = ("/rosout", "/parameter_events")
 Handler = Callable[[str, bytes, int], None]
-
-
-def absolute(topic: str) -> str:
-    """``camera/x`` -> ``/camera/x``."""
-    return topic if topic.startswith("/") else "/" + topic
 
 
 def import_message(msgtype: str) -> type:

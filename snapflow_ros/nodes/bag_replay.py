@@ -21,11 +21,13 @@ Time (the node checks the age of its inputs from their header stamps):
   with the expected stamp (the node refused the observation as malformed, e.g. NaN joint
   positions) is its answer too: logged, counted, nothing recorded for it, and the replay goes
   on with the next observation (``--stop-on-reject``: stop there, exit code 1).
-  Meanwhile ``replan_threshold`` is 0 (no inference of the node's own) and
-  ``input_timeout`` tiny (older inputs are stale, so the node waits for the replayed ones);
-  both are restored at the end. ``--trigger recorded --noise
-  continue`` asks only for the recorded chunks' observations and re-seeds once: a lock-step
-  simulation recording is reproduced exactly.
+  Meanwhile ``replan_threshold`` is 0 (no inference of the node's own), ``input_timeout``
+  tiny (older inputs are stale, so the node waits for the replayed ones) and
+  ``max_future_stamp`` at its largest (``/clock`` is the observation's oldest stamp, so its
+  newer inputs are ahead of the clock by the spread of the recorded stamps, which a robot's
+  sensors easily put beyond the default 0.25 s); all are restored at the end.
+  ``--trigger recorded --noise continue`` asks only for the recorded chunks' observations
+  and re-seeds once: a lock-step simulation recording is reproduced exactly.
 * ``timed``: messages at their original spacing (``--rate``). With a sim-time node, stamps
   are kept and ``/clock`` follows the bag; with a wall-clock node, header stamps are moved to
   "now" (one constant shift, stored in the outputs bag; ``compare`` undoes it).
@@ -41,6 +43,7 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import signal
 import sys
 import threading
@@ -49,16 +52,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import rclpy
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.srv import GetParameters, SetParameters
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
-from std_srvs.srv import Trigger
 
 from snapflow_ros.bags.chunks import CHUNK_TYPE, STATUS_TYPE
 from snapflow_ros.bags.errors import BagError
@@ -81,10 +76,19 @@ from snapflow_ros.bags.lockstep import (
     StepPlanner,
     parse_rejection,
 )
+from snapflow_ros.client import (
+    ClientError,
+    NodeClient,
+    absolute,
+    split_name,
+    unique_name,
+    wait_until,
+)
+from snapflow_ros.control.inputs import MAX_FUTURE_STAMP
+from snapflow_ros.control.status import decode
 from snapflow_ros.nodes.bag_record import (
     IGNORED_TOPICS,
     TopicRecorder,
-    absolute,
     endpoint_hash,
     import_message,
 )
@@ -113,16 +117,36 @@ class Stats:
     rejected: int = 0  # observations the node rejected (lock-step)
     resent: int = 0  # observations published again (the node answered another one)
     skipped: int = 0
+    too_spread: int = 0  # observations whose inputs are stamped too far apart for the node
     status_chunk_events: int = 0
     step_wall_s: list[float] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
 
 
-def split_name(full: str) -> tuple[str, str]:
-    """``/ns/name`` -> (``/ns``, ``name``)."""
-    full = absolute(full)
-    ns, _, name = full.rpartition("/")
-    return ns or "/", name
+class QueuedWrites:
+    """Writes into a bag from any thread, carried out by the thread that opened it (SQLite
+    storage accepts only that one): :meth:`write` queues, :meth:`drain` writes."""
+
+    def __init__(self, writer: BagWriter) -> None:
+        self.writer = writer
+        self._queue: queue.SimpleQueue[tuple[str, int, bytes]] = queue.SimpleQueue()
+
+    def add_topic(self, *args: Any, **kwargs: Any) -> Any:
+        """Add a topic (from the opening thread)."""
+        return self.writer.add_topic(*args, **kwargs)
+
+    def write(self, topic: str, log_ns: int, data: bytes) -> None:
+        """Queue one message."""
+        self._queue.put((topic, int(log_ns), bytes(data)))
+
+    def drain(self) -> None:
+        """Write every queued message (from the opening thread)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self.writer.write(*item)
 
 
 class Replayer:
@@ -137,21 +161,16 @@ class Replayer:
         self.clock_ns = 0
         self.sim_time = False
         self.shift_ns = 0
-        self.context = Context()
-        rclpy.init(
-            args=["--ros-args"],
-            context=self.context,
-            signal_handler_options=SignalHandlerOptions.NO,
-        )
-        self.node = rclpy.create_node(f"bag_replay_{os.getpid()}", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        # the outputs (the node's status included) are recorded raw: no decoded status here
+        self.client = NodeClient(self.target, name=unique_name("bag_replay"), status=False)
+        self.node = self.client.node
         self.pubs: dict[str, Any] = {}
         self.clock_pub = None
         self.answers = Answers()
         self.chunk_topic = ""
         self.status_topic = ""
         self.writer: BagWriter | None = None
+        self.out: QueuedWrites | None = None  # every write of a message goes through it
         self.recorder: TopicRecorder | None = None
         self._restoring = False
         self.gate = False
@@ -162,11 +181,19 @@ class Replayer:
         if not self.args.quiet:
             print(f"replay: {text}", flush=True)
 
-    def spin(self, seconds: float = 0.0) -> None:
-        """Process callbacks for up to ``seconds``."""
+    def interrupted(self) -> str:
+        """Write what the recorder queued; raise :class:`Interrupted` after Ctrl-C / SIGTERM
+        (except while restoring the node). Every wait calls it while it polls."""
+        if self.out is not None:
+            self.out.drain()
         if self.stop.is_set() and not self._restoring:
             raise Interrupted()
-        self.executor.spin_once(timeout_sec=seconds)
+        return ""
+
+    def pause_for(self, seconds: float) -> None:
+        """Let the client's thread handle callbacks for ``seconds`` (Ctrl-C ends it)."""
+        self.interrupted()
+        time.sleep(seconds)
 
     def wait(
         self,
@@ -175,53 +202,32 @@ class Replayer:
         what: str,
         error: type[Exception] = ReplayError,
     ) -> Any:
-        """Spin until ``predicate()`` is truthy; ``error`` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise error(f"timed out after {timeout:g} s waiting for {what}")
-            self.spin(0.02)
-
-    def call(self, srv_type: type, name: str, request: Any, timeout: float | None = None) -> Any:
-        """Call a service of the node and wait for the reply."""
-        timeout = timeout or self.args.timeout
-        client = self.node.create_client(srv_type, name)
+        """Wait until ``predicate()`` is truthy; ``error`` after ``timeout`` seconds."""
         try:
-            self.wait(client.service_is_ready, timeout, f"service {name}")
-            future = client.call_async(request)
-            self.wait(future.done, timeout, f"the reply of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+            return wait_until(predicate, timeout, what, self.interrupted)
+        except ClientError as exc:
+            raise error(str(exc)) from None
 
     def trigger(self, name: str) -> None:
         """Call ``<node>/<name>`` (std_srvs/Trigger)."""
-        response = self.call(Trigger, f"{self.target}/{name}", Trigger.Request())
-        if not response.success:
-            raise ReplayError(f"{self.target}/{name} failed: {response.message}")
+        try:
+            self.client.trigger(name, self.args.timeout, self.interrupted)
+        except ClientError as exc:
+            raise ReplayError(str(exc)) from None
 
     def get_params(self, names: list[str]) -> dict[str, Any]:
         """The node's parameter values (None: not set/declared)."""
-        res = self.call(
-            GetParameters, f"{self.target}/get_parameters", GetParameters.Request(names=names)
-        )
-        values = {}
-        for name, value in zip(names, res.values, strict=False):
-            values[name] = Parameter.from_parameter_msg(ParameterMsg(name=name, value=value)).value
-        return values
+        try:
+            return self.client.get_parameters(names, timeout=self.args.timeout)
+        except ClientError as exc:
+            raise ReplayError(str(exc)) from None
 
     def set_param(self, name: str, value: Any) -> None:
         """Set one parameter of the node."""
-        msg = Parameter(name, value=value).to_parameter_msg()
-        res = self.call(
-            SetParameters, f"{self.target}/set_parameters", SetParameters.Request(parameters=[msg])
-        )
-        if not res.results or not res.results[0].successful:
-            reason = res.results[0].reason if res.results else "no result"
-            raise ReplayError(f"cannot set {name} on {self.target}: {reason}")
+        try:
+            self.client.set_parameters({name: value}, timeout=self.args.timeout)
+        except ClientError as exc:
+            raise ReplayError(f"cannot set {name}: {exc}") from None
 
     def publish_clock(self, ns: int) -> None:
         """Publish ``/clock`` (monotonic)."""
@@ -238,20 +244,21 @@ class Replayer:
     # ------------------------------------------------------------------ the node and the graph
     def find_node(self) -> None:
         """Wait for the node, its active state and its inputs in the graph."""
-        wanted = (self.target_name, self.target_ns)
         self.wait(
-            lambda: wanted in self.node.get_node_names_and_namespaces(),
+            self.client.has_node,
             self.args.wait,
             f"node {self.target} (is it running, same ROS_DOMAIN_ID?)",
             BagError,
         )
         state_srv = f"{self.target}/get_state"
         if any(name == state_srv for name, _ in self.node.get_service_names_and_types()):
-            from lifecycle_msgs.srv import GetState
 
             def active() -> bool:
-                state = self.call(GetState, state_srv, GetState.Request()).current_state.label
-                return state == "active" or self.spin(0.3) or False
+                try:
+                    state = self.client.lifecycle_state(None, self.args.timeout, self.interrupted)
+                except ClientError as exc:
+                    raise ReplayError(str(exc)) from None
+                return state == "active" or self.pause_for(0.3) or False
 
             self.wait(active, self.args.wait, f"{self.target} to become active", BagError)
         last: list[Any] = []
@@ -260,7 +267,7 @@ class Replayer:
             subs = sorted(self.node_endpoints(subscriptions=True))
             same = subs == last and bool(subs)
             last[:] = subs
-            return same or self.spin(0.3) or False
+            return same or self.pause_for(0.3) or False
 
         self.wait(stable, self.args.wait, f"the subscriptions of {self.target}", BagError)
 
@@ -393,7 +400,7 @@ class Replayer:
                 f"{self.target} publishes no {status} ({STATUS_TYPE}): an observation it "
                 "rejects will end the replay with a time-out"
             )
-        self.recorder = TopicRecorder(self.node, self.writer, self.now_ns)
+        self.recorder = TopicRecorder(self.node, self.out, self.now_ns)
         for topic, msgtype in sorted(outputs.items()):
             handler = None
             if topic == self.chunk_topic and self.args.mode == "lockstep":
@@ -409,13 +416,13 @@ class Replayer:
         self.answers.add_chunk(header_stamp_ns(data), data)
 
     def _on_status(self, topic: str, data: bytes, log_ns: int) -> None:
-        assert self.writer is not None
-        self.writer.write(topic, log_ns, data)
+        assert self.out is not None
+        self.out.write(topic, log_ns, data)
         try:
-            event = json.loads(deserialize(data, STATUS_TYPE, topic).data)
-        except (ValueError, BagError):
+            event = decode(deserialize(data, STATUS_TYPE, topic).data)
+        except BagError:
             return
-        if isinstance(event, dict) and event.get("event") == "chunk":
+        if event is not None and event.kind == "chunk":
             self.stats.status_chunk_events += 1
         rejection = parse_rejection(event)
         if rejection is not None and self.args.mode == "lockstep":
@@ -435,7 +442,9 @@ class Replayer:
         """Observation by observation, one chunk each (see the module docstring)."""
         args = self.args
         stamped = {t: has_header(ty) for t, ty in inputs.items()}
-        params = self.get_params(["observation_stamp", "replan_threshold", "input_timeout"])
+        params = self.get_params(
+            ["observation_stamp", "replan_threshold", "input_timeout", "max_future_stamp"]
+        )
         planner = StepPlanner(
             inputs,
             stamped,
@@ -458,6 +467,7 @@ class Replayer:
         changed = {"replan_threshold": 0.0}
         if self.gate:
             changed["input_timeout"] = GATE_TIMEOUT_S
+            changed["max_future_stamp"] = MAX_FUTURE_STAMP
         restore: dict[str, Any] = {}
         latest: dict[str, bytes] = {}
         window: dict[str, tuple[int, bytes]] = {}  # latest unpublished message per topic
@@ -488,8 +498,10 @@ class Replayer:
                 if step is not None:
                     self.publish_window(window, latest)
                     self.lockstep_step(step, planner, latest)
+            self.stop_recording()
         finally:
-            if self.context.ok():
+            self.stop_recording(wait_events=False)  # not what the node does once restored
+            if self.client.context.ok():
                 self._restoring = True
                 try:
                     for name, value in restore.items():
@@ -511,13 +523,22 @@ class Replayer:
             latest[topic] = data
             self.stats.published += 1
         window.clear()
-        self.spin(0.0)
+        self.interrupted()
 
     def lockstep_step(self, step: Step, planner: StepPlanner, latest: dict[str, bytes]) -> None:
         """Ask for the answer to ``step``'s observation: record its chunk, or count its
         rejection; publish the observation again if the node answered another one."""
         assert self.writer is not None
         start = time.monotonic()
+        spread = (step.clock_ns - step.oldest_ns) * 1e-9
+        if self.gate and spread > MAX_FUTURE_STAMP:
+            self.stats.too_spread += 1
+            self.log(
+                f"observation {step.index}: its inputs are stamped {spread:.3f} s apart, more "
+                f"than the node accepts ahead of its clock (max_future_stamp <= "
+                f"{MAX_FUTURE_STAMP:g} s); not asked for"
+            )
+            return
         clock = step.oldest_ns if self.gate else step.clock_ns
         self.publish_clock(clock)
         answer: Answer | None = None
@@ -525,7 +546,7 @@ class Replayer:
             if attempt:
                 for topic in planner.observation:  # publish the observation again
                     self.pubs[topic].publish(latest[topic])
-                self.spin(0.0)
+                self.interrupted()
             self.answers.clear()
             if self.args.noise == "reseed":
                 self.trigger("reset")
@@ -543,8 +564,9 @@ class Replayer:
                 if answer.rejection is not None:
                     self.rejected(step, answer.rejection)
                     return
-                assert answer.chunk is not None
-                self.writer.write(self.chunk_topic, self.clock_ns, answer.chunk)
+                assert answer.chunk is not None and self.out is not None
+                self.out.write(self.chunk_topic, self.clock_ns, answer.chunk)
+                self.out.drain()
                 self.stats.chunks += 1
                 return
             self.stats.resent += 1
@@ -609,7 +631,7 @@ class Replayer:
                 if self.sim_time and time.monotonic() >= next_clock:
                     self.publish_clock(bag_now() + offset)
                     next_clock = time.monotonic() + 0.01
-                self.spin(min(left, 0.01))
+                self.pause_for(min(left, 0.01))
             data = msg.data
             if self.sim_time:
                 self.publish_clock(msg.log_ns + offset)
@@ -624,7 +646,9 @@ class Replayer:
         while time.monotonic() < tail_end:
             if self.sim_time:
                 self.publish_clock(bag_now() + offset)
-            self.spin(0.01)
+            self.pause_for(0.01)
+        if self.out is not None:
+            self.out.drain()
         self.stats.chunks = self.writer.counts.get(self.chunk_topic, 0) if self.writer else 0
         self.log(
             f"played {self.stats.published} messages over "
@@ -649,6 +673,7 @@ class Replayer:
                 )
             self.make_publishers(reader, inputs)
             self.writer = BagWriter(args.output, args.storage)
+            self.out = QueuedWrites(self.writer)
             try:
                 self.start_recording()
                 self.log(
@@ -661,22 +686,31 @@ class Replayer:
                     self.run_lockstep(reader, inputs)
                 else:
                     self.run_timed(reader, inputs)
-                if self.status_topic:
-                    expected = self.stats.chunks or 1
-                    with contextlib.suppress(ReplayError):
-                        self.wait(
-                            lambda: self.stats.status_chunk_events >= expected,
-                            5.0,
-                            "the node's last status events",
-                        )
+                    self.stop_recording()
             finally:
                 self.finish()
         return EXIT_OK
 
+    def stop_recording(self, wait_events: bool = True) -> None:
+        """Stop recording the node's outputs, after its last status events (``wait_events``):
+        the outputs bag holds what the node did during the replay; write what is queued."""
+        if self.recorder is None or not self.recorder.topics:
+            return
+        if wait_events and self.status_topic:
+            expected = self.stats.chunks or 1
+            with contextlib.suppress(ReplayError):
+                self.wait(
+                    lambda: self.stats.status_chunk_events >= expected,
+                    5.0,
+                    "the node's last status events",
+                )
+        self.recorder.close()
+        if self.out is not None:
+            self.out.drain()
+
     def finish(self) -> None:
         """Stop recording and finalise the outputs bag (with how it was made)."""
-        if self.recorder is not None:
-            self.recorder.close()
+        self.stop_recording(wait_events=False)
         if self.writer is None or self.writer.closed:
             return
         info = {
@@ -692,6 +726,7 @@ class Replayer:
             "rejections": self.stats.rejections,
             "resent_observations": self.stats.resent,
             "skipped_frames": self.stats.skipped,
+            "too_spread_observations": self.stats.too_spread,
             "trigger": self.args.trigger,
             "noise": self.args.noise,
             "published": self.stats.published,
@@ -716,11 +751,7 @@ class Replayer:
 
     def close(self) -> None:
         """Shut the ROS context down."""
-        try:
-            self.executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
-        finally:
-            rclpy.try_shutdown(context=self.context)
+        self.client.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

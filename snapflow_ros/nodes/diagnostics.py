@@ -1,4 +1,5 @@
-"""``diagnostic_msgs/DiagnosticArray`` from the policy node's report (no diagnostic_updater).
+"""``diagnostic_msgs/DiagnosticArray`` from the policy node's status report (no
+diagnostic_updater).
 
 Three statuses, named ``<node>: inference``, ``<node>: inputs`` and ``<node>: commands``;
 their key/values are listed in ``docs/policy_node.md``.
@@ -11,6 +12,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from snapflow_ros.control.status import PeriodicEvent
 from snapflow_ros.ros_conversions import ns_to_stamp_fields
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -40,27 +42,27 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def build_diagnostics(
-    report: dict[str, Any],
+    report: PeriodicEvent,
     node: str,
     stamp_ns: int,
     inference_error: str = "",
     recent_starvation: bool = False,
 ) -> DiagnosticArray:
-    """The node's three diagnostic statuses for ``report`` (see ``PolicyNode.report``)."""
+    """The node's three diagnostic statuses for ``report`` (the controller's report)."""
     arr = DiagnosticArray()
     arr.header.stamp.sec, arr.header.stamp.nanosec = ns_to_stamp_fields(stamp_ns)
-    counters = report["counters"]
-    state = report["state"]
-    running = report["active"] and not report["paused"]
-    idle_msg = "paused" if report["paused"] else state
+    counters = report.counters
+    state = report.state
+    running = report.active and not report.paused
+    idle_msg = "paused" if report.paused else state
 
     # --- inference: per-stage latency percentiles, chunk rate, errors
     values: dict[str, Any] = {
         "state": state,
-        "num_steps": report["num_steps"],
-        "chunk_rate_hz": report["chunk_rate_hz"],
+        "num_steps": report.num_steps,
+        "chunk_rate_hz": report.chunk_rate_hz,
     }
-    for stage, summary in report["latency_s"].items():
+    for stage, summary in report.latency_s.items():
         for q in ("p50", "p95", "p99"):
             values[f"latency_{stage}_{q}_ms"] = _ms(summary[q])
     for key in (
@@ -72,27 +74,27 @@ def build_diagnostics(
         "discarded_chunks",
     ):
         values[key] = counters.get(key, 0)
-    if report["configure_error"]:
-        level, msg = ERROR, f"configure failed: {report['configure_error']}"
+    if report.configure_error:
+        level, msg = ERROR, f"configure failed: {report.configure_error}"
     elif inference_error:
         level, msg = ERROR, inference_error
     elif not running:
         level, msg = OK, idle_msg
     else:
-        level, msg = OK, f"{report['chunk_rate_hz']:.1f} chunks/s"
+        level, msg = OK, f"{report.chunk_rate_hz or 0.0:.1f} chunks/s"
     arr.status.append(_status(node, "inference", level, msg, values))
 
     # --- inputs: ages, counts, errors
     values = {}
-    for name, info in report["inputs"].items():
+    for name, info in report.inputs.items():
         values[f"{name}.age_ms"] = _ms(info["age_s"])
         values[f"{name}.count"] = info["count"]
         values[f"{name}.errors"] = info["errors"]
-    values["task"] = report["task"]
+    values["task"] = report.task
     values["input_faults"] = counters.get("input_faults", 0)
-    severities = {p["severity"] for p in report["problems"]}
-    text = "; ".join(p["message"] for p in report["problems"])
-    if not report["active"]:
+    severities = {p["severity"] for p in report.problems}
+    text = "; ".join(p["message"] for p in report.problems)
+    if not report.active:
         level, msg = OK, state
     elif "fault" in severities:
         level, msg = ERROR, text
@@ -103,10 +105,10 @@ def build_diagnostics(
     arr.status.append(_status(node, "inputs", level, msg, values))
 
     # --- commands: rate, jitter, starvation, holds
-    jitter = report["command_jitter_s"]
+    jitter = report.command_jitter_s
     values = {
-        "command_rate_hz": report["command_rate_hz"],
-        "control_rate_hz": report["control_rate"],
+        "command_rate_hz": report.command_rate_hz,
+        "control_rate_hz": report.control_rate,
         "jitter_std_ms": _ms(jitter["std"]),
         "jitter_p99_ms": _ms(jitter["p99_abs_dev"]),
         "starvation_events": counters.get("starvation_events", 0),
@@ -114,22 +116,22 @@ def build_diagnostics(
         "plan_waits": counters.get("plan_waits", 0),
         "holds": counters.get("holds", 0),
         "commands": counters.get("commands", 0),
-        "dry_run": report["dry_run"],
-        "paused": report["paused"],
-        "replan_threshold_s": report["replan_threshold_s"],
-        "remaining_s": report["remaining_s"],
+        "dry_run": report.dry_run,
+        "paused": report.paused,
+        "replan_threshold_s": report.replan_threshold_s,
+        "remaining_s": report.remaining_s,
     }
     if not running:
         level, msg = OK, idle_msg
-    elif not report["healthy"]:
+    elif not report.healthy:
         level, msg = WARN, "holding: inputs not usable"
     elif recent_starvation:
         level, msg = WARN, "starving: chunks arrive too late for the control rate"
     else:
         level, msg = (
             OK,
-            f"{report['command_rate_hz']:.1f} commands/s"
-            + (" (dry run)" if report["dry_run"] else ""),
+            f"{report.command_rate_hz or 0.0:.1f} commands/s"
+            + (" (dry run)" if report.dry_run else ""),
         )
     arr.status.append(_status(node, "commands", level, msg, values))
     return arr

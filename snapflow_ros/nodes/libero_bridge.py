@@ -18,8 +18,11 @@ episode results. Topics, parameters, services and the two timing modes are docum
   time (run the policy node with ``use_sim_time: true``); ``mode: realtime``: a 20 Hz wall
   clock, stamps in wall time, a missing command is replaced by a no-op (or held).
 
-The simulator lives in one thread (its OpenGL context is bound to it); ROS callbacks only
-store commands and queue requests.
+The logic (episodes, commands, the lock-step clock protocol, real-time pacing) is the
+ROS-free :class:`~snapflow_ros.nodes.libero_episodes.EpisodeDriver`; this node declares and
+checks the parameters, converts messages and runs the driver's simulation thread (the
+simulator's OpenGL context is bound to it). ROS callbacks only hand commands and requests to
+the driver.
 
 Run: ``libero_bridge --ros-args --params-file config/libero_bridge.yaml``.
 """
@@ -27,12 +30,9 @@ Run: ``libero_bridge --ros-args --params-file config/libero_bridge.yaml``.
 from __future__ import annotations
 
 import json
-import queue
 import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,16 +49,14 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 
-from snapflow_ros.control import Throttle
-from snapflow_ros.nodes.process import init_ros, spin
+from snapflow_ros.nodes.libero_episodes import EpisodeDriver
+from snapflow_ros.nodes.process import exit_process, init_ros, log_at, spin
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image_fields, stamp_to_ns
 from snapflow_ros.sim import (
     ARM_JOINTS,
     GRIPPER_JOINTS,
     LEROBOT_STATE_NAMES,
     MUJOCO_CAMERAS,
-    NOOP_ACTION,
-    ActionError,
     LiberoSetupError,
     LiberoSim,
     SimConfig,
@@ -67,7 +65,6 @@ from snapflow_ros.sim import (
 )
 from snapflow_ros.sim.suites import (
     CONTROL_FREQ,
-    NUM_INIT_STATES,
     check_init_state,
     check_suite,
     check_task,
@@ -77,7 +74,6 @@ NODE_NAME = "libero_bridge"
 MODES = ("lockstep", "realtime")
 COMMAND_TYPES = ("joint_state", "float64_multi_array")
 MISSING_MODES = ("noop", "hold")
-DT_NS = 1_000_000_000 // CONTROL_FREQ
 STATE_LABEL = "eef_pos(3) axis_angle(3) gripper_qpos(2)"
 
 # name, default, description; "runtime" ones apply at the next reset.
@@ -155,41 +151,6 @@ RUNTIME = {
 }
 
 
-@dataclass
-class Command:
-    """A validated command: the action, its header stamp (0: none) and arrival number."""
-
-    action: np.ndarray
-    stamp_ns: int
-    seq: int
-    recv_mono: float
-
-
-@dataclass
-class EpisodeStats:
-    """Counters and timings of one episode."""
-
-    episode_id: int = 0
-    start_wall: float = 0.0
-    start_ns: int = 0
-    received: int = 0
-    applied: int = 0
-    rejected: int = 0
-    clipped: int = 0
-    stale: int = 0
-    held: int = 0
-    noop: int = 0
-    kicks: int = 0
-    overruns: int = 0
-    step_s: list[float] = field(default_factory=list)
-    publish_s: list[float] = field(default_factory=list)
-    wait_s: list[float] = field(default_factory=list)
-
-
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
 class LiberoBridge(Node):
     """The bridge node (see the module docstring)."""
 
@@ -200,28 +161,16 @@ class LiberoBridge(Node):
             self.declare_parameter(name, value, ParameterDescriptor(description=text))
         self._validate_all()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._throttle = Throttle(2.0)
         self._lock = threading.Lock()
-        self._cmd_cond = threading.Condition(self._lock)
-        self._latest: Command | None = None
-        self._seq = 0
-        self._requests: queue.Queue[tuple[str, threading.Event, dict[str, Any]]] = queue.Queue()
-        self._stop = threading.Event()
-        self.fatal: str = ""
-        self._sim: LiberoSim | None = None
-        self._running = False
-        self._episode_id = 0
-        self._stats = EpisodeStats()
-        self._time_ns = int(round(self._p("clock.start") * 1e9 / DT_NS)) * DT_NS
-        self._lead_ns = int(round(float(self._p("lockstep.stamp_lead")) * 1e9))
-        self._obs_seq = 0
         self._cached_msgs: list[tuple[Any, Any]] = []
-        self._last_gripper = -1.0
-        self._mode = str(self._p("mode"))
         self._paths: Any = None
-        self._rt_next = 0.0
-        self._rt_episode = -1
-        self._rt_used = 0
+        self.driver = EpisodeDriver(
+            self._p,
+            lambda name, value: self.set_parameters([Parameter(name, value=value)]),
+            self,
+            lambda: LiberoSim(self._sim_config(), paths=self._paths),
+            validate_action,
+        )
 
         prefix = str(self._p("topic_prefix")).strip("/")
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -262,7 +211,7 @@ class LiberoBridge(Node):
         )
         self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._cb_srv)
         self.create_service(Trigger, "~/next_episode", self._srv_next, callback_group=self._cb_srv)
-        self._sim_thread = threading.Thread(target=self._sim_main, name="libero_sim", daemon=True)
+        self._sim_thread = threading.Thread(target=self.driver.run, name="libero_sim", daemon=True)
 
     # ================================================================== parameters
     def _p(self, name: str) -> Any:
@@ -324,91 +273,28 @@ class LiberoBridge(Node):
                 return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
-    # ================================================================== commands
-    def _log(self, key: str, level: str, text: str) -> None:
-        ok, suppressed = self._throttle.ready(key, time.monotonic())
-        if not ok:
-            return
-        text += f" (+{suppressed} similar)" if suppressed else ""
-        logger = self.get_logger()  # one call site per severity (rclpy requires it)
-        if level == "error":
-            logger.error(text)
-        elif level == "warning":
-            logger.warning(text)
-        else:
-            logger.info(text)
-
+    # ================================================================== commands and services
     def _on_command(self, msg: Any) -> None:
-        topic = self._p("command.topic")
-        stamp_ns = 0
         if isinstance(msg, JointState):
-            stamp_ns = stamp_to_ns(msg.header.stamp)
-            values: Any = list(msg.position)
-            names = [n for n in (self._p("command.names") or []) if n]
-            if names and list(msg.name):
-                index = {n: i for i, n in enumerate(msg.name)}
-                missing = [n for n in names if n not in index]
-                if missing or len(msg.name) != len(values):
-                    self._reject(
-                        f"names {list(msg.name)} do not provide {missing or names}", "names"
-                    )
-                    return
-                values = [values[index[n]] for n in names]
+            names = list(msg.name) or None
+            self.driver.command(list(msg.position), stamp_to_ns(msg.header.stamp), names)
         else:
-            values = list(msg.data)
-        try:
-            action, clipped = validate_action(values, str(self._p("command.out_of_range")))
-        except ActionError as exc:
-            self._reject(str(exc), exc.kind)
-            return
-        with self._lock:
-            self._seq += 1
-            self._stats.received += 1
-            if clipped:
-                self._stats.clipped += 1
-            self._latest = Command(action, stamp_ns, self._seq, time.monotonic())
-            self._cmd_cond.notify_all()
-        if clipped:
-            self._log(
-                "clip",
-                "warning",
-                f"command on {topic} outside [-1, 1], clipped to "
-                f"{np.round(action, 3).tolist()}",
-            )
-
-    def _reject(self, why: str, kind: str) -> None:
-        with self._lock:
-            self._stats.rejected += 1
-            total = self._stats.rejected
-        self._log(
-            f"reject:{kind}",
-            "error",
-            f"rejected command on {self._p('command.topic')}: {why} "
-            f"({total} rejected this episode; the simulation did not move)",
-        )
-
-    # ================================================================== services
-    def _request(self, kind: str, response: Trigger.Response, timeout: float = 600.0) -> Any:
-        done = threading.Event()
-        result: dict[str, Any] = {}
-        self._requests.put((kind, done, result))
-        with self._lock:
-            self._cmd_cond.notify_all()
-        if not done.wait(timeout):
-            response.success = False
-            response.message = f"{kind}: no answer within {timeout:.0f} s"
-            return response
-        response.success = bool(result.get("success"))
-        response.message = str(result.get("message", ""))
-        return response
+            self.driver.command(list(msg.data))
 
     def _srv_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        return self._request("reset", response)
+        response.success, response.message = self.driver.request("reset")
+        return response
 
     def _srv_next(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        return self._request("next", response)
+        response.success, response.message = self.driver.request("next")
+        return response
 
     # ================================================================== simulation thread
+    @property
+    def fatal(self) -> str:
+        """Why the simulation stopped for good ('' while it runs)."""
+        return self.driver.fatal
+
     def start(self, paths: Any) -> None:
         """Start the simulation thread (``paths``: what :func:`prepare_libero` returned)."""
         self._paths = paths
@@ -416,41 +302,9 @@ class LiberoBridge(Node):
 
     def stop(self) -> None:
         """Stop the simulation thread (the episode in progress ends with reason 'shutdown')."""
-        self._stop.set()
-        with self._lock:
-            self._cmd_cond.notify_all()
+        self.driver.stop()
         if self._sim_thread.is_alive():
             self._sim_thread.join(30.0)
-
-    def _sim_main(self) -> None:
-        try:
-            self._sim = LiberoSim(self._sim_config(), paths=self._paths)
-            if self._p("autostart"):
-                self._reset()
-            while not self._stop.is_set():
-                if self._serve_requests():
-                    continue
-                if not self._running:
-                    with self._lock:
-                        self._cmd_cond.wait(0.1)
-                    continue
-                try:
-                    if self._mode == "lockstep":
-                        self._lockstep_step()
-                    else:
-                        self._realtime_step()
-                except Exception as exc:  # a failing step ends the episode, not the bridge
-                    self.get_logger().error(f"step failed: {type(exc).__name__}: {exc}")
-                    if self._running:
-                        self._end("sim_error")
-            if self._running:
-                self._end("shutdown")
-        except Exception as exc:  # report and let main() exit non-zero
-            self.fatal = f"{type(exc).__name__}: {exc}"
-            self.get_logger().error(f"simulation stopped: {self.fatal}")
-        finally:
-            if self._sim is not None:
-                self._sim.close()
 
     def _sim_config(self) -> SimConfig:
         return SimConfig(
@@ -469,131 +323,15 @@ class LiberoBridge(Node):
             gl=str(self._p("gl")),
         )
 
-    def _serve_requests(self) -> bool:
-        try:
-            kind, done, result = self._requests.get_nowait()
-        except queue.Empty:
-            return False
-        try:
-            if kind == "next":
-                count = self._sim.num_init_states or NUM_INIT_STATES
-                index = (int(self._p("init_state_index")) + 1) % count
-                self.set_parameters([Parameter("init_state_index", value=index)])
-            info = self._reset()
-            result.update(success=True, message=json.dumps(info))
-        except Exception as exc:  # a bad suite/task/index must not kill the bridge
-            result.update(success=False, message=f"{kind} failed: {type(exc).__name__}: {exc}")
-            self.get_logger().error(result["message"])
-        finally:
-            done.set()
-        return True
-
-    def _reset(self) -> dict[str, Any]:
-        if self._running:
-            self._end("reset")
-        sim = self._sim
-        suite = str(self._p("suite"))
-        sim.config.max_steps = int(self._p("episode_length"))
-        self._mode = str(self._p("mode"))
-        obs = sim.reset(suite, int(self._p("task_index")), int(self._p("init_state_index")))
-        self._time_ns += int(round(self._p("clock.reset_gap") * 1e9 / DT_NS)) * DT_NS
-        self._episode_id += 1
-        with self._lock:
-            self._latest = None
-            self._stats = EpisodeStats(
-                episode_id=self._episode_id, start_wall=time.monotonic(), start_ns=self._time_ns
-            )
-        self._last_gripper = -1.0
-        self._task_pub.publish(String(data=sim.task_language))
-        first_stamp = self._stamp_ns()
-        info = {
-            "event": "start",
-            "episode_id": self._episode_id,
-            "suite": suite,
-            "task_index": sim.config.task_index,
-            "task": sim.task_language,
-            "task_name": sim.task_name,
-            "init_state_index": sim.config.init_state_index,
-            "max_steps": sim.max_steps,
-            "mode": self._mode,
-            "start_ns": self._time_ns,
-            "first_stamp_ns": first_stamp,
-            "stamps": "sim" if self._mode == "lockstep" else "wall",
-            "reset_s": round(sim.timing.reset_s, 4),
-            "build_s": round(sim.timing.build_s, 4),
-        }
-        self._episode_pub.publish(String(data=json.dumps(info)))
-        self._running = True
-        if self._mode == "lockstep":
-            # Clock first (one period early): the state array has no header, so the node
-            # stamps it on arrival; arriving after the jump keeps it fresh.
-            self._publish_clock(self._time_ns - DT_NS - self._lead_ns)
-        self._publish_obs(obs, first_stamp)
-        self.get_logger().info(
-            f"episode {self._episode_id}: {suite} task {sim.config.task_index} "
-            f"({sim.task_language!r}), init state {sim.config.init_state_index}, "
-            f"{sim.max_steps} steps max, {self._mode}"
-        )
-        return info
-
-    def _stamp_ns(self) -> int:
-        return self._time_ns if self._mode == "lockstep" else time.time_ns()
-
-    def _end(self, reason: str) -> None:
-        sim = self._sim
-        self._running = False
-        sim.end_episode()
-        st = self._stats
-        wall = time.monotonic() - st.start_wall
-        success = reason == "success"
-        result = {
-            "event": "end",
-            "episode_id": st.episode_id,
-            "suite": sim.config.suite,
-            "task_index": sim.config.task_index,
-            "task": sim.task_language,
-            "init_state_index": sim.config.init_state_index,
-            "success": bool(success),
-            "steps": sim.steps,
-            "reason": reason,
-            "max_steps": sim.max_steps,
-            "mode": self._mode,
-            "sim_time_s": round(sim.steps / CONTROL_FREQ, 4),
-            "wall_s": round(wall, 4),
-            "steps_per_s": round(sim.steps / wall, 4) if wall > 0 else None,
-            "step_mean_s": _mean(st.step_s),
-            "publish_mean_s": _mean(st.publish_s),
-            "wait_mean_s": _mean(st.wait_s),
-            "commands": {
-                "received": st.received,
-                "applied": st.applied,
-                "rejected": st.rejected,
-                "clipped": st.clipped,
-                "stale": st.stale,
-            },
-            "held_steps": st.held,
-            "noop_steps": st.noop,
-            "kicks": st.kicks,
-            "overruns": st.overruns,
-            "end_ns": self._time_ns,
-            "final_state": [round(float(v), 6) for v in sim.observation.state],
-        }
-        self._episode_pub.publish(String(data=json.dumps(result)))
-        self.get_logger().info(
-            f"episode {st.episode_id} ended: {reason}, success={result['success']}, "
-            f"{sim.steps} steps in {wall:.1f} s"
-        )
-        if self._p("auto_next") and reason not in ("reset", "shutdown"):
-            self._requests.put(("next", threading.Event(), {}))
-
-    # ------------------------------------------------------------------ publishing
+    # ================================================================== driver outputs
     def _header(self, msg: Any, stamp_ns: int, frame: str) -> Any:
         msg.header.stamp.sec, msg.header.stamp.nanosec = ns_to_stamp_fields(stamp_ns)
         msg.header.frame_id = frame
         return msg
 
-    def _publish_obs(self, obs: Any, stamp_ns: int) -> None:
-        start = time.perf_counter()
+    def observation(self, obs: Any, stamp_ns: int) -> None:
+        """Publish an observation (the driver's outputs, see
+        :class:`~snapflow_ros.nodes.libero_episodes.BridgeOutputs`)."""
         msgs: list[tuple[Any, Any]] = []
         for name, img in obs.images.items():
             msg = self._header(
@@ -607,9 +345,8 @@ class LiberoBridge(Node):
         msgs.append((self._joint_pub, js))
         pose = self._header(PoseStamped(), stamp_ns, str(self._p("world_frame")))
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = obs.eef_pos.tolist()
-        q = obs.eef_quat.tolist()
         o = pose.pose.orientation
-        o.x, o.y, o.z, o.w = q
+        o.x, o.y, o.z, o.w = obs.eef_quat.tolist()
         msgs.append((self._pose_pub, pose))
         state = Float64MultiArray(data=obs.state.astype(np.float64).tolist())
         state.layout.dim = [MultiArrayDimension(label=STATE_LABEL, size=8, stride=8)]
@@ -621,15 +358,9 @@ class LiberoBridge(Node):
         for pub, msg in msgs:
             pub.publish(msg)
         with self._lock:
-            self._obs_seq = self._seq
             self._cached_msgs = msgs
-        if self._mode == "lockstep":
-            # Let the policy node take these inputs before its clock (and its tick) advances.
-            self._stop.wait(float(self._p("lockstep.clock_delay")))
-            self._publish_clock(stamp_ns - self._lead_ns)
-        self._stats.publish_s.append(time.perf_counter() - start)
 
-    def _republish(self, stamp_ns: int | None = None) -> None:
+    def republish(self, stamp_ns: int | None = None) -> None:
         """Publish the current observation again (late subscribers; realtime: fresh stamps)."""
         with self._lock:
             msgs = list(self._cached_msgs)
@@ -638,126 +369,23 @@ class LiberoBridge(Node):
                 msg.header.stamp.sec, msg.header.stamp.nanosec = ns_to_stamp_fields(stamp_ns)
             pub.publish(msg)
 
-    def _publish_clock(self, ns: int) -> None:
+    def clock(self, ns: int) -> None:
+        """Publish ``/clock``."""
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = ns_to_stamp_fields(ns)
         self._clock_pub.publish(msg)
 
-    # ------------------------------------------------------------------ lock-step
-    def _kick(self, wait: float) -> None:
-        """Make the policy node's timer fire again at the current time.
+    def task(self, text: str) -> None:
+        """Publish the task (latched)."""
+        self._task_pub.publish(String(data=text))
 
-        A timer on simulation time fires once per clock advance. When the node had no plan
-        at that tick (its first chunk was still being computed), the bridge steps the clock
-        one period back and forward again: the node's timer re-arms (a backward jump re-arms
-        ROS timers one period after the new time) and fires at the same time once more. Same
-        time, so the command is the one the plan gives for this step.
-        """
-        self._republish()
-        self._publish_clock(self._time_ns - self._lead_ns - DT_NS)
-        self._stop.wait(min(0.02, wait / 2))
-        self._publish_clock(self._time_ns - self._lead_ns)
-        self._stats.kicks += 1
+    def episode(self, event: dict[str, Any]) -> None:
+        """Publish an episode event as JSON."""
+        self._episode_pub.publish(String(data=json.dumps(event)))
 
-    def _take_lockstep_command(self) -> Command | None:
-        cmd = self._latest
-        if cmd is None:
-            return None
-        clock = self._time_ns - self._lead_ns
-        fresh = cmd.stamp_ns >= clock if cmd.stamp_ns > 0 else cmd.seq > self._obs_seq
-        if not fresh:
-            return None
-        self._latest = None
-        return cmd
-
-    def _lockstep_step(self) -> None:
-        start = time.monotonic()
-        period = float(self._p("lockstep.kick_period"))
-        longest = float(self._p("lockstep.kick_max"))
-        next_kick = start + period
-        cmd = None
-        while not self._stop.is_set() and self._requests.empty():
-            with self._lock:
-                cmd = self._take_lockstep_command()
-                if cmd is None and self._latest is not None:
-                    self._stats.stale += 1
-                    self._latest = None
-                if cmd is None:
-                    self._cmd_cond.wait(max(0.0, min(next_kick - time.monotonic(), 0.5)))
-                    cmd = self._take_lockstep_command()
-            if cmd is not None:
-                break
-            now = time.monotonic()
-            if now >= next_kick:
-                self._kick(period)
-                period = min(period * 2.0, longest)
-                next_kick = time.monotonic() + period
-            waited = now - start
-            if waited > 10.0:
-                self._log(
-                    "waiting",
-                    "warning",
-                    f"lock-step: no command on {self._p('command.topic')} for {waited:.0f} s "
-                    f"(step {self._sim.steps}); is the policy node running, with use_sim_time?",
-                )
-        if cmd is None:
-            return
-        self._stats.wait_s.append(time.monotonic() - start)
-        self._apply(cmd.action)
-
-    def _apply(self, action: np.ndarray, source: str = "command") -> None:
-        sim = self._sim
-        result = sim.step(action)
-        self._stats.step_s.append(result.step_s)
-        if source == "command":
-            self._stats.applied += 1
-        self._last_gripper = float(action[-1])
-        self._time_ns += DT_NS
-        self._publish_obs(result.observation, self._stamp_ns())
-        if result.done:
-            self._end(result.reason)
-
-    # ------------------------------------------------------------------ real time
-    def _realtime_step(self) -> None:
-        period = 1.0 / CONTROL_FREQ
-        if self._rt_episode != self._episode_id:
-            self._rt_next = time.monotonic()
-            self._rt_episode = self._episode_id
-            self._rt_used = 0
-        if self._p("realtime.wait_first_command") and self._sim.steps == 0:
-            with self._lock:
-                has = self._latest is not None
-            if not has:
-                self._republish(time.time_ns())  # keep the inputs fresh while the policy starts
-                with self._lock:
-                    self._cmd_cond.wait(period)
-                self._rt_next = time.monotonic()
-                return
-        delay = self._rt_next - time.monotonic()
-        if delay > 0:
-            self._stop.wait(delay)
-        with self._lock:
-            cmd = self._latest
-        now = time.monotonic()
-        if cmd is not None and cmd.seq > self._rt_used:
-            self._rt_used = cmd.seq
-            action, source = cmd.action, "command"
-        elif (
-            cmd is not None
-            and self._p("realtime.missing") == "hold"
-            and now - cmd.recv_mono <= float(self._p("realtime.command_timeout"))
-        ):
-            action, source = cmd.action, "hold"
-            self._stats.held += 1
-        else:
-            action = np.array([*NOOP_ACTION[:6], self._last_gripper], np.float64)
-            source = "noop"
-            self._stats.noop += 1
-        self._apply(action, source)
-        self._rt_next += period
-        if time.monotonic() > self._rt_next:
-            self._stats.overruns += 1
-            self._rt_next = time.monotonic()  # do not try to catch up: stay at one step per period
+    def log(self, level: str, message: str) -> None:
+        """Log through the node's logger."""
+        log_at(self.get_logger(), level, message)
 
 
 HELP = """\
@@ -772,7 +400,8 @@ Topics, parameters, services and the timing modes: docs/libero.md."""
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``libero_bridge`` (Ctrl-C / SIGTERM: clean stop; setup errors: exit 1)."""
+    """Entry point of ``libero_bridge`` (Ctrl-C / SIGTERM: clean stop, then the process ends at
+    once; setup errors: exit 1)."""
     stop = init_ros(args, NODE_NAME, HELP)
     try:
         node = LiberoBridge()
@@ -800,7 +429,7 @@ def main(args: list[str] | None = None) -> int:
         node.get_logger().info("libero bridge stopped")
         node.destroy_node()
         rclpy.try_shutdown()
-    return 1 if node.fatal else 0
+    exit_process(1 if node.fatal else 0)
 
 
 if __name__ == "__main__":

@@ -20,19 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snapflow_ros.control import BLEND_MODES, DEFAULT_MAX_LEAD, HOLD_MODES, ActionLimits, LimitError
+from snapflow_ros.control.inputs import MAX_FUTURE_STAMP, STAMP_MODES
+from snapflow_ros.fixtures.policy_paths import check_policy_path, tiny_names
 from snapflow_ros.ros_conversions.state import JOINT_FIELDS, POSE_FORMATS, pose_size
 from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES
 
 NODE_NAME = "policy_node"
-TINY_PREFIX = "tiny:"
-TINY_TYPES = ("smolvla", "pi05")
 COMMAND_TYPES = ("joint_state", "float64_multi_array", "joint_trajectory")
 ACTION_FIELDS = JOINT_FIELDS
 STATE_TYPES = ("joint_state", "float64_array", "float32_array", "pose")
-STAMP_MODES = ("oldest", "newest")
 QOS_MODES = ("sensor_data", "reliable")
 MAX_TASK_CHARS = 1000  # longer task instructions are rejected (prompts are 48-200 tokens)
-MAX_FUTURE_STAMP = 2.0  # s: upper bound of max_future_stamp (bigger skews need clock sync)
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # camera / state source names
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
@@ -154,14 +152,15 @@ def not_empty(name: str, value: Any) -> None:
 
 
 def policy_path(name: str, value: Any) -> None:
-    """A checkpoint folder or ``tiny:smolvla`` / ``tiny:pi05`` ('' = not set yet: a shipped
-    config may leave it to the command line; configure then fails with a clear message)."""
+    """A checkpoint folder, a Hub id or a tiny test policy name
+    (:mod:`snapflow_ros.fixtures.policy_paths`); '' = not set yet: a shipped config may leave
+    it to the command line, and configure then fails with a clear message."""
     if value != value.strip():
         raise ConfigError(f"{name}: {_shown(value)} has spaces at the ends")
-    if value.startswith(TINY_PREFIX) and value[len(TINY_PREFIX) :] not in ("", *TINY_TYPES):
-        raise ConfigError(
-            f"{name}: unknown tiny policy {_shown(value)} (tiny:smolvla or tiny:pi05)"
-        )
+    try:
+        check_policy_path(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from exc
 
 
 def device(name: str, value: Any) -> None:
@@ -187,8 +186,8 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "policy_path",
         "tiny:smolvla",
-        "Checkpoint folder (LeRobot SmolVLA / pi0.5, plain or SnapFlow), or `tiny:smolvla` / "
-        "`tiny:pi05` for the embedded tiny test policy (built offline on first use).",
+        "Checkpoint folder (LeRobot SmolVLA / pi0.5, plain or SnapFlow), or an embedded tiny "
+        f"test policy (built offline on first use): {tiny_names()}.",
         checks=(policy_path,),
     ),
     ParamSpec(
@@ -242,6 +241,14 @@ PARAMS: list[ParamSpec] = [
     ),
     ParamSpec(
         "autostart", True, "Configure and activate at start-up (no lifecycle manager needed)."
+    ),
+    ParamSpec(
+        "realtime_priority",
+        0,
+        "SCHED_FIFO priority (1-98) of every thread of the node process, where the system "
+        "permits it (CAP_SYS_NICE or an rtprio limit); 0: normal scheduling. Steadies command "
+        "timing on a busy machine (read at start-up; see docs/policy_node.md).",
+        checks=(bounded(0, 98),),
     ),
     # --- timing / scheduling
     ParamSpec(
@@ -486,16 +493,6 @@ def type_name(spec: ParamSpec) -> str:
     return "string[]" if spec.name.endswith("names") else "double[]"
 
 
-def camera_param_names(name: str) -> list[str]:
-    """Full parameter names of camera ``name``."""
-    return [f"cameras.{name}.{p.name}" for p in CAMERA_PARAMS]
-
-
-def state_param_names(name: str) -> list[str]:
-    """Full parameter names of state source ``name``."""
-    return [f"state.{name}.{p.name}" for p in STATE_PARAMS]
-
-
 def spec_for(name: str) -> tuple[ParamSpec, str] | None:
     """``(spec, owner)`` of a full parameter name (owner: the camera / source name, or '');
     None for names that are not the policy node's (e.g. rclpy's ``use_sim_time``)."""
@@ -640,13 +637,6 @@ def check_limits(
         raise ConfigError(f"limits: {exc} (limits.lower must be <= limits.upper)") from exc
 
 
-def task_preview(task: str, chars: int = 80) -> str:
-    """The start of a task instruction, for logs and status (never the whole of a long one)."""
-    if len(task) <= chars:
-        return task
-    return f"{task[:chars]}... ({len(task)} characters)"
-
-
 def build_config(get: Any) -> NodeConfig:
     """Read and validate every parameter through ``get(name) -> value or None``."""
     values: dict[str, Any] = {spec.name: check_param(spec.name, get(spec.name)) for spec in PARAMS}
@@ -694,3 +684,60 @@ def build_config(get: Any) -> NodeConfig:
 def _per(name: str, group: str) -> list[tuple[str, str]]:
     specs = CAMERA_PARAMS if group == "cameras" else STATE_PARAMS
     return [(p.name, f"{group}.{name}.{p.name}") for p in specs]
+
+
+def check_set_sizes(
+    checked: dict[str, Any],
+    current: Callable[[str], Any],
+    loaded: tuple[str, int] | None = None,
+) -> None:
+    """Cross-checks of a ``set_parameters`` whose values (``checked``) passed the table: the
+    limit list lengths, lower <= upper, and the action size of the loaded policy (``loaded``:
+    its ``policy_path`` and action size) while ``policy_path`` stays. ``current(name)`` gives
+    the value of a parameter not in the set (None when it is bad itself)."""
+    names = ("limits.lower", "limits.upper", "limits.max_delta", "action_names")
+    if not any(n in checked for n in names):
+        return
+
+    def value(name: str) -> Any:
+        return checked[name] if name in checked else current(name)
+
+    lower, upper, max_delta, action_names = (value(n) for n in names)
+    if None in (lower, upper, max_delta, action_names):
+        return  # another bad value: configure reports it
+    dim = len(action_names) or None
+    if loaded is not None and value("policy_path") == loaded[0]:
+        if action_names and len(action_names) != loaded[1]:
+            raise ConfigError(
+                f"action_names: {len(action_names)} names for the "
+                f"{loaded[1]} action dimensions of the loaded policy"
+            )
+        dim = loaded[1]
+    check_limits(lower, upper, max_delta, dim)
+
+
+def check_against_policy(
+    cfg: NodeConfig, image_keys: list[str], state_dim: int, action_dim: int
+) -> None:
+    """The cameras, state sources and action names fit the loaded policy; camera keys are
+    completed to ``observation.images.<key>`` in ``cfg``."""
+    for cam in cfg.cameras:
+        if not cam.key.startswith("observation.images."):
+            cam.key = "observation.images." + cam.key
+    keys = [cam.key for cam in cfg.cameras]
+    missing = [k for k in image_keys if k not in keys]
+    unknown = [k for k in keys if k not in image_keys]
+    if missing or unknown:
+        raise ConfigError(
+            f"cameras: the policy expects image keys {image_keys}; "
+            f"missing {missing}, unknown {unknown} (set cameras.<name>.key)"
+        )
+    total = sum(s.dim() for s in cfg.state)
+    if total != state_dim:
+        parts = ", ".join(f"{s.name}={s.dim()}" for s in cfg.state)
+        raise ConfigError(
+            f"state: the sources give {total} values ({parts}), the policy expects {state_dim}"
+        )
+    names = cfg["action_names"]
+    if names and len(names) != action_dim:
+        raise ConfigError(f"action_names: {len(names)} names for {action_dim} action dimensions")

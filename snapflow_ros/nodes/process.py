@@ -1,10 +1,22 @@
-"""Start-up and spinning shared by the node executables.
+"""Start-up, spinning, logging and exit shared by the node executables.
 
 Every node process: a command line with ``--help`` (and an error for arguments outside
 ``--ros-args``, the usual slip of ``node --params-file x.yaml``), ``rclpy.init`` without
 rclpy's own signal handlers (SIGINT / SIGTERM only ask the loop to stop, so the node can shut
 down in order; a malformed parameters file ends the process with one line, exit status 2),
 one executor thread, and a loop that logs a failed callback instead of ending the process.
+
+Exit: once the node is shut down and rclpy with it, :func:`exit_process` ends the process at
+once. Python's own clean-up of a process that loaded torch and a policy (module teardown,
+garbage collection of the model graph) took 3-6 s on an idle 2-core machine and over 15 s
+under load, after the node had already said "stopped"; ``ros2 launch`` then escalated to
+SIGTERM and SIGKILL. A SIGTERM that arrives while the node shuts down ends it at once too.
+
+Scheduling: :func:`set_realtime_priority` puts the calling thread, and every thread it starts
+afterwards, on SCHED_FIFO where the operating system permits it. It must cover every thread
+that runs Python code, not only the control tick: each thread takes the interpreter lock, and
+a normally scheduled thread preempted while holding it delays the tick by a scheduler time
+slice (measured in docs/policy_node.md).
 
 Why one executor thread: rclpy's ``MultiThreadedExecutor`` busy-loops while a callback of a
 mutually exclusive group runs and another entity of that group is ready. That loop holds the
@@ -17,11 +29,14 @@ simulation) runs in the nodes' own threads.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -29,6 +44,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 EXIT_USAGE = 2  # bad command line or parameters file
+EXIT_TERMINATED = 143  # SIGTERM while shutting down (128 + 15, as a shell reports it)
+MAX_FIFO_PRIORITY = 98  # 99 is left to the kernel's own threads
 USAGE = "%(prog)s [-h] [--ros-args [--params-file FILE] [-p NAME:=VALUE ...] [-r FROM:=TO ...]]"
 
 
@@ -106,6 +123,48 @@ def spin(node: Node, stop: threading.Event, done: Callable[[], bool] = lambda: F
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: clean-up goes on
+        signal.signal(signal.SIGTERM, _terminate)  # launch escalating: end now
         executor.shutdown(timeout_sec=1.0)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    print("terminated while shutting down", file=sys.stderr, flush=True)
+    exit_process(EXIT_TERMINATED)
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process now with ``code``: standard streams flushed, the interpreter's module
+    clean-up skipped (call it after the node is destroyed and rclpy shut down)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing more to say
+            stream.flush()
+    os._exit(code)
+
+
+def log_at(logger: Any, level: str, message: str) -> None:
+    """Log ``message`` at ``level`` (debug, info, warning, error) with an rclpy logger, which
+    ties a severity to each call site: one call per level."""
+    if level == "error":
+        logger.error(message)
+    elif level == "warning":
+        logger.warning(message)
+    elif level == "debug":
+        logger.debug(message)
+    else:
+        logger.info(message)
+
+
+def set_realtime_priority(priority: int) -> str:
+    """SCHED_FIFO at ``priority`` (1..98) for the calling thread and the threads it starts
+    from now on; 0 leaves the scheduling alone. Returns '' when done (or nothing to do), else
+    why it could not be done (not permitted: CAP_SYS_NICE or an RLIMIT_RTPRIO limit needed)."""
+    if priority <= 0:
+        return ""
+    if priority > MAX_FIFO_PRIORITY:
+        return f"priority {priority} is above {MAX_FIFO_PRIORITY}"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:  # PermissionError where not permitted
+        return f"{type(exc).__name__}: {exc}"
+    return ""

@@ -1,6 +1,7 @@
 """Observations the node rejects: ``replay`` takes the ``rejected`` status event as the node's
 answer and goes on (or stops with ``--stop-on-reject``), ``compare`` reports them apart from
-missing chunks.
+missing chunks. And observations the node must not reject: inputs whose stamps are spread
+wider than the node's ``max_future_stamp`` (replay sets ``/clock`` to the oldest one).
 
 The matching logic and ``compare`` are tested on bags written here; the live tests replay the
 golden inputs with one NaN joint-state frame in the middle through a real sim-time policy node
@@ -41,6 +42,7 @@ from .helpers import (
 )
 
 DOMAIN = domain_id(23)
+SPREAD_S = 0.5  # state stamped this much after the cameras: beyond max_future_stamp (0.25 s)
 STATUS_TOPIC = "/policy_node/status"
 JOINT_STATE = "sensor_msgs/msg/JointState"
 STRICT = ["--max-missing", "0", "--max-extra", "0"]
@@ -294,7 +296,7 @@ def test_replay_reports_the_rejected_observation_and_goes_on(node):
     assert listed["stamp_ns"] == target and listed["input"].startswith("state.")
     assert 0 < len(listed["reason"]) <= 200
     # the node's side of the contract: one event for the one attempted observation
-    assert [e["stamp_ns"] for e in rejected] == [target]
+    assert [e.stamp_ns for e in rejected] == [target]
     # against the clean bag replayed now: every other chunk bit for bit, nothing missing
     run, clean = replay(tmp, GOLDEN_INPUTS, "clean_out")
     assert run.rc == 0 and "0 rejected by the node" in run.out, run.text
@@ -328,3 +330,48 @@ def test_stop_on_reject_stops_at_once_with_the_reason(node):
         expected["input_timeout"],
         expected["replan_threshold"],
     ]
+
+
+def spread_state_bag(dst: Path, offset_s: float) -> Path:
+    """The golden inputs with every joint-state stamp moved ``offset_s`` later (a robot whose
+    joint states are stamped by another clock, or much later than its cameras)."""
+    state_topic = golden_info()["state_topic"]
+    ts = typestore()
+    shift = int(round(offset_s * 1e9))
+
+    def restamp(m: BagMessage) -> bytes:
+        if m.topic != state_topic:
+            return m.data
+        msg = deserialize(m.data, JOINT_STATE)
+        ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec + shift
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+        return bytes(ts.serialize_cdr(msg, JOINT_STATE))
+
+    return rewrite_bag(GOLDEN_INPUTS, dst, restamp)
+
+
+def test_inputs_spread_beyond_max_future_stamp_are_replayed_and_the_tolerance_restored(node):
+    harness, proc, tmp, _, _ = node
+    (before,) = harness.get_params("max_future_stamp")
+    assert before < SPREAD_S  # the node's own tolerance would reject these observations
+    bag = spread_state_bag(tmp / "spread_inputs", SPREAD_S)
+    run, out = replay(tmp, bag, "spread_out")
+    assert run.rc == 0, run.text + proc.log()[-3000:]
+    assert "0 rejected by the node" in run.out, run.text
+    golden = golden_chunk_stamps()
+    with BagReader(out) as reader:
+        info = reader.replay_info()
+        stamps = [c.stamp_ns for c in read_chunks(reader, CHUNK_TOPIC)]
+        rejected = read_status_events(reader, STATUS_TOPIC, "rejected")
+    assert not rejected and info["rejected_observations"] == 0
+    assert info["chunks"] == info["steps"] == len(stamps) > 0
+    assert set(stamps) <= set(golden)  # stamped by the cameras, the oldest inputs
+    assert harness.get_params("max_future_stamp") == [before]
+    # beyond what the node accepts at all: said and counted, not a time-out
+    bag = spread_state_bag(tmp / "too_spread_inputs", 2.5)
+    run, out = replay(tmp, bag, "too_spread_out")
+    assert run.rc == 0, run.text
+    assert "stamped 2.500 s apart" in run.out and "not asked for" in run.out, run.text
+    with BagReader(out) as reader:
+        info = reader.replay_info()
+    assert info["too_spread_observations"] == len(stamps) and info["chunks"] == 0

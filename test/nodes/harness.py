@@ -1,5 +1,6 @@
 """Test harness: run the policy node (as a separate process, or in this process in its own
-rclpy Context) and talk to it over real DDS.
+rclpy Context) and talk to it over real DDS, through the package's own client
+(:class:`snapflow_ros.client.NodeClient`) plus the topics a robot would publish and read.
 
 Isolation: every test module gets its own ``ROS_DOMAIN_ID`` (derived from the pid and a
 per-module offset) and localhost-only discovery; everything waits for matching or for the
@@ -8,14 +9,12 @@ awaited messages instead of sleeping for fixed times.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,6 @@ import numpy as np
 import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
-from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -37,6 +32,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from snapflow_ros.client import ClientError, NodeClient, wait_until
+from snapflow_ros.control.status import PeriodicEvent
 from snapflow_ros.eval import processes
 from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
 from snapflow_ros.ros_conversions import (
@@ -69,14 +66,10 @@ def ros_env(domain: int) -> dict[str, str]:
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
     """Poll ``predicate`` until it is truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
+    try:
+        return wait_until(predicate, timeout, what, poll=poll)
+    except ClientError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def write_params(path: Path, overrides: dict[str, Any]) -> Path:
@@ -93,58 +86,11 @@ def console_script(name: str) -> str:
     return str(path)
 
 
-def call_service(node: Any, srv_type: type, name: str, request: Any, timeout: float) -> Any:
-    """Call service ``name`` from ``node`` (spun elsewhere); waits for it to appear."""
-    client = node.create_client(srv_type, name)
-    try:
-        wait_for(client.service_is_ready, timeout, f"service {name}")
-        future = client.call_async(request)
-        wait_for(future.done, timeout, f"reply of {name}")
-        return future.result()
-    finally:
-        node.destroy_client(client)
-
-
-class LoggedProcess:
+class LoggedProcess(processes.ManagedProcess):
     """A command in its own process group, its output in a log file; a context manager."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            cmd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def __enter__(self) -> LoggedProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()  # never leave it running when a test fails half-way
-
-    def log(self) -> str:
-        """Everything the process printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
-        """Send ``sig`` (Ctrl-C by default), wait, return the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-        return self.proc.returncode
+        super().__init__(Path(cmd[0]).name, cmd, env, log_path)
 
 
 class NodeProcess(LoggedProcess):
@@ -195,15 +141,14 @@ class Harness:
         # this process too: localhost-only discovery (read when the context starts)
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         os.environ.pop("ROS_STATIC_PEERS", None)
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("test_harness", context=self.context)
+        self.client = NodeClient(ns, domain, name="test_harness")
+        self.node = self.client.node
         self.ns = ns
         self.feed = Feed()
         self.lock = threading.Lock()
         self.chunks: list[Recorded] = []
         self.commands: list[Recorded] = []
-        self.status: list[Recorded] = []
+        self.status: list[Recorded] = []  # the raw messages (sizes on the wire)
         self.diagnostics: list[Recorded] = []
         self.image_stamps: list[int] = []
         self.joint_stamps: list[int] = []
@@ -234,18 +179,10 @@ class Harness:
         )
         node.create_subscription(String, f"{ns}/status", self._rec(self.status), deep)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._rec(self.diagnostics), deep)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(node)
         self._stop = threading.Event()
-        self._spin_thread = threading.Thread(target=self._spin, daemon=True)
-        self._spin_thread.start()
         self._feed_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
-
     def _rec(self, store: list[Recorded]):
         def callback(msg: Any) -> None:
             with self.lock:
@@ -258,10 +195,7 @@ class Harness:
         self._stop.set()
         if self._feed_thread is not None:
             self._feed_thread.join(5)
-        self._spin_thread.join(5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.client.close()
 
     # ------------------------------------------------------------------ feeding
     def publish_task(self, text: str = "pick up the red cube") -> None:
@@ -351,15 +285,9 @@ class Harness:
         with self.lock:
             return [r for r in store if r.recv_ns >= since_ns]
 
-    def events(self, kind: str | None = None, since_ns: int = 0) -> list[dict[str, Any]]:
-        """Parsed status JSON messages (optionally of one ``event`` kind)."""
-        out = []
-        for r in self.snapshot(self.status, since_ns):
-            data = json.loads(r.msg.data)
-            data["_recv_ns"] = r.recv_ns
-            if kind is None or data["event"] == kind:
-                out.append(data)
-        return out
+    def events(self, kind: str | None = None, since_ns: int = 0) -> list[Any]:
+        """The node's status events (optionally of one kind) received after ``since_ns``."""
+        return self.client.events(kind, since_ns)
 
     def wait_commands(self, n: int, timeout: float, since_ns: int | None = None) -> list[Recorded]:
         """Wait for ``n`` commands received after ``since_ns`` (default: now)."""
@@ -370,14 +298,12 @@ class Harness:
             f"{n} commands",
         )
 
-    def latest_report(self, timeout: float = 10.0) -> dict[str, Any]:
+    def latest_report(self, timeout: float = 10.0) -> PeriodicEvent:
         """The next periodic status report."""
-        since = time.time_ns()
-        return wait_for(
-            lambda: (e := self.events("periodic", since)) and e[-1],
-            timeout,
-            "a periodic status report",
-        )
+        try:
+            return self.client.latest_report(timeout)
+        except ClientError as exc:
+            raise AssertionError(str(exc)) from None
 
     def latest_diagnostics(self, timeout: float = 10.0) -> dict[str, Any]:
         """The next /diagnostics message from the node: {part: (level, message, values)}."""
@@ -402,39 +328,28 @@ class Harness:
     # ------------------------------------------------------------------ services
     def call(self, srv_type: type, name: str, request: Any, timeout: float = 60.0) -> Any:
         """Call a service (waits for it to appear)."""
-        return call_service(self.node, srv_type, name, request, timeout)
+        return self.client.call(srv_type, name, request, timeout)
 
     def trigger(self, name: str) -> Trigger.Response:
         """Call a std_srvs/Trigger service of the node (``reset``, ``pause``, ``resume``)."""
-        return self.call(Trigger, f"{self.ns}/{name}", Trigger.Request())
+        return self.client.call(Trigger, name, Trigger.Request())
 
     def lifecycle_state(self) -> str:
         """Current lifecycle state label."""
-        return self.call(GetState, f"{self.ns}/get_state", GetState.Request()).current_state.label
+        return self.client.lifecycle_state()
 
     def transition(self, transition_id: int) -> bool:
         """Request a lifecycle transition; True on success."""
-        req = ChangeState.Request(transition=Transition(id=transition_id))
-        return bool(self.call(ChangeState, f"{self.ns}/change_state", req, timeout=120).success)
+        return self.client.change_state(transition_id)
 
     def set_params(self, **values: Any) -> list[Any]:
         """Set node parameters (names with ``__`` for dots); returns the SetParametersResults."""
-        params = [
-            Parameter(name.replace("__", "."), value=value).to_parameter_msg()
-            for name, value in values.items()
-        ]
-        req = SetParameters.Request(parameters=params)
-        return list(self.call(SetParameters, f"{self.ns}/set_parameters", req).results)
+        return self.client.try_set_parameters({k.replace("__", "."): v for k, v in values.items()})
 
     def get_params(self, *names: str) -> list[Any]:
         """Values of node parameters (python values)."""
-        res = self.call(
-            GetParameters, f"{self.ns}/get_parameters", GetParameters.Request(names=list(names))
-        )
-        return [
-            Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value
-            for n, v in zip(names, res.values, strict=True)
-        ]
+        values = self.client.get_parameters(list(names))
+        return [values[n] for n in names]
 
 
 def node_parameters(overrides: dict[str, Any]) -> list[Parameter]:
@@ -516,3 +431,40 @@ def chunk_actions(traj: JointTrajectory) -> np.ndarray:
 def header_ns(msg: Any) -> int:
     """Header stamp of ``msg`` in ns."""
     return stamp_to_ns(msg.header.stamp)
+
+
+@contextlib.contextmanager
+def fed_node_process(
+    params: Path, domain: int, log_path: Path, extra_args: list[str] | None = None
+) -> Iterator[tuple[Harness, NodeProcess]]:
+    """A policy node process fed by a :class:`Harness` with good inputs, commands flowing.
+    On the way out: Ctrl-C, and the node must have stopped cleanly (status 0, no traceback)."""
+    harness = Harness(domain)
+    proc = NodeProcess(params, domain, log_path, extra_args)
+    try:
+        harness.start_feed()
+        harness.wait_matched(120)
+        harness.wait_commands(5, timeout=120)
+        yield harness, proc
+    finally:
+        rc = proc.stop()
+        harness.close()
+    log = proc.log()
+    assert rc == 0, log[-3000:]
+    assert "Traceback" not in log and "policy node stopped" in log, log[-3000:]
+
+
+@contextlib.contextmanager
+def active_in_process_node(domain: int, overrides: dict[str, Any]) -> Iterator[tuple[Harness, Any]]:
+    """A :class:`Harness` and an active policy node in this process (config/policy.yaml with
+    ``overrides``); on the way out no callback of the node may have failed."""
+    harness = Harness(domain)
+    proc = InProcessNode(domain, node_parameters(overrides))
+    try:
+        proc.node.autostart()
+        assert proc.node.state_label == "active", proc.node.report().configure_error
+        yield harness, proc.node
+    finally:
+        proc.close()
+        harness.close()
+    assert not proc.errors, proc.errors

@@ -21,23 +21,22 @@ import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from lifecycle_msgs.srv import GetState
-from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from snapflow_ros.eval.libero_eval import libero_tiny_spec
+from snapflow_ros.client import NodeClient
 from snapflow_ros.eval.processes import write_params
+from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 from snapflow_ros.sim import ARM_JOINTS, GRIPPER_JOINTS, LEROBOT_STATE_NAMES
 
-from .harness import LoggedProcess, call_service, console_script, ros_env, wait_for
+from .harness import LoggedProcess, console_script, ros_env, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = (os.getpid() * 7 + 53) % 100 + 1
@@ -59,12 +58,12 @@ class Proc(LoggedProcess):
 
 
 class Probe:
-    """The test's ROS node: records the bridge's outputs and the policy's commands."""
+    """The test's ROS node (a client of the policy node): records the bridge's outputs and
+    the policy's commands, calls the nodes' services."""
 
     def __init__(self) -> None:
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN)
-        self.node = rclpy.create_node("libero_probe", context=self.context)
+        self.client = NodeClient(f"{NS}/policy_node", DOMAIN, name="libero_probe")
+        self.node = self.client.node
         self.lock = threading.Lock()
         self.msgs: dict[str, list[tuple[int, Any]]] = {}
         reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
@@ -83,21 +82,11 @@ class Probe:
             "episode": (String, f"{NS}/libero/episode", latched),
             "clock": (Clock, "/clock", QoSProfile(depth=200)),
             "command": (JointState, f"{NS}/policy_node/command", reliable),
-            "status": (String, f"{NS}/policy_node/status", reliable),
         }
         for key, (msg_type, topic, qos) in topics.items():
             self.msgs[key] = []
             self.node.create_subscription(msg_type, topic, self._record(key), qos)
         self.cmd_pub = self.node.create_publisher(JointState, f"{NS}/policy_node/command", reliable)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
 
     def _record(self, key: str) -> Callable[[Any], None]:
         def callback(msg: Any) -> None:
@@ -118,30 +107,20 @@ class Probe:
         return stamp_to_ns(images[-1].header.stamp) if images else 0
 
     def call(self, srv_type: type, name: str, request: Any, timeout: float = 120.0) -> Any:
-        return call_service(self.node, srv_type, name, request, timeout)
+        return self.client.call(srv_type, name, request, timeout)
 
     def trigger(self, name: str) -> Trigger.Response:
         return self.call(Trigger, name, Trigger.Request())
 
     def set_params(self, node: str, **values: Any) -> list[Any]:
-        params = [
-            Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()
-        ]
-        return list(
-            self.call(
-                SetParameters, f"{node}/set_parameters", SetParameters.Request(parameters=params)
-            ).results
-        )
+        changes = {k.replace("__", "."): v for k, v in values.items()}
+        return self.client.try_set_parameters(changes, node, timeout=120.0)
 
     def command(self, values: list[float], names: list[str] | None = None) -> None:
         self.cmd_pub.publish(JointState(name=names or [], position=[float(v) for v in values]))
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.client.close()
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +292,7 @@ def test_bad_commands_are_rejected_and_the_bridge_keeps_going(bridge: Proc, prob
 def test_closed_loop_episode_through_the_policy_node(bridge: Proc, policy: Proc, probe: Probe):
     node = f"{NS}/policy_node"
     assert probe.trigger(f"{node}/pause").success
-    since = time.monotonic_ns()
+    since, since_wall = time.monotonic_ns(), time.time_ns()
     reply = probe.trigger(f"{NS}/libero_bridge/reset")
     assert reply.success, reply.message
     info = json.loads(reply.message)
@@ -334,8 +313,8 @@ def test_closed_loop_episode_through_the_policy_node(bridge: Proc, policy: Proc,
         {s for m in probe.get("command", since) if (s := stamp_to_ns(m.header.stamp)) >= t0 - DT_NS}
     )
     assert [t0 + k * DT_NS - LEAD_NS for k in range(EPISODE)] == commands[:EPISODE]
-    chunks = [json.loads(m.data) for m in probe.get("status", since)]
-    chunk_stamps = sorted(c["stamp_ns"] for c in chunks if c["event"] == "chunk" and c["accepted"])
+    chunks = probe.client.events("chunk", since_wall)
+    chunk_stamps = sorted(c.stamp_ns for c in chunks if c.accepted)
     # whole chunks (10 actions), re-planned from the observation at steps 0, 10, 20 (25: after)
     assert chunk_stamps[:3] == [t0, t0 + 10 * DT_NS, t0 + 20 * DT_NS]
     assert end["kicks"] >= 3 and end["steps_per_s"] > 0

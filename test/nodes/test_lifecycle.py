@@ -136,7 +136,7 @@ def test_unconfigured_node_has_yaml_and_override_parameters_and_is_silent(manage
         "state.joints.names",
     ) == [RATE, "exponential", 0.3, "float64_multi_array", "last", True, JOINTS]
     assert not quiet_window(harness)
-    assert harness.latest_report()["state"] == "unconfigured"
+    assert harness.latest_report().state == "unconfigured"
 
 
 def test_failed_configure_is_reported_and_recoverable(managed):
@@ -146,11 +146,11 @@ def test_failed_configure_is_reported_and_recoverable(managed):
         assert not harness.transition(Transition.TRANSITION_CONFIGURE)
         assert harness.lifecycle_state() == "unconfigured"
         report = wait_for(
-            lambda: (r := harness.latest_report())["configure_error"] and r,
+            lambda: (r := harness.latest_report()).configure_error and r,
             20,
             "the configure error in the status",
         )
-        assert "state" in report["configure_error"] and "expects 8" in report["configure_error"]
+        assert "state" in report.configure_error and "expects 8" in report.configure_error
         level, message, _ = harness.latest_diagnostics()["inference"]
         assert level == 2 and "configure failed" in message
     finally:
@@ -166,13 +166,13 @@ def test_configure_gives_inactive_node_without_commands(managed):
     harness.wait_matched()
     assert not quiet_window(harness)
     report = wait_for(
-        lambda: (r := harness.latest_report())["state"] == "inactive" and r,
+        lambda: (r := harness.latest_report()).state == "inactive" and r,
         20,
         "an inactive status",
     )
-    assert report["configure_error"] == ""
-    assert report["policy"]["action_dim"] == len(ACTIONS)
-    assert report["policy"]["engine"] == "fast"
+    assert report.configure_error == ""
+    assert report.policy["action_dim"] == len(ACTIONS)
+    assert report.policy["engine"] == "fast"
 
 
 def _rate_problems(cmds: list, seconds: float) -> list[str]:
@@ -196,7 +196,7 @@ def test_activate_commands_at_the_overridden_rate(managed):
     assert harness.lifecycle_state() == "active"
     harness.wait_commands(10, timeout=60, since_ns=since)
     # The rate in force is exact in the status and in every chunk's point times.
-    assert wait_for(lambda: harness.latest_report()["control_rate"], 20, "a report") == RATE
+    assert wait_for(lambda: harness.latest_report().control_rate, 20, "a report") == RATE
     seconds = 3.0
     for attempt in range(3):  # a stall of the shared 2-core box spoils a window: measure again
         start = time.time_ns()
@@ -216,7 +216,7 @@ def test_activate_commands_at_the_overridden_rate(managed):
     assert level == 0, message
     assert values["camera.front.errors"] == "0" and int(values["camera.front.count"]) > 0
     events = harness.events("chunk", since)
-    assert events and all(e["num_steps"] == 1 for e in events)
+    assert events and all(e.num_steps == 1 for e in events)
 
 
 def test_deactivate_stops_commands_with_one_hold(managed):
@@ -232,11 +232,11 @@ def test_deactivate_stops_commands_with_one_hold(managed):
     np.testing.assert_array_equal(cmds[-1].msg.data, cmds[-2].msg.data)
     assert cmds[-1].recv_ns <= after_call + int(0.5e9)
     report = wait_for(
-        lambda: (r := harness.latest_report())["state"] == "inactive" and r,
+        lambda: (r := harness.latest_report()).state == "inactive" and r,
         20,
         "an inactive status",
     )
-    assert not report["active"]
+    assert not report.active
 
 
 def test_reactivate_then_cleanup(managed):
@@ -249,11 +249,11 @@ def test_reactivate_then_cleanup(managed):
     assert harness.lifecycle_state() == "unconfigured"
     assert not quiet_window(harness)
     report = wait_for(
-        lambda: (r := harness.latest_report())["state"] == "unconfigured" and r,
+        lambda: (r := harness.latest_report()).state == "unconfigured" and r,
         20,
         "an unconfigured status",
     )
-    assert report["policy"] is None
+    assert report.policy is None
 
 
 def test_shutdown_transition_ends_the_process_cleanly(managed):

@@ -24,7 +24,7 @@ from sensor_msgs.msg import JointState
 from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image
 
-from .harness import JOINTS, Harness, InProcessNode, domain_id, header_ns, node_parameters
+from .harness import JOINTS, Harness, active_in_process_node, domain_id, header_ns
 
 DOMAIN = domain_id(12)
 DT_NS = 50_000_000  # 20 Hz
@@ -84,34 +84,22 @@ class LockStep:
 
 @pytest.fixture(scope="module")
 def lockstep(tiny_smolvla_dir):
-    harness = Harness(DOMAIN)
-    proc = InProcessNode(
-        DOMAIN,
-        node_parameters(
-            {
-                "policy_path": str(tiny_smolvla_dir),
-                "use_sim_time": True,
-                "control_rate": 20.0,
-                "num_steps": 1,
-                "torch_threads": 1,
-                "replan_threshold": 0.0,
-                "blend.mode": "none",
-                "hold_mode": "none",
-                "input_timeout": 1.0,
-                "limits.max_delta": [],
-            }
-        ),
-    )
-    try:
-        proc.node.autostart()
-        assert proc.node.state_label == "active", proc.node.report()["configure_error"]
+    overrides = {
+        "policy_path": str(tiny_smolvla_dir),
+        "use_sim_time": True,
+        "control_rate": 20.0,
+        "num_steps": 1,
+        "torch_threads": 1,
+        "replan_threshold": 0.0,
+        "blend.mode": "none",
+        "hold_mode": "none",
+        "input_timeout": 1.0,
+        "limits.max_delta": [],
+    }
+    with active_in_process_node(DOMAIN, overrides) as (harness, node):
         harness.publish_task()
         harness.wait_matched(120)
-        yield harness, proc.node
-    finally:
-        proc.close()
-        harness.close()
-    assert not proc.errors, proc.errors
+        yield harness, node
 
 
 def test_waiting_for_the_next_chunk_in_lock_step_is_not_starvation(lockstep, capfd):
@@ -119,7 +107,7 @@ def test_waiting_for_the_next_chunk_in_lock_step_is_not_starvation(lockstep, cap
     bridge = LockStep(harness)
     for k in range(STEPS):
         bridge.step(T0_NS + k * DT_NS)
-    counters = node.report()["counters"]
+    counters = node.report().counters
     assert counters["chunks_accepted"] >= 4, counters
     assert counters["commands"] >= STEPS
     assert counters["starvation_events"] == 0 and counters["starved_ticks"] == 0, counters
@@ -128,6 +116,6 @@ def test_waiting_for_the_next_chunk_in_lock_step_is_not_starvation(lockstep, cap
     err = capfd.readouterr().err
     assert "starved" not in err and "clock skew" not in err, err[-2000:]
     # /diagnostics runs on the (now still) sim clock: build the message the node would send
-    diag = node._diagnostics(node.report())
+    diag = node.diagnostics(node.report())
     commands = next(st for st in diag.status if st.name.endswith(": commands"))
     assert "starving" not in commands.message, commands.message

@@ -20,9 +20,9 @@ from snapflow_ros.control import ActionLimits, BlendConfig, CommandLoop, skipped
 from .harness import (
     ACTIONS,
     Harness,
-    NodeProcess,
     chunk_actions,
     domain_id,
+    fed_node_process,
     header_ns,
     wait_for,
     write_params,
@@ -54,20 +54,8 @@ def running(tiny_smolvla_dir, tmp_path_factory):
             "task.text": "",
         },
     )
-    harness = Harness(DOMAIN)
-    proc = NodeProcess(params, DOMAIN, tmp / "node.log")
-    try:
-        harness.start_feed()
-        harness.wait_matched(120)
-        harness.wait_commands(5, timeout=120)
-        yield harness, proc
-    finally:
-        rc = proc.stop()
-        harness.close()
-        log = proc.log()
-    assert rc == 0, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
-    assert "policy node stopped" in log
+    with fed_node_process(params, DOMAIN, tmp / "node.log") as running:
+        yield running
 
 
 @pytest.fixture
@@ -106,21 +94,20 @@ def wait_quiet(harness: Harness, quiet: float, timeout: float) -> int:
 def replay(harness: Harness, since_ns: int):
     """Re-run the node's scheduling offline from the chunks it published after ``since_ns``.
 
-    Returns [(command_msg, TickResult, plan_before_or_None, merged_event_or_None)].
+    Returns [(command_msg, TickResult, plan_before_or_None, (merged_event, its actions) or
+    None)].
     """
     all_events = harness.events("chunk")
     chunks = harness.snapshot(harness.chunks)
     # the node publishes each chunk message just before its event: pair them in order
-    published = [e for e in all_events if e["published"]]
+    published = [e for e in all_events if e.published]
     assert len(chunks) <= len(published)
     actions_of = {}
     for ev, rec in zip(published, chunks, strict=False):
-        assert header_ns(rec.msg) == ev["stamp_ns"], "chunk messages and events out of step"
+        assert header_ns(rec.msg) == ev.stamp_ns, "chunk messages and events out of step"
         actions_of[id(ev)] = chunk_actions(rec.msg)
-    events = [e for e in all_events if e["received_ns"] > since_ns and id(e) in actions_of]
-    for ev in events:
-        ev["_actions"] = actions_of[id(ev)]
-    merges = [(ev["received_ns"], ev["stamp_ns"], ev["_actions"], ev) for ev in events]
+    events = [e for e in all_events if e.received_ns > since_ns and id(e) in actions_of]
+    merges = [(ev.received_ns, ev.stamp_ns, actions_of[id(ev)], ev) for ev in events]
     merges.sort(key=lambda m: m[0])
     loop = CommandLoop(
         dt=DT,
@@ -145,8 +132,8 @@ def replay(harness: Harness, since_ns: int):
             received, stamp, actions, ev = merges[i]
             before = loop.scheduler.plan
             res = loop.add_chunk(actions, stamp * 1e-9, received * 1e-9)
-            assert res.skipped == ev["skipped"] and res.overlap == ev["overlap"], ev
-            merged = ev
+            assert res.skipped == ev.skipped and res.overlap == ev.overlap, ev
+            merged = (ev, actions)
             i += 1
         out.append((cmd, loop.tick(t_ns * 1e-9), before, merged))
     return out, events
@@ -204,7 +191,9 @@ def test_commands_at_control_rate_with_bounded_jitter(node):
             break
         print(f"window {attempt + 1} spoilt ({'; '.join(problems)}), measuring again")
     report = node.latest_report()
-    info = {k: report[k] for k in ("counters", "latency_s", "replan_threshold_s", "problems")}
+    info = {
+        k: getattr(report, k) for k in ("counters", "latency_s", "replan_threshold_s", "problems")
+    }
     assert not problems, f"{problems}: {info}"
     assert list(cmds[-1].msg.name) == ACTIONS
     values = np.array([list(c.msg.position) for c in cmds])
@@ -213,7 +202,7 @@ def test_commands_at_control_rate_with_bounded_jitter(node):
 
 def test_commands_are_the_scheduled_blended_chunks(node):
     """Exact replay: skipped actions, blending and per-tick indices match the scheduler."""
-    reset_ns = node.trigger("reset") and node.events("reset")[-1]["t_ns"]
+    reset_ns = node.trigger("reset") and node.events("reset")[-1].t_ns
     for _ in range(3):  # measure longer if a stall of the shared CI box starved the window
         measure(4.0)
         ticks, events = replay(node, reset_ns)
@@ -221,31 +210,29 @@ def test_commands_are_the_scheduled_blended_chunks(node):
             break
     assert len(events) >= 3 and len(ticks) >= 20
     for ev in events:
-        assert ev["skipped"] == skipped_actions(
-            ev["received_ns"] * 1e-9, ev["stamp_ns"] * 1e-9, DT, ev["horizon"]
+        assert ev.skipped == skipped_actions(
+            ev.received_ns * 1e-9, ev.stamp_ns * 1e-9, DT, ev.horizon
         )
-        assert ev["skipped"] >= 1  # action 0 is due at capture time: always in the past
+        assert ev.skipped >= 1  # action 0 is due at capture time: always in the past
     for cmd, res, _, _ in ticks:
         assert res.source == "plan", "the node commanded where the scheduler had no action"
         np.testing.assert_allclose(cmd.msg.position, res.command, rtol=0, atol=1e-9)
         assert res.index >= 1
-    assert any(ev["overlap"] > 0 for ev in events), "no overlapping chunks were blended"
+    assert any(ev.overlap > 0 for ev in events), "no overlapping chunks were blended"
 
 
 def test_latency_compensation_skips_actions_of_old_observations(node):
     node.feed.stamp_offset = -0.3  # observations 0.3 s old when they arrive (timeout 1 s)
     measure(0.5)
-    reset_ns = node.trigger("reset") and node.events("reset")[-1]["t_ns"]
+    reset_ns = node.trigger("reset") and node.events("reset")[-1].t_ns
     measure(3.0)
     ticks, events = replay(node, reset_ns)
     assert len(events) >= 3 and ticks
     for ev in events:
-        age = (ev["received_ns"] - ev["stamp_ns"]) * 1e-9
+        age = (ev.received_ns - ev.stamp_ns) * 1e-9
         assert age >= 0.3
-        assert ev["skipped"] >= 6  # 0.3 s at 20 Hz: actions 0..5 are in the past
-        assert ev["skipped"] == skipped_actions(
-            ev["received_ns"] * 1e-9, ev["stamp_ns"] * 1e-9, DT, HORIZON
-        )
+        assert ev.skipped >= 6  # 0.3 s at 20 Hz: actions 0..5 are in the past
+        assert ev.skipped == skipped_actions(ev.received_ns * 1e-9, ev.stamp_ns * 1e-9, DT, HORIZON)
     for cmd, res, _, _ in ticks:
         assert res.source == "plan" and res.index >= 6
         np.testing.assert_allclose(cmd.msg.position, res.command, rtol=0, atol=1e-9)
@@ -253,24 +240,24 @@ def test_latency_compensation_skips_actions_of_old_observations(node):
 
 def test_blending_is_continuous_at_chunk_boundaries(node):
     """At a boundary the command interpolates between the old plan and the new chunk."""
-    reset_ns = node.trigger("reset") and node.events("reset")[-1]["t_ns"]
+    reset_ns = node.trigger("reset") and node.events("reset")[-1].t_ns
     measure(4.0)
     ticks, _ = replay(node, reset_ns)
     blended = 0
     current = None
     for cmd, res, before, merged in ticks:
         if merged is not None:
-            current = (merged, before)
-        if current is None or current[1] is None:
+            current = (*merged, before)
+        if current is None or current[2] is None:
             continue
-        ev, old_plan = current
-        i = res.index - ev["skipped"]
-        if not 0 <= i < ev["overlap"]:
+        ev, actions, old_plan = current
+        i = res.index - ev.skipped
+        if not 0 <= i < ev.overlap:
             continue  # past the overlap: the new chunk alone
         # the old plan's action for the new action's due time (what blending mixes with)
-        old = old_plan.value_at(ev["stamp_ns"] * 1e-9 + res.index * DT)
-        new = ev["_actions"][res.index]
-        w = (i + 1) / (ev["overlap"] + 1)  # linear blending weight of the new chunk
+        old = old_plan.value_at(ev.stamp_ns * 1e-9 + res.index * DT)
+        new = actions[res.index]
+        w = (i + 1) / (ev.overlap + 1)  # linear blending weight of the new chunk
         assert 0 < w < 1
         np.testing.assert_allclose(cmd.msg.position, old + w * (new - old), rtol=0, atol=1e-9)
         blended += 1
@@ -299,7 +286,7 @@ def test_bad_inputs_give_no_command_then_recover(node, mode, level, text):
     assert not node.snapshot(node.commands, start), "a command was published from bad inputs"
     # a silent camera's last image stays usable until input_timeout (1 s) has passed
     grace = 1.3 if mode == "silent_wrist" else 0.3
-    fresh = [e for e in node.events("chunk", switch) if e["trigger_ns"] > switch + grace * 1e9]
+    fresh = [e for e in node.events("chunk", switch) if e.trigger_ns > switch + grace * 1e9]
     assert not fresh, "a chunk was computed from bad inputs"
     assert quiet_start >= switch - 2e9
     diag = node.latest_diagnostics()
@@ -308,7 +295,7 @@ def test_bad_inputs_give_no_command_then_recover(node, mode, level, text):
     assert text in message
     assert diag["commands"][0] == 1  # WARN: holding
     report = node.latest_report()
-    assert not report["healthy"] and report["state"] == "active"
+    assert not report.healthy and report.state == "active"
     # good data again: the node recovers by itself
     node.feed.mode = "good"
     node.feed.silent = set()
@@ -326,7 +313,7 @@ def test_num_steps_changes_at_run_time(node):
     assert res[0].successful
     since = time.time_ns()
     wait_for(
-        lambda: any(e["num_steps"] == 3 for e in node.events("chunk", since)), 30, "a 3-step chunk"
+        lambda: any(e.num_steps == 3 for e in node.events("chunk", since)), 30, "a 3-step chunk"
     )
     bad = node.set_params(num_steps=-1)
     assert not bad[0].successful and "num_steps" in bad[0].reason
@@ -334,7 +321,7 @@ def test_num_steps_changes_at_run_time(node):
     node.set_params(num_steps=1)
     since = time.time_ns()
     wait_for(
-        lambda: any(e["num_steps"] == 1 for e in node.events("chunk", since)), 30, "a 1-step chunk"
+        lambda: any(e.num_steps == 1 for e in node.events("chunk", since)), 30, "a 1-step chunk"
     )
 
 
@@ -346,7 +333,7 @@ def test_dry_run_computes_but_publishes_nothing(node):
     assert not node.snapshot(node.chunks, start)
     assert node.events("chunk", start), "inference must keep running in dry_run"
     report = node.latest_report()
-    assert report["dry_run"] and report["counters"]["dry_run_commands"] > 0
+    assert report.dry_run and report.counters["dry_run_commands"] > 0
     node.set_params(dry_run=False)
     node.wait_commands(3, timeout=30)
 
@@ -358,12 +345,12 @@ def test_pause_resume_and_reset_services(node):
     start, _ = measure(1.0)
     assert not node.snapshot(node.commands, start)
     assert not node.events("chunk", start + int(3e8))
-    assert node.latest_report()["paused"]
+    assert node.latest_report().paused
     assert node.trigger("resume").success
     node.wait_commands(3, timeout=30)
     assert node.trigger("reset").success
     report = node.latest_report()
-    assert report["counters"]["commands"] < 4 * RATE  # counters restarted at the reset
+    assert report.counters["commands"] < 4 * RATE  # counters restarted at the reset
 
 
 def test_diagnostics_report_latency_rates_and_inputs(node):

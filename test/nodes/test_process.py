@@ -4,6 +4,8 @@ and the node keeps running."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -85,3 +87,28 @@ def test_rcl_errors_become_one_line_without_source_locations():
         "failed to initialize rcl: Couldn't parse params file: '--params-file /tmp/b.yaml'. "
         "Error: Sequence should be of same type"
     )
+
+
+def test_realtime_priority_covers_the_threads_started_afterwards_or_says_why_not():
+    code = (
+        "import os, threading\n"
+        "from snapflow_ros.nodes.process import set_realtime_priority\n"
+        "assert set_realtime_priority(0) == ''\n"
+        "assert os.sched_getscheduler(0) == os.SCHED_OTHER\n"
+        "assert 'above 98' in set_realtime_priority(99)\n"
+        "why = set_realtime_priority(5)\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))\n"
+        "t.start(); t.join()\n"
+        "if why:\n"
+        "    assert seen == [os.SCHED_OTHER], seen\n"
+        "    print('refused', why)\n"
+        "else:\n"
+        "    assert os.sched_getparam(0).sched_priority == 5 and seen == [os.SCHED_FIFO], seen\n"
+        "    print('fifo')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(("fifo", "refused"))
+    if out.stdout.startswith("refused"):
+        assert "Error" in out.stdout  # the reason names the refusal (PermissionError)

@@ -24,10 +24,9 @@ from std_srvs.srv import Trigger
 
 from .harness import (
     Harness,
-    InProcessNode,
+    active_in_process_node,
     domain_id,
     header_ns,
-    node_parameters,
     wait_for,
 )
 
@@ -38,33 +37,21 @@ TASK = "pick up the red cube"
 
 @pytest.fixture(scope="module")
 def live(tiny_smolvla_dir):
-    harness = Harness(DOMAIN)
-    proc = InProcessNode(
-        DOMAIN,
-        node_parameters(
-            {
-                "policy_path": str(tiny_smolvla_dir),
-                "control_rate": RATE,
-                "num_steps": 1,
-                "torch_threads": 1,
-                "input_timeout": 1.0,
-                "status_rate": 4.0,
-                "limits.max_delta": [],
-                "task.text": TASK,
-            }
-        ),
-    )
-    try:
-        proc.node.autostart()
-        assert proc.node.state_label == "active", proc.node.report()["configure_error"]
+    overrides = {
+        "policy_path": str(tiny_smolvla_dir),
+        "control_rate": RATE,
+        "num_steps": 1,
+        "torch_threads": 1,
+        "input_timeout": 1.0,
+        "status_rate": 4.0,
+        "limits.max_delta": [],
+        "task.text": TASK,
+    }
+    with active_in_process_node(DOMAIN, overrides) as (harness, node):
         harness.start_feed()
         harness.wait_matched(120)
         harness.wait_commands(5, timeout=120)
-        yield harness, proc.node
-    finally:
-        proc.close()
-        harness.close()
-    assert not proc.errors, proc.errors
+        yield harness, node
     values = [np.asarray(c.msg.position) for c in harness.snapshot(harness.commands)]
     assert values and all(np.all(np.isfinite(v)) for v in values), "a non-finite command"
 
@@ -100,7 +87,7 @@ def commands_after(harness: Harness, t_ns: int) -> list:
 def fault_onset(node, slot: str) -> int:
     """Node-clock receive time of the first message of ``slot`` found malformed."""
     return wait_for(
-        lambda: (st := node._slots[slot].state()).fault and st.recv_ns,
+        lambda: (st := node.controller.session.inputs.slots[slot].state()).fault and st.recv_ns,
         10,
         f"{slot} to turn malformed",
         poll=0.001,
@@ -132,9 +119,7 @@ def test_malformed_input_holds_at_the_next_tick(fed, mode, slot, text):
     # re-plan only when the plan is used up: the plan in force has ~0.4 s left to run
     assert node.set_parameters([Parameter("replan_threshold", value=0.0)])[0].successful
     since = time.time_ns()
-    wait_for(
-        lambda: any(e["accepted"] for e in harness.events("chunk", since)), 30, "a fresh chunk"
-    )
+    wait_for(lambda: any(e.accepted for e in harness.events("chunk", since)), 30, "a fresh chunk")
     harness.feed.mode = mode
     bad_ns = fault_onset(node, slot)
     time.sleep(0.6)  # longer than the plan that was in force
@@ -142,9 +127,9 @@ def test_malformed_input_holds_at_the_next_tick(fed, mode, slot, text):
     assert not late, f"{len(late)} commands after the malformed input arrived"
     level, message = inputs_diagnostic(harness, text)
     assert level == 2 and slot.split(".")[1] in message
-    rejected = [e for e in harness.events("rejected", since) if e["input"] == slot]
-    assert rejected and text in rejected[0]["reason"] and len(rejected[0]["reason"]) <= 200
-    assert node.report()["counters"]["input_faults"] >= 1
+    rejected = [e for e in harness.events("rejected", since) if e.input == slot]
+    assert rejected and text in rejected[0].reason and len(rejected[0].reason) <= 200
+    assert node.report().counters["input_faults"] >= 1
     harness.feed.mode = "good"
     harness.wait_commands(5, timeout=30)
 
@@ -163,13 +148,13 @@ def test_a_malformed_observation_is_rejected_once_with_its_stamp(fed):
     events = harness.events("rejected", since)
     assert len(events) == 1, events
     event = events[0]
-    assert event["input"] == "state.joints"
-    assert event["stamp_ns"] == min(camera_ns, joint_ns)  # observation_stamp: oldest
-    assert "NaN" in event["reason"] and len(event["reason"]) <= 200
-    assert event["node"] == "/policy_node" and event["t_ns"] >= joint_ns
+    assert event.input == "state.joints"
+    assert event.stamp_ns == min(camera_ns, joint_ns)  # observation_stamp: oldest
+    assert "NaN" in event.reason and len(event.reason) <= 200
+    assert event.node == "/policy_node" and event.t_ns >= joint_ns
     time.sleep(1.0)  # now the cameras are stale: not a rejection
     assert len(harness.events("rejected", since)) == 1
-    assert any(p["severity"] == "stale" for p in node.report()["problems"])
+    assert any(p["severity"] == "stale" for p in node.report().problems)
 
 
 # --------------------------------------------------------------------- future stamps
@@ -178,7 +163,8 @@ def test_future_stamps_are_a_clock_skew_fault_and_never_block_replanning(fed):
     since = time.time_ns()
     harness.feed.stamp_offset = 10.0
     skew_ns = wait_for(
-        lambda: (st := node._slots["camera.front"].state()).stamp_ns > st.recv_ns + 5e9
+        lambda: (st := node.controller.session.inputs.slots["camera.front"].state()).stamp_ns
+        > st.recv_ns + 5e9
         and st.recv_ns,
         10,
         "a camera stamped 10 s ahead",
@@ -189,14 +175,14 @@ def test_future_stamps_are_a_clock_skew_fault_and_never_block_replanning(fed):
     level, message = inputs_diagnostic(harness, "clock skew")
     assert level == 2 and "max_future_stamp 0.25" in message
     rejected = harness.events("rejected", since)
-    assert rejected and "ahead" in rejected[0]["reason"]
-    assert not any(e["accepted"] for e in harness.events("chunk", skew_ns))
+    assert rejected and "ahead" in rejected[0].reason
+    assert not any(e.accepted for e in harness.events("chunk", skew_ns))
     # correctly stamped input again: commands at once (no plan scheduled 10 s ahead)
     harness.feed.stamp_offset = 0.0
     good_ns = time.time_ns()
     harness.wait_commands(5, timeout=5, since_ns=good_ns)
-    chunks = [e for e in harness.events("chunk", good_ns) if e["accepted"]]
-    assert chunks and all(e["stamp_ns"] <= e["received_ns"] for e in chunks)
+    chunks = [e for e in harness.events("chunk", good_ns) if e.accepted]
+    assert chunks and all(e.stamp_ns <= e.received_ns for e in chunks)
 
 
 def test_a_stamp_within_the_tolerance_is_accepted(fed):
@@ -216,14 +202,18 @@ def test_a_huge_task_is_refused_and_never_echoed(fed):
     assert node.get_parameter("task.text").value == TASK
     since = time.time_ns()
     harness.publish_task(huge)
-    seen_ns = wait_for(lambda: node._task_fault and time.time_ns(), 10, "the task to be refused")
+    seen_ns = wait_for(
+        lambda: node.controller.session.inputs.task_fault and time.time_ns(),
+        10,
+        "the task to be refused",
+    )
     time.sleep(0.5)
     assert not commands_after(harness, seen_ns), "commands with a refused task"
     level, message = inputs_diagnostic(harness, "characters")
     assert level == 2 and "100000 characters" in message and "at most 1000" in message
-    assert [e for e in harness.events("rejected", since) if e["input"] == "task"]
+    assert [e for e in harness.events("rejected", since) if e.input == "task"]
     report = harness.latest_report()
-    assert len(report["task"]) < 200
+    assert len(report.task) < 200
     for rec in harness.snapshot(harness.status, since):
         assert len(rec.msg.data) < 20_000 and huge[:2000] not in rec.msg.data
     for rec in harness.snapshot(harness.diagnostics, since):
@@ -294,25 +284,25 @@ def test_rapid_service_calls_do_not_flood_the_log(fed, capfd):
         if any(k in line for k in ("paused:", "] [policy_node]: resumed", "reset: plan"))
     ]
     assert 3 <= len(lines) <= 12, f"{len(lines)} log lines for 600 service calls"
-    assert not node.report()["paused"]
+    assert not node.report().paused
 
 
 # --------------------------------------------------------------------- non-finite policy output
 def test_non_finite_policy_output_is_rejected_and_held(fed):
     harness, node = fed
-    layer = node._runtime.policy.model.action_out_proj
+    layer = node.controller.session.runtime.policy.model.action_out_proj
     saved = layer.weight.detach().clone()
     since = time.time_ns()
     try:
         with torch.no_grad():
             layer.weight.fill_(math.nan)
         event = wait_for(
-            lambda: [e for e in harness.events("rejected", since) if e["input"] == "policy"],
+            lambda: [e for e in harness.events("rejected", since) if e.input == "policy"],
             30,
             "a rejected event for the policy output",
         )[0]
-        assert "NaN" in event["reason"]
-        held_ns = wait_for(lambda: node._fault and time.time_ns(), 10, "the node to hold")
+        assert "NaN" in event.reason
+        held_ns = wait_for(lambda: node.controller.fault and time.time_ns(), 10, "the node to hold")
         time.sleep(0.5)
         assert not commands_after(harness, held_ns)
         level, message, _ = harness.latest_diagnostics()["inference"]

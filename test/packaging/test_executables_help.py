@@ -8,11 +8,14 @@ instead of answering fails here rather than hanging.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from snapflow_ros.eval.processes import entry_module, executable
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60  # importing torch/lerobot takes a few seconds on a loaded 2-core machine
@@ -61,3 +64,15 @@ def test_help_prints_usage_and_exits_0(name):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert out.stdout.lstrip().lower().startswith("usage:"), out.stdout[:500]
     assert name in out.stdout.split("\n", 1)[0], out.stdout[:500]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_executable_runs_from_its_script_or_its_module(name):
+    """``executable`` (what libero_eval, the demo and the benchmarks start) finds each one:
+    its console script, else ``python -m`` the module setup.py names."""
+    cmd = executable(name)
+    assert cmd == [str(Path(sys.executable).parent / name)]
+    module = entry_module(name)
+    assert importlib.util.find_spec(module) is not None
+    with pytest.raises(ValueError, match="not an executable of snapflow_ros"):
+        entry_module("ros2")

@@ -24,6 +24,8 @@ from snapflow_ros.ros_conversions import (
     rgb_to_image,
     stamp_to_ns,
 )
+from snapflow_ros.ros_conversions.actions import chunk_message, command_message
+from snapflow_ros.ros_conversions.inputs import header_stamp, image_converter, state_converter
 
 
 @pytest.fixture
@@ -156,3 +158,59 @@ def test_stamp_to_ns():
     msg = JointState()
     msg.header.stamp.sec, msg.header.stamp.nanosec = 12, 345
     assert stamp_to_ns(msg.header.stamp) == 12_000_000_345
+
+
+# ----------------------------------------------------------------------- the node's inputs
+def test_header_stamps_unset_set_and_malformed():
+    msg = JointState()
+    assert header_stamp(msg) == (0, "")  # unset: the receive time stands for it
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 3, 5
+    assert header_stamp(msg) == (3_000_000_005, "")
+    assert header_stamp(Float64MultiArray()) == (0, "")  # no header
+    bad = type("Stamp", (), {"sec": 1, "nanosec": 2_000_000_000})()
+    stamp, fault = header_stamp(type("Msg", (), {"header": type("H", (), {"stamp": bad})()})())
+    assert stamp == 3_000_000_000 and "nanosec 2000000000 is >= 1e9" in fault
+
+
+def test_image_converter_resizes_or_refuses_other_sizes():
+    img = rgb_to_image(np.zeros((48, 64, 3), np.uint8))
+    assert image_converter(False, 24, 32, resize=True)(img).shape == (24, 32, 3)
+    assert image_converter(False, 48, 64, resize=False)(img).shape == (48, 64, 3)
+    with pytest.raises(ValueError, match="image is 64x48, the policy expects 32x24"):
+        image_converter(False, 24, 32, resize=False)(img)
+
+
+def test_state_converters_by_kind():
+    js = JointState(name=["b", "a"], position=[2.0, 1.0])
+    np.testing.assert_array_equal(state_converter("joint_state", ["a", "b"])(js), [1.0, 2.0])
+    arr = Float64MultiArray(data=[1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(state_converter("float64_array", indices=[2, 0])(arr), [3, 1])
+    pose = PoseStamped()
+    pose.pose.orientation.w = 1.0
+    assert state_converter("pose", fmt="xyz")(pose).shape == (3,)
+
+
+# ----------------------------------------------------------------------- actions out
+def test_a_chunk_message_has_its_capture_stamp_names_and_timed_points():
+    actions = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    msg = chunk_message(actions, 5_250_000_000, ["a", "b"], "velocity", 0.05)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (5, 250_000_000)
+    assert list(msg.joint_names) == ["a", "b"]
+    assert [list(p.velocities) for p in msg.points] == actions.tolist()
+    assert [p.time_from_start.nanosec for p in msg.points] == [0, 50_000_000, 100_000_000]
+
+
+@pytest.mark.parametrize("kind", ["joint_state", "float64_multi_array", "joint_trajectory"])
+def test_command_messages(kind):
+    msg = command_message(kind, np.array([0.5, -0.5]), 7_000_000_001, ["a", "b"], "position", 0.1)
+    if kind == "joint_state":
+        assert list(msg.position) == [0.5, -0.5] and list(msg.name) == ["a", "b"]
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (7, 1)
+    elif kind == "float64_multi_array":
+        assert list(msg.data) == [0.5, -0.5]
+    else:
+        (point,) = msg.points
+        assert list(point.positions) == [0.5, -0.5] and point.time_from_start.nanosec == 10**8
+        assert msg.header.stamp.sec == 0  # "start now" for joint_trajectory_controller
+    with pytest.raises(ValueError, match="command type"):
+        command_message("twist", np.zeros(2), 0, [], "position", 0.1)

@@ -1,0 +1,297 @@
+"""The LIBERO bridge's episode driver in-process, on a fake simulator (no ROS, no MuJoCo):
+episodes, the lock-step clock protocol and its kicks, stale and rejected commands, requests,
+automatic next episodes, real-time no-ops and holds, shutdown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from snapflow_ros.nodes.libero_episodes import DT_NS, EpisodeDriver
+from snapflow_ros.sim import validate_action
+
+from ..control.test_layers import ROS
+
+LEAD_NS = 10_000
+START_NS = 1_000_000_000
+
+
+class FakeSim:
+    """Steps instantly; an episode is done after ``done_after`` steps."""
+
+    def __init__(self, done_after: int = 1000) -> None:
+        self.config = SimpleNamespace(suite="", task_index=0, init_state_index=0, max_steps=0)
+        self.done_after = done_after
+        self.steps = 0
+        self.max_steps = 280
+        self.task_language = "put the bowl on the plate"
+        self.task_name = "bowl_plate"
+        self.timing = SimpleNamespace(reset_s=0.01, build_s=0.02)
+        self.num_init_states = 50
+        self.observation = SimpleNamespace(state=np.zeros(8))
+        self.actions: list[np.ndarray] = []
+        self.ended = 0
+        self.closed = False
+
+    def reset(self, suite: str, task: int, init: int) -> Any:
+        self.config.suite, self.config.task_index, self.config.init_state_index = suite, task, init
+        self.steps = 0
+        return self.observation
+
+    def step(self, action: np.ndarray) -> Any:
+        self.steps += 1
+        self.actions.append(np.array(action))
+        done = self.steps >= self.done_after
+        return SimpleNamespace(
+            observation=self.observation,
+            done=done,
+            reason="success" if done else "",
+            step_s=0.001,
+        )
+
+    def end_episode(self) -> None:
+        self.ended += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Outputs:
+    """What the driver publishes, in order: ("obs", stamp), ("clock", ns), ("republish",),
+    ("task", text), ("episode", event), ("log", level, text)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple] = []
+        self.lock = threading.Lock()
+
+    def _add(self, *item: Any) -> None:
+        with self.lock:
+            self.items.append(item)
+
+    def observation(self, obs: Any, stamp_ns: int) -> None:
+        self._add("obs", stamp_ns)
+
+    def republish(self, stamp_ns: int | None = None) -> None:
+        self._add("republish", stamp_ns)
+
+    def clock(self, ns: int) -> None:
+        self._add("clock", ns)
+
+    def task(self, text: str) -> None:
+        self._add("task", text)
+
+    def episode(self, event: dict[str, Any]) -> None:
+        self._add("episode", event)
+
+    def log(self, level: str, message: str) -> None:
+        self._add("log", level, message)
+
+    def of(self, kind: str) -> list[tuple]:
+        with self.lock:
+            return [i for i in self.items if i[0] == kind]
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [e[1] for e in self.of("episode") if e[1]["event"] == kind]
+
+
+PARAMS = {
+    "suite": "libero_spatial",
+    "task_index": 0,
+    "init_state_index": 0,
+    "episode_length": 0,
+    "mode": "lockstep",
+    "autostart": True,
+    "auto_next": False,
+    "command.names": None,
+    "command.topic": "policy_node/command",
+    "command.out_of_range": "clip",
+    "realtime.missing": "noop",
+    "realtime.command_timeout": 0.5,
+    "realtime.wait_first_command": False,
+    "lockstep.kick_period": 0.05,
+    "lockstep.kick_max": 0.1,
+    "lockstep.clock_delay": 0.0,
+    "lockstep.stamp_lead": LEAD_NS * 1e-9,
+    "clock.start": 1.0,
+    "clock.reset_gap": 10.0,
+}
+
+
+class Rig:
+    def __init__(self, sim: FakeSim | None = None, **params: Any) -> None:
+        self.params = {**PARAMS, **params}
+        self.sim = sim or FakeSim()
+        self.out = Outputs()
+        self.driver = EpisodeDriver(
+            self.params.__getitem__,
+            self.params.__setitem__,
+            self.out,
+            lambda: self.sim,
+            validate_action,
+        )
+        self.thread = threading.Thread(target=self.driver.run, daemon=True)
+        self.thread.start()
+
+    def wait(self, predicate, what: str, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while not (value := predicate()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.002)
+        return value
+
+    def clock(self) -> int:
+        return self.out.of("clock")[-1][1]
+
+    def started(self) -> dict[str, Any]:
+        """The first episode's start event, once its observation and clock are out."""
+        (start,) = self.wait(lambda: self.out.events("start"), "the start event")
+        tick = start["first_stamp_ns"] - LEAD_NS
+        self.wait(lambda: self.clock() == tick, "the clock of the first observation")
+        return start
+
+    def close(self) -> None:
+        self.driver.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def rig():
+    rigs: list[Rig] = []
+
+    def make(**kw: Any) -> Rig:
+        rigs.append(Rig(**kw))
+        return rigs[-1]
+
+    yield make
+    for r in rigs:
+        r.close()
+
+
+def test_an_episode_starts_with_its_task_clock_and_observation(rig):
+    r = rig()
+    (start,) = r.wait(lambda: r.out.events("start"), "the start event")
+    first = start["first_stamp_ns"]
+    assert start["mode"] == "lockstep" and start["stamps"] == "sim"
+    assert first == START_NS + 10 * 1_000_000_000  # clock.start + one reset gap
+    kinds = [i[0] for i in r.out.items[:5]]
+    assert kinds == ["task", "episode", "clock", "obs", "clock"]
+    assert r.out.items[2][1] == first - DT_NS - LEAD_NS  # one period early
+    assert r.out.items[3][1] == first and r.out.items[4][1] == first - LEAD_NS
+
+
+def test_a_fresh_command_makes_exactly_one_step(rig):
+    r = rig()
+    start = r.started()
+    clock = r.clock()
+    r.driver.command([0.1] * 6 + [1.0], stamp_ns=clock)
+    r.wait(lambda: r.sim.steps == 1, "one step")
+    np.testing.assert_allclose(r.sim.actions[0], [0.1] * 6 + [1.0])
+    r.wait(lambda: r.out.of("obs")[-1][1] == start["first_stamp_ns"] + DT_NS, "the next obs")
+    assert r.wait(lambda: r.clock() == clock + DT_NS, "the clock one period on")
+    time.sleep(0.1)
+    assert r.sim.steps == 1  # no command, no step (kicks meanwhile)
+
+
+def test_a_stale_command_is_dropped_and_the_node_is_kicked(rig):
+    r = rig(**{"lockstep.kick_period": 0.02, "lockstep.kick_max": 0.02})
+    r.started()
+    clock = r.clock()
+    r.driver.command([0.0] * 7, stamp_ns=clock - DT_NS)  # computed for the previous tick
+    r.wait(lambda: len(r.out.of("republish")) >= 2, "two kicks")
+    assert r.sim.steps == 0 and r.driver.stats.stale == 1
+    ticks = [c[1] for c in r.out.of("clock")]
+    kicks = [i for i in range(len(ticks) - 1) if ticks[i : i + 2] == [clock - DT_NS, clock]]
+    assert kicks  # back one period, then forward to the same time
+    assert r.driver.stats.kicks >= 1
+
+
+def test_an_unstamped_command_after_the_observation_is_fresh(rig):
+    r = rig()
+    r.started()
+    r.driver.command([0.0] * 7)
+    r.wait(lambda: r.sim.steps == 1, "one step")
+
+
+def test_bad_commands_are_rejected_and_the_simulation_does_not_move(rig):
+    r = rig(**{"command.names": ["a", "b", "c", "d", "e", "f", "g"]})
+    r.started()
+    r.driver.command([np.nan] * 7, stamp_ns=r.clock())
+    r.driver.command([0.0] * 6)  # wrong length
+    r.driver.command([0.0] * 7, names=["x"] * 7)  # names that do not provide the wanted ones
+    time.sleep(0.1)
+    assert r.sim.steps == 0 and r.driver.stats.rejected == 3
+    errors = [i[2] for i in r.out.of("log") if i[1] == "error"]
+    assert errors and "rejected command on policy_node/command" in errors[0]
+    r.driver.command(list(range(7))[::-1], names=list("gfedcba"))  # by name
+    r.wait(lambda: r.sim.steps == 1, "one step")
+    np.testing.assert_allclose(r.sim.actions[0], [0, 1, 1, 1, 1, 1, 1])  # clipped to [-1, 1]
+    assert r.driver.stats.clipped == 1
+
+
+def test_the_end_of_an_episode_and_the_next_one(rig):
+    r = rig(sim=FakeSim(done_after=2), auto_next=True)
+    start = r.started()
+    for k in range(2):
+        tick = start["first_stamp_ns"] + k * DT_NS - LEAD_NS
+        r.wait(lambda t=tick: r.clock() == t, f"the clock of step {k}")
+        r.driver.command([0.0] * 7, stamp_ns=tick)
+    (end,) = r.wait(lambda: r.out.events("end"), "the end event")
+    assert end["success"] and end["reason"] == "success" and end["steps"] == 2
+    assert end["commands"]["applied"] == 2 and end["kicks"] >= 0
+    starts = r.wait(lambda: (s := r.out.events("start")) and len(s) == 2 and s, "the next")
+    assert starts[1]["init_state_index"] == 1 and r.params["init_state_index"] == 1
+    assert starts[1]["start_ns"] > end["end_ns"]  # a reset gap of simulation time
+
+
+def test_requests_reset_the_episode_and_answer_with_its_start(rig):
+    r = rig(autostart=False)
+    time.sleep(0.05)
+    assert not r.out.events("start")
+    ok, message = r.driver.request("reset", timeout=10)
+    assert ok and '"event": "start"' in message
+    ok, message = r.driver.request("next", timeout=10)
+    assert ok and r.params["init_state_index"] == 1
+    ends = r.out.events("end")
+    assert [e["reason"] for e in ends] == ["reset"]
+
+
+def test_realtime_steps_on_the_wall_clock_with_noops_and_holds(rig):
+    r = rig(mode="realtime", **{"realtime.missing": "hold"})
+    r.wait(lambda: r.sim.steps >= 3, "three real-time steps")
+    assert r.driver.stats.noop >= 3  # no command yet: no-ops, gripper stays open (-1)
+    np.testing.assert_allclose(r.sim.actions[0], [0, 0, 0, 0, 0, 0, -1])
+    r.driver.command([0.2] * 7)
+    steps = r.sim.steps
+    r.wait(lambda: r.sim.steps >= steps + 3, "three more steps")
+    assert r.driver.stats.held >= 1  # the command repeated while it is recent
+    assert any(np.allclose(a, 0.2) for a in r.sim.actions)
+    stamps = [o[1] for o in r.out.of("obs")]
+    assert abs(stamps[-1] - time.time_ns()) < 5e9  # wall-clock stamps
+
+
+def test_stopping_ends_the_episode_in_progress(rig):
+    r = rig()
+    r.wait(lambda: r.out.events("start"), "the start event")
+    r.close()
+    (end,) = r.out.events("end")
+    assert end["reason"] == "shutdown" and r.sim.closed and not r.driver.fatal
+
+
+def test_the_driver_imports_no_ros():
+    code = (
+        "import sys\n"
+        f"for name in {ROS!r}:\n"
+        "    sys.modules[name] = None\n"
+        "import snapflow_ros.nodes.libero_episodes\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
