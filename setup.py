@@ -22,7 +22,13 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    install_requires=["numpy", "safetensors", "torch", "transformers", "lerobot"],
+    install_requires=[
+        "numpy",
+        "safetensors",
+        "torch",
+        "transformers",
+        "lerobot[smolvla,pi,dataset]==0.6.1",
+    ],
     extras_require={"test": ["pytest"]},
     zip_safe=False,
     entry_points={
