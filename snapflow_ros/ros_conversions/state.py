@@ -96,7 +96,7 @@ def array_values(msg: Any, indices: Sequence[int] = (), size: int = 0) -> np.nda
 
 def quat_to_axis_angle(x: float, y: float, z: float, w: float) -> np.ndarray:
     """Unit quaternion (x, y, z, w) -> axis-angle vector (angle in [0, pi])."""
-    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    norm = math.hypot(x, y, z, w)  # no overflow for huge finite components
     if norm == 0 or not math.isfinite(norm):
         raise StateConversionError("quaternion has zero or non-finite norm")
     x, y, z, w = x / norm, y / norm, z / norm, w / norm
