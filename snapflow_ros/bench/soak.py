@@ -329,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads in the node")
     p.add_argument("--input-timeout", type=float, default=0.5)
     p.add_argument("--busy-core", type=int, default=0, metavar="N")
+    p.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        metavar="P",
+        help="the node's realtime_priority parameter (0: normal scheduling)",
+    )
     p.add_argument("--out", type=Path, default=Path("artifacts/soak.json"))
     args = p.parse_args(argv)
     for name in ("good", "bad", "cycle", "window", "rate"):
@@ -348,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "cycle_s": args.cycle,
         "window_s": args.window,
         "busy_cores": args.busy_core,
+        "realtime_priority": args.realtime_priority,
         "bad_inputs": list(BAD_INPUTS),
         **raw,
         "summary": summarise(raw["samples"]),
