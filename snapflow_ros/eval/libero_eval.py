@@ -4,7 +4,10 @@ Starts ``libero_bridge`` once and ``policy_node`` once per checkpoint (``--launc
 subprocess``: plain processes with params files; ``--launcher ros2launch``: through
 ``launch/libero_eval.launch.py``), then for every configuration, suite, task and episode:
 pause the policy, select suite/task/initial state on the bridge, reset it (10 settle steps),
-reset and resume the policy, and wait for the bridge's episode result. Writes
+reset and resume the policy, and wait for the bridge's episode result. Initial states are the
+task's 50 benchmark ones (default) or, with ``--init-states fresh --seed S``, fresh object
+placements drawn from the task's own distribution (episode ``i``: seed
+``episode_seed(S, i, "eval")``), written to ``<out>/init_states`` and handed to the bridge. Writes
 ``results.json``, ``episodes.csv``, ``summary.csv``, ``summary.md`` (success table) and, with
 ``--video``, one mp4 per episode. Configurations compare checkpoints and step counts in one
 run: ``--config teacher10=/ckpt/teacher,10 --config teacher1=/ckpt/teacher,1
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.eval.processes import LAUNCHERS, config_dir
+from snapflow_ros.sim.placements import INIT_STATES_ENV
 from snapflow_ros.sim.suites import (
     NUM_INIT_STATES,
     SUITE_NUM_TASKS,
@@ -41,6 +45,7 @@ TINY_LIBERO = {
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 CAMERAS = ("agentview", "wrist")
+INIT_STATES = ("benchmark", "fresh")
 
 
 class UsageError(ValueError):
@@ -80,6 +85,8 @@ class EvalPlan:
     namespace: str = ""
     startup_timeout: float = 900.0
     episode_timeout: float = 0.0
+    init_states: str = "benchmark"
+    seed: int = 0
 
 
 def libero_tiny_spec(policy_type: str = "smolvla", size: int = 64) -> Any:
@@ -160,7 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="episodes per task (initial states init-offset .. +N-1)",
     )
-    p.add_argument("--init-offset", type=int, default=0, help="first benchmark initial state")
+    p.add_argument("--init-offset", type=int, default=0, help="first initial state")
+    p.add_argument(
+        "--init-states",
+        choices=INIT_STATES,
+        default="benchmark",
+        help="the task's 50 benchmark initial states, or fresh seeded object placements",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="--init-states fresh: base seed of the placements"
+    )
     p.add_argument(
         "--config",
         action="append",
@@ -234,6 +250,8 @@ def validate(args: argparse.Namespace) -> EvalPlan:
             f"--init-offset {args.init_offset} + --episodes {args.episodes}: LIBERO tasks have "
             f"{NUM_INIT_STATES} initial states (0..{NUM_INIT_STATES - 1})"
         )
+    if args.seed < 0:
+        raise UsageError(f"--seed: must be >= 0, got {args.seed}")
     if args.max_steps < 0:
         raise UsageError(f"--max-steps: must be >= 0, got {args.max_steps}")
     if not 16 <= args.image_size <= 1024:
@@ -293,7 +311,14 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         namespace=args.namespace,
         startup_timeout=args.startup_timeout,
         episode_timeout=args.episode_timeout,
+        init_states=args.init_states,
+        seed=args.seed,
     )
+
+
+def _init_label(init_states: str) -> str:
+    """``init`` (benchmark initial state) or ``fresh`` (fresh placement) in names and logs."""
+    return "fresh" if init_states == "fresh" else "init"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,6 +338,26 @@ class Runner:
         self.bridge: Any = None
         self.node: Any = None
         self.episodes: list[dict[str, Any]] = []
+        self.placement_seeds: dict[tuple[str, int], list[int]] = {}
+
+    def _fresh_init_states(self) -> Path:
+        """Draw the fresh initial states of every task and write them where the bridge reads."""
+        from snapflow_ros.sim.placements import sample_fresh_init_states, write_init_states
+
+        plan = self.plan
+        folder = (plan.out / "init_states").resolve()
+        count = plan.init_offset + plan.episodes
+        for suite in plan.suites:
+            for task in plan.tasks[suite]:
+                print(
+                    f"libero_eval: drawing {count} fresh placements of {suite} task {task} "
+                    f"(seed {plan.seed})",
+                    flush=True,
+                )
+                states, seeds = sample_fresh_init_states(suite, task, plan.seed, count, "eval")
+                write_init_states(folder, suite, task, states, seeds)
+                self.placement_seeds[(suite, task)] = seeds
+        return folder
 
     def _alive(self) -> str:
         for proc in (self.bridge, self.node):
@@ -360,6 +405,10 @@ class Runner:
         )
         code = 0
         try:
+            if plan.init_states == "fresh":
+                self.env[INIT_STATES_ENV] = str(self._fresh_init_states())
+            else:  # an inherited folder must not replace the benchmark states unnoticed
+                self.env.pop(INIT_STATES_ENV, None)
             self.bridge = self._start("libero_bridge", bridge_file, "libero_bridge.log")
             groups: dict[str, list[PolicyConfig]] = {}
             for cfg in plan.configs:
@@ -449,6 +498,10 @@ class Runner:
             "task_index": task,
             "task": end["task"],
             "init_state_index": init,
+            "init_states": plan.init_states,
+            "placement_seed": (
+                self.placement_seeds[(suite, task)][init] if plan.init_states == "fresh" else None
+            ),
             "episode_id": end["episode_id"],
             "success": bool(end["success"]),
             "steps": end["steps"],
@@ -468,7 +521,7 @@ class Runner:
             "video": video,
         }
         print(
-            f"[{cfg.name}] {suite} task {task} init {init}: "
+            f"[{cfg.name}] {suite} task {task} {_init_label(plan.init_states)} {init}: "
             f"{'SUCCESS' if record['success'] else 'fail'} ({record['reason']}) "
             f"{record['steps']} steps, {record['wall_s']:.1f} s",
             flush=True,
@@ -485,7 +538,8 @@ class Runner:
         images = [side_by_side([f[c] for c in self.plan.video]) for f in frames]
         if not images:
             return ""
-        path = self.plan.out / "videos" / cfg.name / f"{suite}_task{task}_init{init}.mp4"
+        label = _init_label(self.plan.init_states)
+        path = self.plan.out / "videos" / cfg.name / f"{suite}_task{task}_{label}{init}.mp4"
         return str(write_mp4(path, images, fps=20))
 
     def _write(self) -> None:

@@ -17,6 +17,8 @@ EPISODE_FIELDS = [
     "task_index",
     "task",
     "init_state_index",
+    "init_states",
+    "placement_seed",
     "episode_id",
     "success",
     "steps",
@@ -127,6 +129,18 @@ def markdown_table(episodes: list[dict[str, Any]], rows: list[dict[str, Any]]) -
     return "\n".join(lines) + "\n"
 
 
+def initial_states_line(plan: dict[str, Any]) -> str:
+    """Which initial states the episodes started from (benchmark or seeded fresh placements)."""
+    first = int(plan.get("init_offset", 0))
+    last = first + int(plan.get("episodes", 1)) - 1
+    if plan.get("init_states") == "fresh":
+        return (
+            f"Initial states: fresh object placements {first}..{last} drawn from each task's "
+            f"placement distribution with seed {plan.get('seed', 0)} (not the benchmark's)."
+        )
+    return f"Initial states: the benchmark's initial states {first}..{last} of each task."
+
+
 def write_reports(
     out: Path, meta: dict[str, Any], episodes: list[dict[str, Any]]
 ) -> dict[str, Path]:
@@ -151,6 +165,7 @@ def write_reports(
         writer.writeheader()
         writer.writerows(rows)
     text = "# LIBERO evaluation\n\n"
+    text += initial_states_line(meta.get("plan", {})) + "\n\n"
     if meta.get("machine"):
         m = meta["machine"]
         text += f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), {m.get('platform')}.\n\n"

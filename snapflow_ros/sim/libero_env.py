@@ -3,7 +3,8 @@
 :class:`LiberoSim` does what LeRobot 0.6.1's ``LiberoEnv`` + ``LiberoProcessorStep`` do for
 its LIBERO datasets and evaluation, so a policy sees the same inputs here as there:
 
-* reset: (hard) reset, benchmark initial state ``init_state_index`` of the task, then
+* reset: (hard) reset, benchmark initial state ``init_state_index`` of the task (or of a set
+  of fresh placements, ``SimConfig.init_states``; or an explicit state), then
   ``settle_steps`` (10) no-op steps ``[0, 0, 0, 0, 0, 0, -1]``; relative (delta) OSC control;
 * images: ``agentview_image`` and ``robot0_eye_in_hand_image`` flipped on both axes
   (``[::-1, ::-1]``: MuJoCo renders them upside down), HxWx3 uint8 RGB;
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from snapflow_ros.sim.libero_setup import LiberoPaths, prepare_libero
+from snapflow_ros.sim.placements import default_init_states, read_init_states
 from snapflow_ros.sim.suites import (
     ACTION_DIM,
     CONTROL_FREQ,
@@ -136,6 +138,9 @@ class SimConfig:
     seed: int = 0  # LIBERO's env.seed (numpy global RNG); <0: not seeded
     assets_path: str = ""
     gl: str = "auto"
+    # "benchmark": the task's 50 benchmark initial states; else a folder of fresh ones
+    # (snapflow_ros.sim.placements); default $SNAPFLOW_LIBERO_INIT_STATES or "benchmark".
+    init_states: str = field(default_factory=default_init_states)
 
 
 @dataclass
@@ -151,6 +156,10 @@ class SimObservation:
     joint_vel: np.ndarray
     gripper_qpos: np.ndarray
     gripper_qvel: np.ndarray
+    # Privileged scene state (scripted experts, privileged datasets): every object's position
+    # (cans and bottles: their centre; bowls, plates, baskets: their base) and quaternion (x y z w).
+    object_pos: dict[str, np.ndarray] = field(default_factory=dict)
+    object_quat: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -208,7 +217,7 @@ class LiberoSim:
             self.config.assets_path or None, gl=self.config.gl, render=self.config.render
         )
         self._env: Any = None
-        self._built_for: tuple[str, int] | None = None
+        self._built_for: tuple[str, int, str] | None = None
         self._task: Any = None
         self._init_states: Any = None
         self._steps = 0
@@ -229,9 +238,15 @@ class LiberoSim:
         """The task's LIBERO name."""
         return "" if self._task is None else str(self._task.name)
 
+    def site_pos(self, name: str) -> np.ndarray:
+        """World position of a MuJoCo site, e.g. a region such as ``basket_1_contain_region``."""
+        if self._env is None:
+            raise RuntimeError("no environment: call reset() first")
+        return np.array(self._env.env.sim.data.get_site_xpos(name), np.float64)
+
     @property
     def num_init_states(self) -> int:
-        """Number of benchmark initial states of the current task."""
+        """Number of initial states of the current task (benchmark or fresh ones)."""
         return 0 if self._init_states is None else len(self._init_states)
 
     @property
@@ -260,6 +275,9 @@ class LiberoSim:
         return 1.0 / CONTROL_FREQ
 
     # ------------------------------------------------------------------ building
+    def _build_key(self) -> tuple[str, int, str]:
+        return (self.config.suite, self.config.task_index, self.config.init_states)
+
     def _build(self) -> None:
         from libero.libero import benchmark, get_libero_path
 
@@ -271,7 +289,10 @@ class LiberoSim:
         if not 0 <= cfg.task_index < suite.n_tasks:
             raise ValueError(f"{cfg.suite} has tasks 0..{suite.n_tasks - 1}, got {cfg.task_index}")
         task = suite.get_task(cfg.task_index)
-        init_states = suite.get_task_init_states(cfg.task_index)
+        if cfg.init_states == "benchmark":
+            init_states = suite.get_task_init_states(cfg.task_index)
+        else:
+            init_states = read_init_states(cfg.init_states, cfg.suite, cfg.task_index)
         bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
         kwargs = {
             "bddl_file_name": bddl,
@@ -303,7 +324,7 @@ class LiberoSim:
         self._env = env
         self._task = task
         self._init_states = init_states
-        self._built_for = (cfg.suite, cfg.task_index)
+        self._built_for = self._build_key()
         self.timing.build_s = time.perf_counter() - start
 
     def _blank_cameras(self, blank: bool) -> None:
@@ -353,8 +374,13 @@ class LiberoSim:
         suite: str | None = None,
         task_index: int | None = None,
         init_state_index: int | None = None,
+        init_state: np.ndarray | None = None,
     ) -> SimObservation:
-        """Start an episode (optionally another suite/task/initial state); returns its first obs."""
+        """Start an episode (optionally another suite/task/initial state); returns its first obs.
+
+        ``init_state`` (a flattened MuJoCo state, e.g. from :meth:`sample_init_state`) replaces
+        the benchmark initial state ``init_state_index``.
+        """
         cfg = self.config
         if suite is not None:
             cfg.suite = check_suite(suite)
@@ -362,10 +388,10 @@ class LiberoSim:
             cfg.task_index = int(task_index)
         if init_state_index is not None:
             cfg.init_state_index = int(init_state_index)
-        if self._env is None or self._built_for != (cfg.suite, cfg.task_index):
+        if self._env is None or self._built_for != self._build_key():
             self._build()
         n = len(self._init_states)
-        if not 0 <= cfg.init_state_index < n:
+        if init_state is None and not 0 <= cfg.init_state_index < n:
             raise ValueError(f"init state index must be in 0..{n - 1}, got {cfg.init_state_index}")
         start = time.perf_counter()
         env = self._env
@@ -375,7 +401,8 @@ class LiberoSim:
             env.seed(cfg.seed)
         env.reset()
         self._apply_render_options()
-        init_state = self._init_states[cfg.init_state_index]
+        if init_state is None:
+            init_state = self._init_states[cfg.init_state_index]
         if cfg.settle_steps == 0:
             raw = env.set_init_state(init_state)
         else:
@@ -399,6 +426,22 @@ class LiberoSim:
         self.timing.step_s = []
         self._last_obs = self._observation(raw)
         return self._last_obs
+
+    def sample_init_state(self, seed: int) -> np.ndarray:
+        """A fresh initial state drawn from the task's own placement distribution.
+
+        LIBERO's reset samples every object's placement from the regions of the task's BDDL
+        file with numpy's global RNG; seeding it with ``seed`` makes the draw reproducible. The
+        result is a flattened MuJoCo state like a benchmark initial state (pass it to
+        :meth:`reset` as ``init_state``; like those, it holds the movable objects, not fixtures
+        placed in the model). Ends any running episode.
+        """
+        if self._env is None or self._built_for != self._build_key():
+            self._build()
+        self._done = True
+        self._env.seed(int(seed))
+        self._env.reset()
+        return np.array(self._env.sim.get_state().flatten(), np.float64)
 
     def step(self, action: Any) -> StepResult:
         """Apply one 7-D action (validated, clipped to [-1, 1]) for one control period."""
@@ -435,6 +478,7 @@ class LiberoSim:
         eef_pos = np.asarray(raw["robot0_eef_pos"], np.float64)
         eef_quat = np.asarray(raw["robot0_eef_quat"], np.float64)
         gripper_qpos = np.asarray(raw["robot0_gripper_qpos"], np.float64)
+        names = self._env.env.objects_dict
         return SimObservation(
             step=self._steps,
             images=images,
@@ -445,6 +489,8 @@ class LiberoSim:
             joint_vel=np.asarray(raw["robot0_joint_vel"], np.float64),
             gripper_qpos=gripper_qpos,
             gripper_qvel=np.asarray(raw["robot0_gripper_qvel"], np.float64),
+            object_pos={n: np.asarray(raw[f"{n}_pos"], np.float64) for n in names},
+            object_quat={n: np.asarray(raw[f"{n}_quat"], np.float64) for n in names},
         )
 
     def end_episode(self) -> None:

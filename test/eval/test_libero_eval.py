@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from snapflow_ros.eval.libero_eval import (
@@ -26,7 +27,9 @@ from snapflow_ros.eval.libero_eval import (
     parse_config,
     validate,
 )
+from snapflow_ros.eval.report import initial_states_line
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+from snapflow_ros.sim.placements import episode_seed, init_states_file
 
 STEPS = 12
 DOMAIN = (os.getpid() * 11 + 29) % 100 + 1
@@ -51,6 +54,7 @@ DOMAIN = (os.getpid() * 11 + 29) % 100 + 1
         (["--image-size", "8"], "--image-size"),
         (["--namespace", "no slash"], "not a ROS namespace"),
         (["--bridge-params", "/no/file.yaml"], "does not exist"),
+        (["--init-states", "fresh", "--seed", "-1"], "--seed: must be >= 0"),
     ],
 )
 def test_bad_arguments_exit_2(argv, message, capsys):
@@ -77,6 +81,9 @@ def test_configs_and_defaults_parse():
         )
     )
     assert isinstance(plan, EvalPlan) and plan.tasks == {"libero_goal": [0, 9], "libero_10": [0, 9]}
+    assert (plan.init_states, plan.seed) == ("benchmark", 0)  # the default: benchmark states
+    fresh = validate(build_parser().parse_args(["--init-states", "fresh", "--seed", "7"]))
+    assert (fresh.init_states, fresh.seed) == ("fresh", 7)
     assert plan.video == ("agentview", "wrist") and plan.configs[0].policy_path == "tiny:libero"
     with pytest.raises(UsageError):
         parse_config("x=tiny:libero,-1")
@@ -193,3 +200,43 @@ def test_launch_file_matches_the_eval_and_setup():
     assert "libero_eval = {PACKAGE}.eval.libero_eval:main" in setup
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
+
+
+def test_initial_states_line_names_the_source():
+    assert initial_states_line({"init_offset": 0, "episodes": 50}) == (
+        "Initial states: the benchmark's initial states 0..49 of each task."
+    )
+    line = initial_states_line({"init_offset": 2, "episodes": 3, "init_states": "fresh", "seed": 9})
+    assert "fresh object placements 2..4" in line and "seed 9" in line
+
+
+def test_eval_on_fresh_placements(tmp_path, tiny_cache):
+    ckpt = ensure_tiny_checkpoint(libero_tiny_spec("smolvla"), tiny_cache)
+    out = tmp_path / "fresh"
+    cmd = [
+        str(Path(sys.executable).parent / "libero_eval"),
+        "--suites", "libero_object", "--tasks", "0", "--episodes", "2",
+        "--init-states", "fresh", "--seed", "11",
+        "--config", f"a={ckpt},1", "--max-steps", "3", "--image-size", "32", "--fast-render",
+        "--out", str(out), "--domain-id", str(DOMAIN + 100), "--namespace", f"/fr{os.getpid()}",
+        "--policy-arg", "torch_threads:=1", "--startup-timeout", "300",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    logs = "\n".join(p.read_text()[-3000:] for p in (out / "logs").glob("*.log"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + logs
+    seeds = [episode_seed(11, i, "eval") for i in range(2)]
+    with np.load(init_states_file(out / "init_states", "libero_object", 0)) as states:
+        assert states["seeds"].tolist() == seeds and states["states"].shape[0] == 2
+        assert not np.array_equal(states["states"][0], states["states"][1])
+    results = json.loads((out / "results.json").read_text())
+    assert results["plan"]["init_states"] == "fresh" and results["plan"]["seed"] == 11
+    eps = results["episodes"]
+    assert [(e["init_state_index"], e["init_states"], e["placement_seed"]) for e in eps] == [
+        (0, "fresh", seeds[0]),
+        (1, "fresh", seeds[1]),
+    ]
+    assert all(e["steps"] == 3 and e["reason"] == "max_steps" for e in eps)
+    with (out / "episodes.csv").open() as f:
+        assert [int(r["placement_seed"]) for r in csv.DictReader(f)] == seeds
+    assert "fresh object placements 0..1" in (out / "summary.md").read_text()
+    assert "task 0 fresh 1:" in done.stdout

@@ -1,0 +1,173 @@
+"""Scripted demonstrations written with LeRobot's dataset API: read back, resumed, refused.
+
+One real recording (libero_object task 0, 32x32 fast renders): one episode, then a resume to
+two; the result is read back with ``LeRobotDataset``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from snapflow_ros.sim import LEROBOT_STATE_NAMES, SimObservation
+from snapflow_ros.sim.demonstrations import (
+    LEDGER_FILE,
+    SPEC_FILE,
+    DemoDatasetError,
+    DemoSpec,
+    dataset_hash,
+    demo_features,
+    main,
+    make_frame,
+    read_ledger,
+    record_demonstrations,
+)
+from snapflow_ros.sim.placements import episode_seed
+from snapflow_ros.sim.scripted_expert import expert_task
+
+SPEC = DemoSpec(image_size=32, fast_render=True, seed=5, repo_id="local/test_demos")
+TASK = expert_task("libero_object", 0)
+
+
+def _load(root):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset(SPEC.repo_id, root=root)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """The dataset after one episode (its first episode's actions) and after resuming to two."""
+    root = tmp_path_factory.mktemp("demos") / "ds"
+    first = record_demonstrations(root, 1, SPEC, progress=False, command="recorded by the test")
+    ds = _load(root)
+    actions = np.stack([ds[i]["action"].numpy() for i in range(ds.num_frames)])
+    second = record_demonstrations(root, 2, SPEC, progress=False)
+    return root, first, actions, second
+
+
+def test_two_episodes_read_back_with_lerobot(recorded):
+    root, first, _, second = recorded
+    assert first["episodes"] == 1 and second["episodes"] == 2
+    ds = _load(root)
+    ledger = read_ledger(root)
+    assert ds.num_episodes == 2 and ds.fps == 20
+    assert [r["episode_index"] for r in ledger] == [0, 1]
+    assert ds.num_frames == sum(r["steps"] for r in ledger)
+    assert list(ds.meta.episodes["length"]) == [r["steps"] for r in ledger]
+    for record in ledger:  # every episode's seed is recorded and derived from its attempt
+        assert record["seed"] == episode_seed(SPEC.seed, record["attempt"], "demo")
+        assert set(record["via"]) >= {"approach_offset", "carry_height", "speed", "drop_offset"}
+    assert ledger[0]["attempt"] < ledger[1]["attempt"] and ledger[0]["via"] != ledger[1]["via"]
+    frame = ds[0]
+    assert frame["observation.images.image"].shape == (3, 32, 32)
+    assert frame["observation.images.image2"].shape == (3, 32, 32)
+    assert frame["observation.state"].shape == (8,) and frame["action"].shape == (7,)
+    assert frame["task"] == "pick up the alphabet soup and place it in the basket"
+    assert ds.meta.features["observation.state"]["names"] == list(LEROBOT_STATE_NAMES)
+    actions = np.stack([ds[i]["action"].numpy() for i in range(ds.num_frames)])
+    assert np.abs(actions).max() <= 1.0 and actions[:, 6].min() == -1 and actions[:, 6].max() == 1
+    image = frame["observation.images.image"].numpy()
+    assert image.std() > 0.05  # a rendered scene, not a blank frame
+    info = json.loads((root / SPEC_FILE).read_text())
+    assert info["spec"]["image_size"] == 32 and info["privileged_state"] is False
+    assert info["command"] == "recorded by the test"
+    assert "stats.json" in {p.name for p in (root / "meta").iterdir()}
+
+
+def test_resume_continues_without_touching_or_duplicating(recorded):
+    root, _, first_actions, _ = recorded
+    ds = _load(root)
+    again = np.stack([ds[i]["action"].numpy() for i in range(len(first_actions))])
+    np.testing.assert_array_equal(again, first_actions)  # episode 0 unchanged by the resume
+    seeds = [r["seed"] for r in read_ledger(root)]
+    assert len(set(seeds)) == len(seeds) == 2
+    assert sorted(set(ds[i]["episode_index"].item() for i in range(ds.num_frames))) == [0, 1]
+    # asking again for two episodes records nothing and changes no file
+    before = dataset_hash(root)
+    again = record_demonstrations(root, 2, SPEC, progress=False)
+    assert again["attempts_this_run"] == 0 and again["sha256"] == before == dataset_hash(root)
+    assert len(read_ledger(root)) == 2 and _load(root).num_episodes == 2
+
+
+def test_resume_refuses_other_settings_and_foreign_folders(recorded, tmp_path, capsys):
+    root = recorded[0]
+    other = DemoSpec(image_size=64, fast_render=True, seed=5, repo_id=SPEC.repo_id)
+    with pytest.raises(DemoDatasetError, match="image_size"):
+        record_demonstrations(root, 3, other, progress=False)
+    (tmp_path / "notes.txt").write_text("x")
+    assert main([str(tmp_path), "--episodes", "1", "--no-progress"]) == 2
+    assert "is not a demonstration dataset" in capsys.readouterr().err
+    assert (root / LEDGER_FILE).is_file()
+
+
+def test_privileged_state_appends_object_and_target_positions():
+    spec = DemoSpec(privileged=True)
+    features = demo_features(spec, TASK)
+    names = features["observation.state"]["names"]
+    assert features["observation.state"]["shape"] == (14,) and names[:8] == list(
+        LEROBOT_STATE_NAMES
+    )
+    assert names[8:] == [f"privileged_alphabet_soup_1_pos_{a}" for a in "xyz"] + [
+        f"privileged_basket_1_contain_region_pos_{a}" for a in "xyz"
+    ]
+    obs = SimObservation(
+        step=0,
+        images={"agentview": np.zeros((4, 4, 3), np.uint8), "wrist": np.ones((4, 4, 3), np.uint8)},
+        state=np.arange(8, dtype=np.float32),
+        eef_pos=np.zeros(3),
+        eef_quat=np.array([1.0, 0, 0, 0]),
+        joint_pos=np.zeros(7),
+        joint_vel=np.zeros(7),
+        gripper_qpos=np.zeros(2),
+        gripper_qvel=np.zeros(2),
+        object_pos={"alphabet_soup_1": np.array([0.1, 0.2, 0.3])},
+    )
+    target = np.array([0.4, 0.5, 0.6])
+    frame = make_frame(obs, np.full(7, 0.5), target, spec, TASK, "task")
+    np.testing.assert_allclose(
+        frame["observation.state"], [*range(8), 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], rtol=1e-6
+    )
+    assert frame["observation.state"].dtype == np.float32
+    assert frame["observation.images.image2"].max() == 1 and frame["task"] == "task"
+    plain = make_frame(obs, np.zeros(7), target, DemoSpec(), TASK, "task")
+    assert plain["observation.state"].shape == (8,)
+
+
+def _synthetic(root, episodes, resume_after=None, change=None):
+    """A tiny dataset written with LeRobot's API (no simulator); optionally resumed midway."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    spec = DemoSpec(image_size=8)
+    dataset = LeRobotDataset.create(
+        "local/h", 20, demo_features(spec, TASK), root=root, use_videos=False
+    )
+    rng = np.random.default_rng(0)
+    for ep in range(episodes):
+        if ep == resume_after:
+            dataset.finalize()
+            dataset = LeRobotDataset.resume("local/h", root=root)
+        for k in range(3):
+            frame = {
+                "observation.images.image": rng.integers(0, 255, (8, 8, 3), dtype=np.uint8),
+                "observation.images.image2": rng.integers(0, 255, (8, 8, 3), dtype=np.uint8),
+                "observation.state": rng.normal(size=8).astype(np.float32),
+                "action": rng.uniform(-1, 1, 7).astype(np.float32),
+                "task": "t",
+            }
+            if change == (ep, k):
+                frame["action"][0] += 1e-3
+            dataset.add_frame(frame)
+        dataset.save_episode()
+    dataset.finalize()
+    return root
+
+
+def test_dataset_hash_follows_the_frames_not_the_files(tmp_path):
+    one = dataset_hash(_synthetic(tmp_path / "a", 2))
+    split = _synthetic(tmp_path / "b", 2, resume_after=1)
+    assert len(list((split / "data").rglob("*.parquet"))) == 2  # other files, same frames
+    assert dataset_hash(split) == one and len(one) == 64
+    assert dataset_hash(_synthetic(tmp_path / "c", 2, change=(1, 2))) != one
