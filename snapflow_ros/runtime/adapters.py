@@ -9,6 +9,7 @@ identical to LeRobot's own ``predict_action_chunk``; this is tested.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -267,17 +268,42 @@ class PI05Adapter(_AdapterBase):
         self.model.paligemma_with_expert.gemma_expert.model.config._attn_implementation = "eager"
         return SuffixContext(prepare_attention_masks_4d(full), position_ids, prefix_len)
 
+    def velocity(
+        self, cache: PrefixCache, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor
+    ) -> torch.Tensor:
+        """Velocity from ``t`` towards ``s``.
+
+        A plain policy runs LeRobot's own ``denoise_step``. With a target-time embedding the
+        jump enters EXPLICITLY: the adaRMS conditioning is computed here (outside LeRobot's
+        time MLP, which it wraps in gradient checkpointing when configured; a recomputation
+        there would not see a jump held in a context) and passed to the expert. The numbers
+        are the same as LeRobot's step with the embedding's pre-hook (tested).
+        """
+        if self.target_time is None:
+            return self._denoise(cache, x_t, t)
+        cond = self.time_conditioning(t, s, x_t.dtype)
+        ctx = self.suffix_context(cache)
+        restore = prefix_restorer(cache.past_key_values, ctx.prefix_len)
+        try:
+            return self.expert_velocity(cache, ctx, x_t, cond)
+        finally:
+            restore()
+
     def time_conditioning(
         self, t: torch.Tensor, s: torch.Tensor, action_dtype: torch.dtype
     ) -> torch.Tensor:
-        """The expert's adaRMS conditioning for a (t, s) step: the whole time MLP, (B, W)."""
+        """The expert's adaRMS conditioning for a (t, s) step: the whole time MLP, (B, W).
+
+        The target-time term is added to the MLP's input here, and ``time_mlp_in`` is applied
+        functionally, so its pre-hook (which serves LeRobot's own code path) is not involved.
+        """
         model = self.model
         time_emb = self._sinusoid(t, model.action_in_proj.out_features).type(dtype=t.dtype)
-        if self.target_time is None:
-            hidden = model.time_mlp_in(time_emb)
-        else:
-            with self.target_time.jump(t, s):
-                hidden = model.time_mlp_in(time_emb)
+        extra = self._target_time_extra(t, s)
+        if extra is not None:
+            time_emb = time_emb + extra.to(time_emb.dtype)
+        mlp_in = model.time_mlp_in
+        hidden = F.linear(time_emb, mlp_in.weight, mlp_in.bias)
         return F.silu(model.time_mlp_out(F.silu(hidden)))
 
     def expert_velocity(
@@ -316,3 +342,25 @@ def make_adapter(
     raise ValueError(
         f"unsupported policy type {policy_type!r}; supported: {', '.join(SUPPORTED_POLICY_TYPES)}"
     )
+
+
+def prefix_restorer(past_key_values: Any, prefix_len: int) -> Callable[[], None]:
+    """A function that returns ``past_key_values`` to its prefix-only state.
+
+    Plain ``DynamicLayer`` layers get their original key/value tensors back; any other cache
+    is cropped to ``prefix_len``.
+    """
+    if past_key_values is None:
+        return lambda: None
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(past_key_values, "layers", None)
+    if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
+        return lambda: past_key_values.crop(prefix_len)
+    saved = [(layer.keys, layer.values) for layer in layers]
+
+    def restore() -> None:
+        for layer, (keys, values) in zip(layers, saved, strict=True):
+            layer.keys, layer.values = keys, values
+
+    return restore

@@ -32,11 +32,19 @@ LOG = logging.getLogger(__name__)
 MODEL_WEIGHTS = "model.safetensors"
 SNAPFLOW_META = "snapflow.json"
 SNAPFLOW_FORMAT = 1
+# Jump lengths trusted in a snapflow.json written before they were recorded: every objective
+# trains the one-step jump 1 -> 0; longer schedules then use s = t (instantaneous velocity).
+DEFAULT_TRAINED_JUMPS = (1.0,)
 
 
 @dataclass
 class SnapFlowMeta:
-    """Contents of ``snapflow.json``: what a SnapFlow checkpoint was distilled from and how."""
+    """Contents of ``snapflow.json``: what a SnapFlow checkpoint was distilled from and how.
+
+    ``trained_jumps``: the jump lengths ``t - s`` the student was trained on (None: any length
+    in (0, 1]); a sampler asks for a jump only when its step is one of them. Files without
+    the field (written before it existed) get ``[1.0]``.
+    """
 
     base_policy: str
     policy_type: str
@@ -44,6 +52,7 @@ class SnapFlowMeta:
     default_num_steps: int = 1
     steps_trained: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    trained_jumps: list[float] | None = field(default_factory=lambda: list(DEFAULT_TRAINED_JUMPS))
     format_version: int = SNAPFLOW_FORMAT
 
     def to_json(self) -> str:

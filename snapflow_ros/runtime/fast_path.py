@@ -21,13 +21,18 @@ Agreement with the eager path is tested (bit-identical when not compiled).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from snapflow_ros.runtime.adapters import FlowPolicyAdapter, PrefixCache, SuffixContext
+from snapflow_ros.runtime.adapters import (
+    FlowPolicyAdapter,
+    PrefixCache,
+    SuffixContext,
+    prefix_restorer,
+)
 from snapflow_ros.runtime.sampling import step_times
 
 ENGINES = ("eager", "fast", "compiled")
@@ -50,9 +55,11 @@ class FastSampler:
         adapter: FlowPolicyAdapter,
         target_time: bool,
         compile_mode: str | None = None,
+        trained_jumps: Sequence[float] | None = None,
     ) -> None:
         self.adapter = adapter
         self.target_time = target_time
+        self.trained_jumps = trained_jumps
         self._tables: dict[tuple, StepTable] = {}
         expert: Callable = adapter.expert_velocity
         if compile_mode is not None:
@@ -79,7 +86,7 @@ class FastSampler:
     def _build(self, num_steps: int, noise: torch.Tensor) -> StepTable:
         action_dtype = self.adapter.model.action_in_proj(noise).dtype
         conds = []
-        for t, s in step_times(num_steps, self.target_time):
+        for t, s in step_times(num_steps, self.target_time, self.trained_jumps):
             t_vec = torch.full((noise.shape[0],), t, dtype=torch.float32, device=noise.device)
             s_vec = torch.full((noise.shape[0],), s, dtype=torch.float32, device=noise.device)
             conds.append(self.adapter.time_conditioning(t_vec, s_vec, action_dtype).detach())
@@ -137,25 +144,3 @@ def compile_pass(fn: Callable, mode: str) -> Callable:
             return compiled(*args, **kwargs)
 
     return run
-
-
-def prefix_restorer(past_key_values: Any, prefix_len: int) -> Callable[[], None]:
-    """A function that returns ``past_key_values`` to its prefix-only state.
-
-    Plain ``DynamicLayer`` layers get their original key/value tensors back; any other cache
-    is cropped to ``prefix_len``.
-    """
-    if past_key_values is None:
-        return lambda: None
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(past_key_values, "layers", None)
-    if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
-        return lambda: past_key_values.crop(prefix_len)
-    saved = [(layer.keys, layer.values) for layer in layers]
-
-    def restore() -> None:
-        for layer, (keys, values) in zip(layers, saved, strict=True):
-            layer.keys, layer.values = keys, values
-
-    return restore

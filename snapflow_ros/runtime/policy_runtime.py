@@ -132,7 +132,12 @@ class PolicyRuntime:
                 cast_matrix_weights(self.adapter.target_time, DTYPES[self.options.dtype])
         compiled = self.options.engine == "compiled"
         mode = self.options.compile_mode if compiled else None
-        self._fast = FastSampler(self.adapter, target_time=self.is_snapflow, compile_mode=mode)
+        self._fast = FastSampler(
+            self.adapter,
+            target_time=self.is_snapflow,
+            compile_mode=mode,
+            trained_jumps=self.trained_jumps,
+        )
         if compiled and self.options.compile_prefix:
             mode = self.options.compile_mode
             self._encode_prefix = compile_pass(self.adapter.encode_prefix, mode)
@@ -142,6 +147,11 @@ class PolicyRuntime:
     def is_snapflow(self) -> bool:
         """True when the checkpoint carries a SnapFlow target-time embedding."""
         return self.snapflow is not None
+
+    @property
+    def trained_jumps(self) -> list[float] | None:
+        """Jump lengths a SnapFlow checkpoint was trained on (``snapflow.json``; None: any)."""
+        return self.snapflow.trained_jumps if self.snapflow is not None else []
 
     @property
     def configured_num_steps(self) -> int:
@@ -252,8 +262,10 @@ class PolicyRuntime:
     ) -> ActionChunk:
         """Predict an action chunk (H x D, unnormalised) for ``obs`` with ``num_steps`` Euler steps.
 
-        A SnapFlow checkpoint uses its target-time embedding (one step jumps from t=1 to t=0);
-        a plain checkpoint asked for 1 step gives the naive one-step baseline.
+        A SnapFlow checkpoint uses its target-time embedding for the jumps it was trained on
+        (one step jumps from t=1 to t=0; other step counts use ``s = t`` unless ``1/N`` is in
+        ``trained_jumps``); a plain checkpoint asked for 1 step gives the naive one-step
+        baseline.
         """
         steps = self._check_steps(num_steps) if num_steps is not None else self.default_num_steps
         start = time.perf_counter()
@@ -283,6 +295,7 @@ class PolicyRuntime:
                     noise,
                     steps,
                     target_time=self.is_snapflow,
+                    trained_jumps=self.trained_jumps,
                 )
         self._sync()
         t_denoise = time.perf_counter()

@@ -23,8 +23,11 @@ def make_observation(runtime, seed: int = 0, task: str = "pick up the red block"
     return Observation(images=images, state=state, task=task, stamp=123.5)
 
 
-def make_snapflow_copy(runtime, plain_dir: Path, out_dir: Path, scale: float = 0.0) -> Path:
-    """Copy a plain checkpoint and add a target-time embedding (zero, or random * ``scale``)."""
+def make_snapflow_copy(
+    runtime, plain_dir: Path, out_dir: Path, scale: float = 0.0, trained_jumps=(1.0,)
+) -> Path:
+    """Copy a plain checkpoint and add a target-time embedding (zero, or random * ``scale``)
+    trained, according to its ``snapflow.json``, on ``trained_jumps`` (None: any jump)."""
     shutil.copytree(plain_dir, out_dir)
     spec = target_time_spec_for(runtime.policy, runtime.policy_type)
     embedding = TargetTimeEmbedding(spec)
@@ -33,7 +36,10 @@ def make_snapflow_copy(runtime, plain_dir: Path, out_dir: Path, scale: float = 0
         for param in embedding.parameters():
             param.data = param.data.new_tensor(gen.normal(size=tuple(param.shape)) * scale)
     meta = SnapFlowMeta(
-        base_policy=str(plain_dir), policy_type=runtime.policy_type, target_time=spec
+        base_policy=str(plain_dir),
+        policy_type=runtime.policy_type,
+        target_time=spec,
+        trained_jumps=None if trained_jumps is None else list(trained_jumps),
     )
     write_snapflow_files(out_dir, meta, embedding)
     return out_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -48,7 +49,9 @@ def test_matches_lerobot_predict_action_chunk_exactly(runtime, steps):
 @pytest.mark.parametrize("steps", [1, 2, 5, 10])
 def test_chunk_shape_finite_and_timed(runtime, steps):
     obs = make_observation(runtime, seed=steps)
+    start = time.perf_counter()
     chunk = runtime.predict_chunk(obs, num_steps=steps)
+    wall = time.perf_counter() - start
     assert chunk.actions.shape == (runtime.chunk_size, runtime.action_dim)
     assert chunk.actions.dtype == np.float32
     assert np.all(np.isfinite(chunk.actions))
@@ -57,7 +60,8 @@ def test_chunk_shape_finite_and_timed(runtime, steps):
     t = chunk.timings
     for stage in (t.preprocess, t.prefix, t.denoise, t.postprocess):
         assert 0.0 < stage <= t.total
-    assert t.preprocess + t.prefix + t.denoise + t.postprocess == pytest.approx(t.total, rel=1e-6)
+    # the stamps are taken inside the call, in seconds: their span fits in its wall-clock time
+    assert t.total <= wall
 
 
 def test_default_steps_come_from_the_config(runtime):

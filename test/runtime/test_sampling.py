@@ -45,3 +45,15 @@ def test_velocity_receives_target_times():
 
     euler_sample(velocity, torch.zeros(2, 1, 1), 2, target_time=True)
     assert seen == [(1.0, 0.5), (0.5, 0.0)]
+
+
+def test_step_times_ask_only_for_trained_jumps():
+    jumps = [1.0, 0.5, 0.25]
+    assert step_times(1, True, jumps) == [(1.0, 0.0)]
+    assert [s for _, s in step_times(2, True, jumps)] == [0.5, 0.0]
+    assert [s for _, s in step_times(4, True, jumps)] == [0.75, 0.5, 0.25, 0.0]
+    for steps in (3, 5, 10):  # 1/N never trained: instantaneous velocity, s = t
+        assert all(t == s for t, s in step_times(steps, True, jumps))
+    assert all(t == s for t, s in step_times(2, True, [1.0]))
+    assert step_times(2, True, None) == [(1.0, 0.5), (0.5, 0.0)]  # None: any jump length
+    assert all(t == s for t, s in step_times(4, False, jumps))  # plain models: always s = t

@@ -60,7 +60,8 @@ def trained(
     runs = {}
     for kind, policy in policies.items():
         out = tmp_path_factory.mktemp(f"run_{kind}")
-        code = main(base_args(policy, dataset_root, out, "--eval-interval", "2", "--overwrite"))
+        extra = ("--eval-interval", "2", "--overwrite", "--mode-dim", "3")
+        code = main(base_args(policy, dataset_root, out, *extra))
         assert code == 0
         runs[kind] = out
     return runs
@@ -191,6 +192,7 @@ def test_distilled_checkpoint_loads_in_the_runtime(
     teacher_dir = policies[kind]
     meta = json.loads((model_dir / "snapflow.json").read_text())
     assert meta["steps_trained"] == STEPS and meta["default_num_steps"] == 1
+    assert meta["trained_jumps"] == [1.0, 0.5, 0.25]  # the default recursive objective
     assert meta["policy_type"] == kind and meta["settings"]["train"] == "expert"
     assert (model_dir / "config.json").read_bytes() == (teacher_dir / "config.json").read_bytes()
     assert (model_dir / ("vlm" if kind == "smolvla" else "tokenizer")).is_dir()
@@ -253,24 +255,33 @@ def test_resume_is_exact(
     assert (straight / CHECKPOINTS_DIR / LAST_LINK).resolve().name == "step_00000007"
 
 
-def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], dataset_root: Path):
-    run = trained["smolvla"]
-    final = json.loads((run / "eval" / f"step_{STEPS:08d}" / "report.json").read_text())
+def _eval_only(run: Path, policies: dict[str, Path], dataset_root: Path, *extra: str) -> dict:
     code = main(
         ["--eval-only", "--policy", str(policies["smolvla"]), "--dataset", str(dataset_root),
          "--output", str(run), "--eval-samples", "8", "--eval-batch-size", "8",
-         "--num-workers", "0", "--device", "cpu"]
+         "--num-workers", "0", "--device", "cpu", "--mode-dim", "3", *extra]
     )  # fmt: skip
     assert code == 0
     folder = run / "eval" / f"eval_only_step_{STEPS}"
-    report = json.loads((folder / "report.json").read_text())
     assert (folder / "eval.png").read_bytes()[:4] == b"\x89PNG"
-    names = ["teacher_10_steps", "teacher_1_step", "snapflow_1_step"]
+    return json.loads((folder / "report.json").read_text())
+
+
+def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], dataset_root: Path):
+    run = trained["smolvla"]
+    final = json.loads((run / "eval" / f"step_{STEPS:08d}" / "report.json").read_text())
+    report = _eval_only(run, policies, dataset_root)
+    names = ["teacher_10_steps", "teacher_2_steps", "teacher_1_step", "snapflow_1_step"]
     assert list(report["methods"]) == names
     assert "rewards predicting the average" in report["note"]
     assert "closed loop" in report["note"]
+    assert "REWARDS averaging" in report["metrics_guide"]["mse"]
     assert report["eval_episodes"] == json.loads((run / "run.json").read_text())["eval_episodes"]
     assert report["num_samples"] == 8 and report["step"] == STEPS
+    assert report["trained_jumps"] == [1.0, 0.5, 0.25]
+    floor = report["fidelity_floor"]
+    assert floor["num_frames"] == 8 and floor["draws_per_frame"] == 16
+    assert floor["energy_distance"] > 0
     for name in names:
         m = report["methods"][name]
         assert len(m["per_dim_mse"]) == 7 and len(m["per_horizon_mse"]) == 10
@@ -282,19 +293,135 @@ def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], datase
         )
         # a separately loaded teacher / the reloaded student reproduce the in-training eval
         assert m["mse"] == pytest.approx(final["methods"][name]["mse"], rel=1e-6)
-    # one step of denoising is faster than ten
-    lat = {n: report["methods"][n]["latency"]["denoise_ms"] for n in names}
-    assert lat["teacher_10_steps"] > 2 * lat["snapflow_1_step"]
+        fid = m["fidelity"]
+        mode = fid["mode"]
+        assert 0 <= mode["commitment"] <= 1 and 0 <= mode["right_sign"] <= 1
+        assert mode["num_observations"] == 8
+        if name == "teacher_10_steps":  # the reference itself
+            assert "energy_distance" not in fid
+            continue
+        assert fid["energy_distance"] > 0
+        assert fid["same_noise_rms"]["p90"] >= fid["same_noise_rms"]["mean"] > 0
+        assert fid["energy_distance"] == pytest.approx(
+            final["methods"][name]["fidelity"]["energy_distance"], rel=1e-6
+        )
+    # a random tiny teacher: one naive step lands far from its ten steps, two steps closer
+    rms = {n: report["methods"][n]["fidelity"]["same_noise_rms"]["mean"] for n in names[1:3]}
+    assert rms["teacher_2_steps"] < rms["teacher_1_step"]
     assert set(report["summary"]) >= {
         "snapflow_vs_teacher_n_mse_change_pct",
         "snapflow_vs_naive_1_step_mse_change_pct",
         "denoise_speedup_vs_teacher_n",
+        "snapflow_energy_distance_over_floor",
+        "snapflow_commitment_minus_teacher",
     }
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     steps = [row for row in log if "event" not in row]
     assert [row["step"] for row in steps] == list(range(1, STEPS + 1))
     assert all(row["samples_per_s"] > 0 and np.isfinite(row["loss"]) for row in steps)
-    assert [row["step"] for row in log if row.get("event") == "eval"] == [2, 3]
+    evals = [row for row in log if row.get("event") == "eval"]
+    assert [row["step"] for row in evals] == [2, 3]
+    assert all(row["eval/snapflow_1_step/energy_distance"] > 0 for row in evals)
+
+
+@pytest.mark.timing
+def test_one_step_denoises_faster_than_ten(
+    trained: dict[str, Path], policies: dict[str, Path], dataset_root: Path
+) -> None:
+    """Sanity window only (speed lives in the benchmarks): the median of 5 interleaved runs of
+    one denoising step is faster than ten steps. A stall of a loaded 2-core machine can hit
+    the few milliseconds measured here, so a failed try is retried (up to 3, reason printed)."""
+    ratios = []
+    for attempt in range(3):
+        report = _eval_only(trained["smolvla"], policies, dataset_root, "--latency-repeats", "5")
+        lat = {n: m["latency"]["denoise_ms"] for n, m in report["methods"].items()}
+        ratios.append(lat["teacher_10_steps"] / lat["snapflow_1_step"])
+        if ratios[-1] > 2:
+            return
+        print(f"try {attempt + 1}: 10-step / 1-step denoise time {ratios[-1]:.2f} <= 2 ({lat})")
+    pytest.fail(f"one step was not faster than ten in 3 tries: ratios {ratios}")
+
+
+def test_resume_with_more_steps_replans_the_decay(
+    policies: dict[str, Path], dataset_root: Path, tmp_path: Path
+) -> None:
+    """--resume with a larger --steps continues on the cosine of the new length."""
+    extra = ("--eval-episodes", "0", "--min-lr", "1e-6")
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    assert main(base_args(policies["smolvla"], dataset_root, resumed, *extra)) == 0  # 3 steps
+    more = (*extra, "--steps", "6")
+    assert main(base_args(policies["smolvla"], dataset_root, resumed, *more, "--resume")) == 0
+    assert main(base_args(policies["smolvla"], dataset_root, straight, *more)) == 0
+    lr = {
+        name: {row["step"]: row["lr"] for row in _log(folder / "train_log.jsonl")}
+        for name, folder in (("resumed", resumed), ("straight", straight))
+    }
+    tail = [lr["resumed"][k] for k in (4, 5)]
+    assert tail == pytest.approx([lr["straight"][k] for k in (4, 5)], rel=1e-9)
+    assert min(tail) > 10 * 1e-6  # not stuck at the floor (--min-lr) of the old 3-step plan
+
+
+def test_default_warmup_fits_the_run(
+    policies: dict[str, Path], dataset_root: Path, tmp_path: Path
+) -> None:
+    """Without --warmup-steps a short run warms up for steps / 30 (at least 1), not 1000."""
+    args = base_args(policies["smolvla"], dataset_root, tmp_path / "run", "--eval-episodes", "0")
+    i = args.index("--warmup-steps")
+    del args[i : i + 2]
+    assert main(args) == 0
+    rows = _log(tmp_path / "run" / "train_log.jsonl")
+    assert rows[0]["lr"] > 0.5e-3  # --lr 1e-3: out of the warm-up after one step
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["settings"]["warmup_steps"] is None
+    meta = json.loads((tmp_path / "run" / MODEL_DIR / "snapflow.json").read_text())
+    assert meta["settings"]["warmup_steps"] == 1
+
+
+def test_normalisation_statistics_warning_and_dataset_option(
+    policies: dict[str, Path],
+    dataset_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The tiny checkpoint's statistics are made up; the dataset's differ widely: distill says
+    so with numbers, and --normalization-stats dataset makes the student carry the dataset's."""
+    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+
+    extra = ("--eval-episodes", "0", "--steps", "2")
+    with caplog.at_level("WARNING", logger="snapflow_training"):
+        assert main(base_args(policies["smolvla"], dataset_root, tmp_path / "a", *extra)) == 0
+    warned = [r.getMessage() for r in caplog.records if "differ widely" in r.getMessage()]
+    assert len(warned) == 1 and "action (" in warned[0] and "dim " in warned[0], warned
+    caplog.clear()
+    out = tmp_path / "b"
+    args = base_args(policies["smolvla"], dataset_root, out, *extra)
+    with caplog.at_level("WARNING", logger="snapflow_training"):
+        assert main([*args, "--normalization-stats", "dataset"]) == 0
+    assert not [r for r in caplog.records if "differ widely" in r.getMessage()]
+    stats = LeRobotDatasetMetadata("local/x", root=dataset_root).stats
+    model = out / MODEL_DIR
+    (state,) = list(model.glob("policy_preprocessor_step_*_normalizer_processor.safetensors"))
+    saved = load_file(state)
+    np.testing.assert_allclose(saved["action.mean"].numpy(), stats["action"]["mean"], rtol=1e-6)
+    teacher = load_file(next(policies["smolvla"].glob("policy_preprocessor_step_*.safetensors")))
+    assert not np.allclose(teacher["action.mean"].numpy(), stats["action"]["mean"])
+    # the runtime unnormalises the student's actions with the dataset's statistics too
+    rt = runtime(model)
+    post = next(s for s in rt.postprocessor.steps if hasattr(s, "stats"))
+    np.testing.assert_allclose(post.stats["action"]["mean"], stats["action"]["mean"], rtol=1e-6)
+
+
+def test_rename_map_maps_dataset_cameras(
+    policies: dict[str, Path], dataset_root: Path, tmp_path: Path
+) -> None:
+    data_root = _dataset_variant(tmp_path / "top", camera_names=("top", "wrist"))
+    extra = ("--dataset", str(data_root), "--eval-episodes", "0", "--steps", "2")
+    args = base_args(policies["smolvla"], dataset_root, tmp_path / "run", *extra)
+    assert main(args) == 2  # the policy's front camera is missing
+    renames = json.dumps({"observation.images.top": "observation.images.front"})
+    assert main([*args, "--rename-map", renames]) == 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["settings"]["rename_map"] == {"observation.images.top": "observation.images.front"}
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -333,6 +460,8 @@ BAD_CASES = {
     "min lr": (lambda p, d, o, t: ["--min-lr", "1"], "--min-lr"),
     "lam": (lambda p, d, o, t: ["--lam", "nan"], "--lam"),
     "eval episodes": (lambda p, d, o, t: ["--eval-episodes", "9"], "no training episode"),
+    "warmup longer than the run": (lambda p, d, o, t: ["--warmup-steps", "10"], "--warmup-steps"),
+    "rename map": (lambda p, d, o, t: ["--rename-map", "[1, 2]"], "--rename-map"),
     "choice": (lambda p, d, o, t: ["--train", "vision"], "invalid choice"),
     "not a number": (lambda p, d, o, t: ["--steps", "ten"], "invalid int"),
     "snapflow teacher": (

@@ -177,7 +177,7 @@ def test_targets_carry_no_grad() -> None:
         return w * x
 
     out = snapflow_loss(velocity, actions, noise, config, 0, _gen())
-    assert grad_modes == [True, False, False]
+    assert grad_modes == [False, False, True]  # targets first, then the prediction
     assert out.total.requires_grad
     assert not out.flow_matching.requires_grad and not out.consistency.requires_grad
     (grad,) = torch.autograd.grad(out.total, w)
@@ -353,6 +353,9 @@ def test_model_mode_is_not_changed(mode: str) -> None:
         {"ramp_steps": 0},
         {"ramp_steps": 2.5},
         {"recursive_levels": 0},
+        {"target_source": "frozen"},
+        {"ema_decay": 1.0},
+        {"ema_decay": -0.1},
     ],
 )
 def test_invalid_config_raises(kwargs: dict[str, object]) -> None:
@@ -373,3 +376,66 @@ def test_invalid_inputs_raise() -> None:
     with pytest.raises(ValueError, match="action_is_pad"):
         pad = torch.zeros((B, H + 1), dtype=torch.bool)
         snapflow_loss(zero, actions, noise, SnapFlowConfig(), 0, None, pad)
+
+
+def test_trained_jumps_follow_the_objective() -> None:
+    assert SnapFlowConfig().trained_jumps() == [1.0, 0.5, 0.25]
+    assert SnapFlowConfig(recursive_levels=5).trained_jumps() == [1.0, 0.5, 0.25, 0.125, 0.0625]
+    assert SnapFlowConfig(progressive="none").trained_jumps() == [1.0]
+    assert SnapFlowConfig(progressive="ramp").trained_jumps() == [1.0]
+    assert SnapFlowConfig(progressive="none", consistency_times="random").trained_jumps() is None
+    assert SnapFlowConfig(alpha=1.0).trained_jumps() == []
+    # every trained jump is sampled by the objective, and nothing else
+    times = sample_snapflow_times(4096, SnapFlowConfig(), _gen())
+    jumps = (times.t - times.s)[times.is_consistency]
+    assert sorted(set(jumps.tolist())) == sorted(SnapFlowConfig().trained_jumps())
+
+
+def test_target_velocity_makes_the_targets_only() -> None:
+    """A separate target network changes the consistency term, never the prediction."""
+    actions, noise = _batch()
+    config = SnapFlowConfig(lam=0.5)
+    own = snapflow_loss(lambda x, t, s: 0.5 * x, actions, noise, config, 0, _gen())
+    calls: list[str] = []
+
+    def target(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        calls.append("target")
+        return torch.zeros_like(x)
+
+    other = snapflow_loss(
+        lambda x, t, s: 0.5 * x, actions, noise, config, 0, _gen(), target_velocity=target
+    )
+    assert calls == ["target", "target"]
+    assert torch.equal(other.flow_matching, own.flow_matching)
+    cons = other.times.is_consistency
+    x_t = other.times.t.view(-1, 1, 1) * noise + (1 - other.times.t.view(-1, 1, 1)) * actions
+    torch.testing.assert_close(other.consistency, _masked_mean((0.5 * x_t).square(), cons))
+
+
+@pytest.mark.parametrize("progressive", ["none", "recursive"])
+def test_instant_velocity_serves_the_smallest_level(progressive: str) -> None:
+    """With ``instant_velocity`` (e.g. a frozen teacher) the smallest level's instantaneous
+    velocities come from it (asked with s = t); larger levels still use the model's jumps."""
+    actions, noise = _batch()
+    config = SnapFlowConfig(progressive=progressive, lam=1.0)
+    seen: list[tuple[str, bool]] = []
+
+    def model(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        seen.append(("model", torch.is_grad_enabled()))
+        return x + 0.0 * s.view(-1, 1, 1)
+
+    def teacher(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        seen.append(("teacher", bool(torch.equal(t, s))))
+        return 3.0 * x
+
+    out = snapflow_loss(model, actions, noise, config, 0, _gen(), instant_velocity=teacher)
+    cons, smallest = out.times.is_consistency, out.times.smallest
+    if progressive == "none":  # every target is the teacher's two-step Euler
+        assert seen == [("teacher", True), ("teacher", True), ("model", True)]
+        target = (3.0 - 0.25 * 9.0) * noise  # v = 3x from x_1 = eps: two Euler half steps
+        torch.testing.assert_close(
+            out.consistency, _masked_mean((noise - target).square(), cons), rtol=1e-5, atol=0
+        )
+    else:
+        assert ("teacher", True) in seen and seen[-1] == ("model", True)
+        assert (cons & smallest).any() and (cons & ~smallest).any()

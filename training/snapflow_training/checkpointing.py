@@ -166,6 +166,24 @@ def begin_checkpoint(
     return tmp
 
 
+SHADOW_FILE = "shadow.pt"
+
+
+def save_shadow(staging: Path, values: list[torch.Tensor]) -> None:
+    """Add the EMA / frozen-teacher weights of the targets to a staging checkpoint."""
+    torch.save(values, staging / STATE_DIR / SHADOW_FILE)
+
+
+def load_shadow(path: Path) -> list[torch.Tensor]:
+    """The target weights saved by :func:`save_shadow` in a training checkpoint."""
+    file = path / STATE_DIR / SHADOW_FILE
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        msg = f"training checkpoint {path} has no readable {SHADOW_FILE}: {exc}"
+        raise DistillError(msg) from exc
+
+
 def write_rng(output: Path, step: int, rank: int, generator: torch.Generator) -> None:
     """Every process: add its random states to the staging folder of ``step``."""
     final = output / CHECKPOINTS_DIR / step_dir_name(step)

@@ -9,6 +9,7 @@ function of (seed, epoch), so a run can be resumed sample-exactly from its step 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,16 +61,46 @@ def load_metadata(source: DatasetSource):
         ) from exc
 
 
-def check_features(meta, policy_config) -> None:
-    """Refuse a dataset whose cameras / state / action do not fit the policy."""
-    features = meta.features
-    cameras = list(meta.camera_keys)
+def parse_rename_map(text: str | dict[str, str] | None) -> dict[str, str]:
+    """``--rename-map`` (JSON object: dataset key -> policy key, as LeRobot's ``rename_map``)."""
+    if text is None or text == "":
+        return {}
+    try:
+        mapping = json.loads(text) if isinstance(text, str) else dict(text)
+    except json.JSONDecodeError as exc:
+        raise DistillError(f"--rename-map must be a JSON object, got {text!r}: {exc}") from exc
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+    ):
+        raise DistillError(f"--rename-map must map strings to strings, got {text!r}")
+    return mapping
+
+
+def set_rename_map(preprocessor, rename: dict[str, str]) -> None:
+    """Give the checkpoint's own rename step (LeRobot's) the dataset -> policy key map."""
+    if not rename:
+        return
+    steps = [s for s in getattr(preprocessor, "steps", []) if hasattr(s, "rename_map")]
+    if not steps:
+        raise DistillError("the checkpoint's preprocessor has no rename step for --rename-map")
+    steps[0].rename_map = dict(rename)
+
+
+def check_features(meta, policy_config, rename: dict[str, str] | None = None) -> None:
+    """Refuse a dataset whose cameras / state / action do not fit the policy.
+
+    ``rename`` maps dataset keys to the policy's (``--rename-map``).
+    """
+    rename = rename or {}
+    features = {rename.get(key, key): value for key, value in meta.features.items()}
+    cameras = [rename.get(key, key) for key in meta.camera_keys]
     wanted = list(policy_config.image_features)
     missing = [key for key in wanted if key not in cameras]
     if missing:
+        hint = "" if rename else "; --rename-map maps dataset keys to the policy's"
         raise DistillError(
             f"dataset cameras {cameras} do not include the policy's {missing} "
-            f"(the policy expects {wanted})"
+            f"(the policy expects {wanted}{hint})"
         )
     specs = (
         (STATE_KEY, policy_config.input_features.get(STATE_KEY)),
@@ -137,13 +168,15 @@ class DataSplit:
     delta_timestamps: dict[str, list[float]] | None
 
 
-def make_split(dataset: str, policy_config, eval_episodes: str) -> DataSplit:
+def make_split(
+    dataset: str, policy_config, eval_episodes: str, rename: dict[str, str] | None = None
+) -> DataSplit:
     """Open the dataset's metadata, check it against the policy and split its episodes."""
     from lerobot.datasets.factory import resolve_delta_timestamps
 
     source = resolve_dataset(dataset)
     meta = load_metadata(source)
-    check_features(meta, policy_config)
+    check_features(meta, policy_config, rename)
     total = int(meta.total_episodes)
     if total < 1:
         raise DistillError(f"dataset {dataset} has no episodes")

@@ -21,9 +21,9 @@ from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.policy_runtime import resolve_device
 from snapflow_training import checkpointing as cp
-from snapflow_training import data
+from snapflow_training import data, normalization
 from snapflow_training.errors import DistillError
-from snapflow_training.eval_runner import BASELINE_FILE, EvalOptions, Evaluator
+from snapflow_training.eval_runner import BASELINE_FILE, Baseline, EvalOptions, Evaluator
 from snapflow_training.run_support import (
     RunLog,
     StopFlag,
@@ -48,6 +48,7 @@ from snapflow_training.student import (
     DistillModule,
     LoadedPolicy,
     attach_fresh_target_time,
+    disable_gradient_checkpointing,
     load_policy,
     set_trainable,
 )
@@ -94,15 +95,39 @@ def _preflight(settings: DistillSettings) -> Path:
             f"--policy {checkpoint_dir} is already a SnapFlow checkpoint; pass the teacher it "
             "was distilled from (and --resume to continue a run)"
         )
-    data.make_split(settings.dataset, config, settings.eval_episodes)  # features fit the policy?
+    # features fit the policy?
+    data.make_split(settings.dataset, config, settings.eval_episodes, settings.renames())
     return out
 
 
 def _load(settings: DistillSettings, device: str, snapflow: bool | None, name: str) -> LoadedPolicy:
     try:
-        return load_policy(name, device, settings.vlm_path, settings.tokenizer_path, snapflow)
+        loaded = load_policy(name, device, settings.vlm_path, settings.tokenizer_path, snapflow)
     except ckpt.CheckpointError as exc:
         raise DistillError(str(exc)) from exc
+    data.set_rename_map(loaded.preprocessor, settings.renames())
+    return loaded
+
+
+def _normalisation(settings: DistillSettings, loaded: LoadedPolicy, split: data.DataSplit) -> None:
+    """Warn when the dataset's statistics differ widely from the checkpoint's; with
+    ``--normalization-stats dataset`` use the dataset's."""
+    rename = settings.renames()
+    dataset_stats = {rename.get(k, k): v for k, v in (split.meta.stats or {}).items()}
+    ours = normalization.checkpoint_stats(loaded.preprocessor)
+    differences = normalization.compare_stats(ours, dataset_stats)
+    if settings.normalization_stats == "dataset":
+        replaced = normalization.use_dataset_stats(
+            [loaded.preprocessor, loaded.postprocessor], split.meta.stats or {}, rename
+        )
+        LOG.info("normalising with the dataset's statistics for %s", ", ".join(replaced))
+    elif differences:
+        LOG.warning(
+            "the dataset's normalisation statistics differ widely from the checkpoint's, which "
+            "distill keeps (the teacher was trained with them): %s. Pass --normalization-stats "
+            "dataset to use the dataset's, as lerobot-train does when fine-tuning.",
+            "; ".join(differences),
+        )
 
 
 def _evaluator(
@@ -111,6 +136,7 @@ def _evaluator(
     loaded: LoadedPolicy,
     noise_shape: tuple[int, int],
     autocast: Callable[[], Any],
+    trained_jumps: list[float] | None,
 ) -> Evaluator | None:
     if not split.eval_episodes:
         return None
@@ -120,6 +146,10 @@ def _evaluator(
         batch_size=settings.eval_batch_size or settings.batch_size,
         num_workers=settings.num_workers,
         seed=settings.seed,
+        fidelity_frames=settings.fidelity_frames,
+        fidelity_draws=settings.fidelity_draws,
+        mode_dim=settings.mode_dim,
+        mode_group=settings.mode_group,
         latency_repeats=settings.latency_repeats,
     )
     context = {
@@ -139,7 +169,12 @@ def _evaluator(
         options,
         autocast,
         context,
-        cache_key={"teacher": settings.policy, "dtype": settings.dtype},
+        cache_key={
+            "teacher": settings.policy,
+            "dtype": settings.dtype,
+            "normalization_stats": settings.normalization_stats,
+        },
+        trained_jumps=trained_jumps,
     )
 
 
@@ -156,10 +191,15 @@ class Trainer:
         self.rank = self.acc.process_index
         self.autocast = autocast_factory(self.device, settings.dtype)
         self.teacher = _load(settings, str(self.device), False, settings.policy)
+        if disable_gradient_checkpointing(self.teacher.policy):
+            LOG.info("gradient checkpointing of the checkpoint turned off (see student.py)")
         recorded = read_run_file(out) if settings.resume else None
         if recorded is not None:
             check_resume_compatible(settings, recorded)
-        self.split = data.make_split(settings.dataset, self.teacher.config, settings.eval_episodes)
+        self.split = data.make_split(
+            settings.dataset, self.teacher.config, settings.eval_episodes, settings.renames()
+        )
+        _normalisation(settings, self.teacher, self.split)
         self.train_set = data.load_episodes(self.split, self.split.train_episodes)
         self.embedding = attach_fresh_target_time(self.teacher)
         self.trainable = set_trainable(
@@ -185,12 +225,15 @@ class Trainer:
         betas = tuple(getattr(cfg, "optimizer_betas", (0.9, 0.95)))
         self.optimizer = make_optimizer(params, settings.lr, weight_decay, betas)  # type: ignore[arg-type]
         self.schedule = WarmupCosine(
-            settings.lr, settings.min_lr, settings.warmup_steps, settings.steps, settings.schedule
+            settings.lr, settings.min_lr, settings.warmup(), settings.steps, settings.schedule
         )
         self.scheduler = make_scheduler(self.optimizer, self.schedule)
         self.generator = torch.Generator(device=self.device)
         noise_shape = self.module.adapter.noise_shape(1)[1:]
-        self.evaluator = _evaluator(settings, self.split, self.teacher, noise_shape, self.autocast)
+        self.trained_jumps = self.objective.trained_jumps()
+        self.evaluator = _evaluator(
+            settings, self.split, self.teacher, noise_shape, self.autocast, self.trained_jumps
+        )
         self.step = 0
         self.baseline = None
         self.settings_record = {
@@ -198,7 +241,7 @@ class Trainer:
             "train": settings.train,
             "lr": settings.lr,
             "min_lr": settings.min_lr,
-            "warmup_steps": settings.warmup_steps,
+            "warmup_steps": settings.warmup(),
             "schedule": settings.schedule,
             "weight_decay": weight_decay,
             "grad_clip": self.grad_clip,
@@ -209,6 +252,8 @@ class Trainer:
             "dataset": settings.dataset,
             "train_episodes": len(self.split.train_episodes),
             "eval_episodes": self.split.eval_episodes,
+            "normalization_stats": settings.normalization_stats,
+            "rename_map": settings.renames(),
         }
 
     # ---------------------------------------------------------------- state
@@ -250,14 +295,14 @@ class Trainer:
             raise DistillError(f"cannot resume from {path}: {exc}") from exc
         state = cp.load_training_state(path, self.rank)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        # A longer --steps on resume re-plans the decay (LambdaLR restored the old one).
-        self.scheduler.lr_lambdas[0].__dict__.update(asdict(self.schedule))
+        self.scheduler.load_state_dict(state["scheduler"])  # the step; the plan is ours
+        if self.module.shadow is not None:
+            self.module.shadow.load_state_dict(cp.load_shadow(path))
         cp.restore_rng(state["rng"], self.generator)
         self.step = int(state["progress"]["step"])
         LOG.info("resumed from %s at step %d", path, self.step)
 
-    def _teacher_baseline(self):
+    def _teacher_baseline(self) -> Baseline:
         cache = self.out / EVAL_DIR / BASELINE_FILE
         if self.step == 0:  # the freshly wrapped student IS the teacher (zero-init embedding)
             self.module.eval()
@@ -282,11 +327,12 @@ class Trainer:
             default_num_steps=1,
             steps_trained=self.step,
             settings=self.settings_record,
+            trained_jumps=self.trained_jumps,
         )
 
     def write_model(self, out_dir: Path) -> Path:
         """Export the student as a SnapFlow checkpoint folder."""
-        return cp.export_snapflow_checkpoint(
+        out = cp.export_snapflow_checkpoint(
             out_dir,
             self.teacher.policy,
             self.embedding,
@@ -295,6 +341,11 @@ class Trainer:
             self.teacher.vlm_dir,
             self.teacher.tokenizer_dir,
         )
+        if self.s.normalization_stats == "dataset":
+            normalization.write_processor_states(
+                out, self.teacher.preprocessor, self.teacher.postprocessor
+            )
+        return out
 
     def save(self) -> Path:
         """Atomic training checkpoint at the current step (all processes take part)."""
@@ -304,9 +355,11 @@ class Trainer:
             "num_processes": self.acc.num_processes,
         }
         if self.main:
-            cp.begin_checkpoint(
+            tmp = cp.begin_checkpoint(
                 self.out, self.step, self.write_model, self.optimizer, self.scheduler, progress
             )
+            if self.module.shadow is not None:
+                cp.save_shadow(tmp, self.module.shadow.state_dict())
         self.acc.wait_for_everyone()
         cp.write_rng(self.out, self.step, self.rank, self.generator)
         self.acc.wait_for_everyone()
@@ -353,6 +406,7 @@ class Trainer:
         if self.grad_clip and self.grad_clip > 0:
             norm = self.acc.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
+        self.module.after_optimizer_step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -446,15 +500,32 @@ class Trainer:
             for name, m in report["methods"].items():
                 record[f"eval/{name}/mse"] = m["mse"]
                 record[f"eval/{name}/sample_spread"] = m["sample_spread"]
+                fid = m.get("fidelity") or {}
+                if "energy_distance" in fid:
+                    record[f"eval/{name}/energy_distance"] = fid["energy_distance"]
+                if "mode" in fid:
+                    record[f"eval/{name}/commitment"] = fid["mode"]["commitment"]
+            if "fidelity_floor" in report:
+                record["eval/floor/energy_distance"] = report["fidelity_floor"]["energy_distance"]
             log.write(record)
         self.acc.wait_for_everyone()
         return report
 
 
 # ---------------------------------------------------------------------------- entry points
+ALPHA_ONE_NOTE = (
+    "--alpha 1 trains flow matching only: an ablation of the consistency term. Its output is a "
+    "SnapFlow checkpoint (not a teacher for distill, and its target-time embedding moves "
+    "during training); train teachers with LeRobot's lerobot-train "
+    "(python -m snapflow_training.teacher, docs/distillation.md)"
+)
+
+
 def distill(settings: DistillSettings) -> DistillResult:
     """Train (or resume) a SnapFlow student; raises DistillError on bad inputs."""
     settings.validate()
+    if settings.alpha >= 1.0:
+        LOG.warning(ALPHA_ONE_NOTE)
     accelerator = make_accelerator(settings.device, find_unused=settings.train == "all")
     out = _preflight(settings)
     accelerator.wait_for_everyone()  # every process checked the folder before anyone writes
@@ -464,11 +535,23 @@ def distill(settings: DistillSettings) -> DistillResult:
         return trainer.run(stop)
 
 
-def evaluate_only(settings: DistillSettings) -> DistillResult:
-    """Evaluate a SnapFlow checkpoint (``--student`` or ``<output>/model``) against its teacher."""
+@dataclass
+class EvaluationSetup:
+    """What :func:`evaluation_setup` prepares: the teacher, the evaluator, the student's folder."""
+
+    out: Path
+    student_dir: Path
+    device: str
+    teacher: LoadedPolicy
+    evaluator: Evaluator
+
+
+def evaluation_setup(settings: DistillSettings) -> EvaluationSetup:
+    """Check the inputs of ``--eval-only``, load the teacher and build the evaluator."""
     out = _preflight(settings)
     student_dir = Path(settings.student).expanduser() if settings.student else out / cp.MODEL_DIR
-    if not (student_dir / ckpt.SNAPFLOW_META).is_file():
+    student_meta = ckpt.SnapFlowMeta.read(student_dir)
+    if student_meta is None:
         raise DistillError(
             f"--eval-only: {student_dir} is not a SnapFlow checkpoint (pass --student or "
             "an --output whose model/ folder holds one)"
@@ -484,21 +567,31 @@ def evaluate_only(settings: DistillSettings) -> DistillResult:
         recorded = read_run_file(out).get("eval_episodes")
         if recorded:
             eval_episodes = "[" + ",".join(str(e) for e in recorded) + "]"
-    split = data.make_split(settings.dataset, teacher.config, eval_episodes)
+    split = data.make_split(settings.dataset, teacher.config, eval_episodes, settings.renames())
     if not split.eval_episodes:
         raise DistillError("--eval-only needs held-out episodes (--eval-episodes > 0)")
+    _normalisation(settings, teacher, split)
     noise_shape = make_adapter(teacher.policy, teacher.policy_type).noise_shape(1)[1:]
-    evaluator = _evaluator(settings, split, teacher, noise_shape, autocast)
+    evaluator = _evaluator(
+        settings, split, teacher, noise_shape, autocast, student_meta.trained_jumps
+    )
     assert evaluator is not None
+    return EvaluationSetup(out, student_dir, device, teacher, evaluator)
+
+
+def evaluate_only(settings: DistillSettings) -> DistillResult:
+    """Evaluate a SnapFlow checkpoint (``--student`` or ``<output>/model``) against its teacher."""
+    setup = evaluation_setup(settings)
+    teacher, evaluator, out = setup.teacher, setup.evaluator, setup.out
     create_output(out, clear=False)
     baseline = evaluator.teacher_baseline(
         make_adapter(teacher.policy, teacher.policy_type, None), None
     )
     teacher.policy = None  # free the teacher network before loading the student
     free_memory()
-    student = _load(settings, device, True, str(student_dir))
+    student = _load(settings, setup.device, True, str(setup.student_dir))
     student.policy.eval()
     adapter = make_adapter(student.policy, student.policy_type, student.target_time)
     step = student.meta.steps_trained if student.meta is not None else 0
     report = evaluator.evaluate(adapter, baseline, step, out / EVAL_DIR / f"eval_only_step_{step}")
-    return DistillResult(out, step, True, student_dir, report)
+    return DistillResult(out, step, True, setup.student_dir, report)

@@ -20,7 +20,13 @@ from typing import NoReturn
 
 from snapflow_ros.runtime.errors import CheckpointError
 from snapflow_training.errors import DistillError
-from snapflow_training.objective import ConsistencyTarget, ConsistencyTimes, Progressive
+from snapflow_training.normalization import STATS_SOURCES
+from snapflow_training.objective import (
+    ConsistencyTarget,
+    ConsistencyTimes,
+    Progressive,
+    TargetSource,
+)
 from snapflow_training.settings import DTYPES, DistillSettings
 
 EXIT_USAGE = 2
@@ -60,13 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
     io.add_argument("--vlm-path", help="local SmolVLA VLM folder (config + processor files)")
     io.add_argument("--tokenizer-path", help="local tokenizer folder (pi0.5: PaliGemma's)")
+    io.add_argument(
+        "--rename-map",
+        help="JSON map of dataset keys to the policy's, e.g. '{\"observation.images.top\": "
+        "\"observation.images.front\"}' (LeRobot's rename_map)",
+    )
+    io.add_argument(
+        "--normalization-stats",
+        choices=STATS_SOURCES,
+        default=d.normalization_stats,
+        help="checkpoint: normalise with the teacher's statistics (a warning lists dimensions "
+        "where the dataset's differ widely); dataset: replace them by the dataset's, as "
+        "lerobot-train does when fine-tuning (the student carries them)",
+    )
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in total")
     opt.add_argument("--batch-size", type=int, default=d.batch_size, help="per process")
     opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
     opt.add_argument("--min-lr", type=float, default=d.min_lr, help="lr at the end of the decay")
-    opt.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    opt.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=d.warmup_steps,
+        help="linear warm-up; default: min(1000, steps / 30); must be < --steps",
+    )
     opt.add_argument("--schedule", choices=("cosine", "constant"), default=d.schedule)
     opt.add_argument("--weight-decay", type=float, help="default: the checkpoint config's")
     opt.add_argument("--grad-clip", type=float, help="max grad norm; default: the config's")
@@ -106,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.recursive_levels,
         help="for --progressive recursive",
     )
+    obj.add_argument(
+        "--target-source",
+        choices=_choices(TargetSource),
+        default=d.target_source,
+        help="network making the consistency targets: the student itself, its EMA, or the "
+        "frozen teacher for the instantaneous velocities",
+    )
+    obj.add_argument("--ema-decay", type=float, default=d.ema_decay, help="--target-source ema")
 
     ev = p.add_argument_group("evaluation, logging, checkpoints")
     ev.add_argument(
@@ -116,6 +148,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval-interval", type=int, default=d.eval_interval, help="0: at the end")
     ev.add_argument("--eval-samples", type=int, default=d.eval_samples, help="frames evaluated")
     ev.add_argument("--eval-batch-size", type=int, help="default: --batch-size")
+    ev.add_argument(
+        "--fidelity-frames",
+        type=int,
+        default=d.fidelity_frames,
+        help="eval frames (evenly spaced) for the distribution metrics (0: none)",
+    )
+    ev.add_argument(
+        "--fidelity-draws",
+        type=int,
+        default=d.fidelity_draws,
+        help="noise draws per frame for the distribution metrics (energy distance, spread)",
+    )
+    ev.add_argument(
+        "--mode-dim",
+        type=int,
+        help="action dimension whose sign is a mode (e.g. left/right): report how often "
+        "draws commit to a mode and pick the recorded sign",
+    )
+    ev.add_argument(
+        "--mode-group",
+        help="per-frame dataset feature to split the mode metrics by (e.g. mode_visible)",
+    )
     ev.add_argument(
         "--latency-repeats",
         type=int,
@@ -158,7 +212,16 @@ def _summary(result) -> str:
     if result.report is not None:
         parts = [f"{name} mse={m['mse']:.5g}" for name, m in result.report["methods"].items()]
         lines.append(f"eval at step {result.report['step']}: " + ", ".join(parts))
-        lines.append("(MSE rewards averaging; see the report's note and sample_spread)")
+        fidelity = [
+            f"{name} energy={m['fidelity']['energy_distance']:.4g}"
+            for name, m in result.report["methods"].items()
+            if "energy_distance" in (m.get("fidelity") or {})
+        ]
+        if fidelity:
+            floor = result.report["fidelity_floor"]["energy_distance"]
+            head = f"energy distance to the teacher (floor {floor:.4g}): "
+            lines.append(head + ", ".join(fidelity))
+        lines.append("(MSE rewards averaging; the energy distance does not: see the report)")
     return "\n".join(lines)
 
 

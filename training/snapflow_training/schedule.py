@@ -49,5 +49,14 @@ def make_optimizer(
 def make_scheduler(
     optimizer: torch.optim.Optimizer, schedule: WarmupCosine
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """LambdaLR stepping ``schedule`` once per optimizer step."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    """LambdaLR stepping ``schedule`` once per optimizer step.
+
+    The lambda is a plain function, which LambdaLR neither saves nor restores: a resumed
+    run follows the schedule of its own settings (a larger ``--steps`` re-plans the decay),
+    while the step count comes from the checkpoint.
+    """
+
+    def factor(step: int) -> float:
+        return schedule(step)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

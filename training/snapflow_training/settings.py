@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from snapflow_training.data import parse_rename_map
 from snapflow_training.errors import DistillError
+from snapflow_training.normalization import STATS_SOURCES
 from snapflow_training.objective import SnapFlowConfig
 from snapflow_training.schedule import SCHEDULES
 from snapflow_training.student import TRAIN_MODES
@@ -32,9 +34,16 @@ RESUME_FIXED = (
     "consistency_times",
     "ramp_steps",
     "recursive_levels",
+    "target_source",
+    "ema_decay",
     "eval_episodes",
+    "normalization_stats",
+    "rename_map",
 )
 _OBJ = SnapFlowConfig()
+# Warm-up when --warmup-steps is not given: LeRobot's SmolVLA / pi0.5 presets use 1000 steps
+# of 30000; shorter runs get the same fraction (LeRobot rescales it likewise).
+WARMUP_STEPS, WARMUP_FRACTION = 1000, 1 / 30
 
 
 @dataclass
@@ -48,7 +57,7 @@ class DistillSettings:
     batch_size: int = 8
     lr: float = 2.5e-5
     min_lr: float = 2.5e-6
-    warmup_steps: int = 1000
+    warmup_steps: int | None = None
     schedule: str = "cosine"
     weight_decay: float | None = None
     grad_clip: float | None = None
@@ -59,6 +68,8 @@ class DistillSettings:
     consistency_times: str = _OBJ.consistency_times
     ramp_steps: int = _OBJ.ramp_steps
     recursive_levels: int = _OBJ.recursive_levels
+    target_source: str = _OBJ.target_source
+    ema_decay: float = _OBJ.ema_decay
     train: str = "expert"
     device: str = "auto"
     dtype: str = "float32"
@@ -67,6 +78,10 @@ class DistillSettings:
     eval_interval: int = 1000
     eval_samples: int = 256
     eval_batch_size: int | None = None
+    fidelity_frames: int = 32
+    fidelity_draws: int = 16
+    mode_dim: int | None = None
+    mode_group: str | None = None
     latency_repeats: int = 5
     save_interval: int = 1000
     log_interval: int = 10
@@ -79,7 +94,19 @@ class DistillSettings:
     stop_after: int | None = None
     vlm_path: str | None = None
     tokenizer_path: str | None = None
+    normalization_stats: str = "checkpoint"
+    rename_map: dict[str, str] | None = None
     progress_bar: bool = True
+
+    def warmup(self) -> int:
+        """Warm-up steps: as given, or ``min(1000, steps / 30)`` (at least 1) by default."""
+        if self.warmup_steps is None:
+            return min(WARMUP_STEPS, max(1, int(self.steps * WARMUP_FRACTION)))
+        return self.warmup_steps
+
+    def renames(self) -> dict[str, str]:
+        """The dataset -> policy key map of ``--rename-map`` (empty without one)."""
+        return parse_rename_map(self.rename_map)
 
     def objective(self) -> SnapFlowConfig:
         """The SnapFlow objective these settings describe (validated)."""
@@ -92,6 +119,8 @@ class DistillSettings:
                 ramp_steps=self.ramp_steps,
                 consistency_times=self.consistency_times,  # type: ignore[arg-type]
                 recursive_levels=self.recursive_levels,
+                target_source=self.target_source,  # type: ignore[arg-type]
+                ema_decay=self.ema_decay,
             )
         except ValueError as exc:
             raise DistillError(f"--{str(exc).replace('_', '-', 1)}") from exc
@@ -104,7 +133,14 @@ class DistillSettings:
         _finite_at_least("min-lr", self.min_lr, 0.0)
         if self.min_lr > self.lr:
             raise DistillError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr})")
-        _int_at_least("warmup-steps", self.warmup_steps, 0)
+        if self.warmup_steps is not None:
+            _int_at_least("warmup-steps", self.warmup_steps, 0)
+            if self.warmup_steps >= self.steps:
+                raise DistillError(
+                    f"--warmup-steps ({self.warmup_steps}) must be shorter than --steps "
+                    f"({self.steps}): the learning rate would never leave the warm-up (leave "
+                    "--warmup-steps out for steps / 30)"
+                )
         if self.weight_decay is not None:
             _finite_at_least("weight-decay", self.weight_decay, 0.0)
         if self.grad_clip is not None:
@@ -122,6 +158,12 @@ class DistillSettings:
             _int_at_least(name.replace("_", "-"), getattr(self, name), 0)
         _int_at_least("log-interval", self.log_interval, 1)
         _int_at_least("eval-samples", self.eval_samples, 1)
+        _int_at_least("fidelity-frames", self.fidelity_frames, 0)
+        _int_at_least("fidelity-draws", self.fidelity_draws, 2)
+        if self.mode_dim is not None:
+            _int_at_least("mode-dim", self.mode_dim, 0)
+        _choice("normalization-stats", self.normalization_stats, STATS_SOURCES)
+        self.rename_map = self.renames() or None
         if self.eval_batch_size is not None:
             _int_at_least("eval-batch-size", self.eval_batch_size, 1)
         if self.stop_after is not None:

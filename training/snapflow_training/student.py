@@ -9,6 +9,8 @@ every velocity call of the objective.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +101,63 @@ def set_trainable(policy: nn.Module, policy_type: str, mode: TrainMode) -> list[
     return names
 
 
+def disable_gradient_checkpointing(policy: nn.Module) -> bool:
+    """Turn LeRobot's gradient checkpointing (pi0.5's ``gradient_checkpointing``) off.
+
+    The distillation encodes the prefix once and reuses its KV cache for every velocity call;
+    Hugging Face's checkpointed layers drop a KV cache in training mode (the prefix cache
+    comes back empty and the expert would not see the prefix), so checkpointing cannot be
+    combined with it. Returns whether it was on.
+    """
+    model = getattr(policy, "model", None)
+    if model is None or not getattr(model, "gradient_checkpointing_enabled", False):
+        return False
+    model.gradient_checkpointing_disable()
+    return True
+
+
+class ShadowWeights:
+    """A second set of values for the trainable parameters: the frozen teacher's or an EMA.
+
+    :meth:`active` swaps them into the parameters for no-grad target calls; the objective
+    computes its targets before the prediction, so no autograd graph holds the parameters
+    while they are swapped.
+    """
+
+    def __init__(self, params: list[nn.Parameter]) -> None:
+        self.params = params
+        self.values = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        """``value <- decay * value + (1 - decay) * param`` after an optimizer step."""
+        for value, param in zip(self.values, self.params, strict=True):
+            value.lerp_(param.detach(), 1.0 - decay)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Within the context the parameters hold the shadow values."""
+        saved = [p.data for p in self.params]
+        try:
+            for param, value in zip(self.params, self.values, strict=True):
+                param.data = value
+            yield
+        finally:
+            for param, data in zip(self.params, saved, strict=True):
+                param.data = data
+
+    def state_dict(self) -> list[torch.Tensor]:
+        """The shadow values (CPU copies) for a training checkpoint."""
+        return [v.detach().to("cpu").clone() for v in self.values]
+
+    def load_state_dict(self, values: list[torch.Tensor]) -> None:
+        """Restore values saved by :meth:`state_dict`."""
+        if len(values) != len(self.values):
+            raise DistillError("the saved shadow weights do not match the trainable parameters")
+        for mine, saved in zip(self.values, values, strict=True):
+            mine.copy_(saved)
+
+
 class DistillModule(nn.Module):
     """Policy + target-time embedding; ``forward`` returns the SnapFlow loss of one batch.
 
@@ -123,6 +182,17 @@ class DistillModule(nn.Module):
         self.objective = objective
         self.train_prefix = train_prefix
         self.adapter = make_adapter(policy, policy_type, target_time)
+        self.shadow: ShadowWeights | None = None
+        if objective.target_source != "student":
+            trainable = [p for p in self.parameters() if p.requires_grad]
+            if not trainable:
+                raise DistillError("target_source needs trainable parameters (set them first)")
+            self.shadow = ShadowWeights(trainable)
+
+    def after_optimizer_step(self) -> None:
+        """Move the EMA towards the new weights (``target_source="ema"``)."""
+        if self.shadow is not None and self.objective.target_source == "ema":
+            self.shadow.update_ema(self.objective.ema_decay)
 
     def actions(self, batch: dict[str, Any]) -> torch.Tensor:
         """Normalised target action chunk (B, H, D) in the model's action space."""
@@ -153,6 +223,14 @@ class DistillModule(nn.Module):
             padded = torch.cat([x_t, t.view(-1, 1, 1).to(x_t.dtype) * noise_pad], dim=-1)
             return adapter.velocity(cache, padded, t, s)[..., :dim].float()
 
+        shadow = self.shadow
+
+        def shadow_velocity(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            assert shadow is not None
+            with shadow.active():
+                return velocity(x_t, t, s)
+
+        source = self.objective.target_source
         out = snapflow_loss(
             velocity,
             actions,
@@ -161,6 +239,8 @@ class DistillModule(nn.Module):
             step=step,
             generator=generator,
             action_is_pad=batch.get("action_is_pad"),
+            target_velocity=shadow_velocity if source == "ema" else None,
+            instant_velocity=shadow_velocity if source == "teacher" else None,
         )
         return {
             "loss": out.total,

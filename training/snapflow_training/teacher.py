@@ -1,0 +1,316 @@
+"""Train a small SmolVLA teacher offline with LeRobot's own ``lerobot-train``.
+
+A SnapFlow student is distilled from a flow-matching teacher; the teacher comes from LeRobot's
+trainer, not from ``distill`` (whose ``--alpha 1`` is an ablation only). This module builds the
+``lerobot-train`` command for a local LeRobotDataset and a tiny or small SmolVLA whose VLM is
+built from a local config folder (no Hub, random VLM weights), runs it, and turns LeRobot's
+``checkpoints/last/pretrained_model`` into a checkpoint folder that ``distill`` and the
+runtime load (``vlm/`` inside, ``vlm_model_name`` pointing at it).
+
+Run folder layout (``--output RUN``)::
+
+    RUN/vlm/            the VLM config + tokenizer folder the policy is built from
+    RUN/lerobot/        lerobot-train's own output (checkpoints/, train_config.json, logs)
+    RUN/teacher/        the checkpoint folder to pass to ``distill --policy``
+    RUN/teacher.json    the recipe and the exact command that was run
+
+Example::
+
+    python -m snapflow_training.teacher --dataset DATA --output runs/teacher --steps 3000
+    distill --policy runs/teacher/teacher --dataset DATA --output runs/snapflow
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from snapflow_training.errors import DistillError
+
+VlmSize = Literal["tiny", "small"]
+VLM_SIZES: tuple[str, ...] = ("tiny", "small")
+# Overrides of the tiny VLM (snapflow_ros.fixtures) that make the "small" one: 4x the width.
+SMALL_VLM = {
+    "text": {"hidden_size": 128, "intermediate_size": 512, "head_dim": 32},
+    "vision": {"hidden_size": 64, "intermediate_size": 128},
+}
+VLM_DIR, LEROBOT_DIR, TEACHER_DIR, RECIPE_FILE = "vlm", "lerobot", "teacher", "teacher.json"
+LAST_PRETRAINED = Path("checkpoints") / "last" / "pretrained_model"
+
+
+@dataclass
+class TeacherRecipe:
+    """How to train the teacher (the defaults are the benchmark's, see docs/distillation.md).
+
+    ``train_expert_only`` / ``freeze_vision_encoder`` are LeRobot's SmolVLA options; the VLM
+    here has random weights, so by default everything trains. ``lr`` is the peak of LeRobot's
+    warm-up + cosine schedule (``warmup_steps``, decaying to ``lr / 10`` over ``steps``).
+    ``episodes``: train on these episodes only (e.g. keep evaluation episodes out).
+    ``extra``: further ``--key=value`` arguments passed to ``lerobot-train`` unchanged.
+    """
+
+    dataset: str
+    output: str
+    vlm_size: VlmSize = "tiny"
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    chunk_size: int = 10
+    n_action_steps: int | None = None
+    num_steps: int = 10
+    train_expert_only: bool = False
+    freeze_vision_encoder: bool = False
+    seed: int = 1000
+    num_workers: int = 0
+    device: str = "cpu"
+    episodes: list[int] | None = None
+    extra: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Refuse values ``lerobot-train`` would reject late (or silently misread)."""
+        if self.vlm_size not in VLM_SIZES:
+            raise DistillError(f"--vlm-size must be one of {VLM_SIZES}, got {self.vlm_size!r}")
+        for name in ("steps", "batch_size", "chunk_size", "num_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DistillError(f"--{name.replace('_', '-')} must be an integer >= 1")
+        if self.n_action_steps is not None and not 1 <= self.n_action_steps <= self.chunk_size:
+            raise DistillError("--n-action-steps must be in [1, --chunk-size]")
+        if not self.lr > 0 or self.warmup_steps < 0:
+            raise DistillError("--lr must be > 0 and --warmup-steps >= 0")
+        if not (Path(self.dataset) / "meta" / "info.json").is_file():
+            raise DistillError(f"--dataset {self.dataset} is not a local LeRobot dataset folder")
+
+
+def write_vlm_folder(dest: Path, size: VlmSize) -> Path:
+    """The local VLM folder (config, processor, tokenizer) the SmolVLA is built from."""
+    from transformers import SmolVLMConfig
+
+    from snapflow_ros.fixtures.tiny_checkpoints import _write_smolvla_vlm
+
+    _write_smolvla_vlm(dest, "tiny")
+    if size == "small":
+        config = SmolVLMConfig.from_pretrained(dest)
+        for key, value in SMALL_VLM["text"].items():
+            setattr(config.text_config, key, value)
+        for key, value in SMALL_VLM["vision"].items():
+            setattr(config.vision_config, key, value)
+        config.save_pretrained(dest)
+    return dest
+
+
+def _dataset_shapes(root: Path) -> tuple[int, int, int]:
+    """State width, action width and the longest task prompt (bytes) of a local dataset."""
+    info = json.loads((root / "meta" / "info.json").read_text())
+    features = info["features"]
+    state = int(features["observation.state"]["shape"][0]) if "observation.state" in features else 0
+    action = int(features["action"]["shape"][0])
+    longest = 0
+    tasks = root / "meta" / "tasks.parquet"
+    if tasks.is_file():
+        import pandas as pd
+
+        frame = pd.read_parquet(tasks)
+        names = list(frame.index) if "task" not in frame.columns else list(frame["task"])
+        longest = max((len(str(name).encode()) for name in names), default=0)
+    return state, action, longest
+
+
+def build_command(recipe: TeacherRecipe, vlm_dir: Path, train_dir: Path) -> list[str]:
+    """The ``lerobot-train`` command line (as ``python -m lerobot.scripts.lerobot_train``)."""
+    from transformers import SmolVLMConfig
+
+    root = Path(recipe.dataset).resolve()
+    state_dim, action_dim, prompt = _dataset_shapes(root)
+    vlm = SmolVLMConfig.from_pretrained(vlm_dir)
+    image = int(vlm.vision_config.image_size)
+    # byte-level tokenizer: one token per byte, plus SmolVLA's newline and some room
+    max_length = max(32, 8 * -(-(prompt + 8) // 8))
+    args = {
+        "policy.type": "smolvla",
+        "policy.vlm_model_name": str(vlm_dir),
+        "policy.load_vlm_weights": "false",
+        "policy.num_vlm_layers": str(vlm.text_config.num_hidden_layers),
+        "policy.chunk_size": str(recipe.chunk_size),
+        "policy.n_action_steps": str(recipe.n_action_steps or recipe.chunk_size),
+        "policy.num_steps": str(recipe.num_steps),
+        "policy.resize_imgs_with_padding": f"[{image},{image}]",
+        "policy.max_state_dim": str(max(8, state_dim)),
+        "policy.max_action_dim": str(max(8, action_dim)),
+        "policy.tokenizer_max_length": str(max_length),
+        "policy.train_expert_only": str(recipe.train_expert_only).lower(),
+        "policy.freeze_vision_encoder": str(recipe.freeze_vision_encoder).lower(),
+        "policy.optimizer_lr": repr(recipe.lr),
+        "policy.scheduler_warmup_steps": str(recipe.warmup_steps),
+        "policy.scheduler_decay_steps": str(recipe.steps),
+        "policy.scheduler_decay_lr": repr(recipe.lr / 10),
+        "policy.device": recipe.device,
+        "policy.push_to_hub": "false",
+        "dataset.repo_id": f"local/{root.name}",
+        "dataset.root": str(root),
+        "output_dir": str(train_dir),
+        "steps": str(recipe.steps),
+        "batch_size": str(recipe.batch_size),
+        "num_workers": str(recipe.num_workers),
+        "seed": str(recipe.seed),
+        "save_freq": str(recipe.steps),
+        "log_freq": str(max(1, min(200, recipe.steps // 20))),
+        "wandb.enable": "false",
+    }
+    if recipe.episodes is not None:
+        args["dataset.episodes"] = "[" + ",".join(str(e) for e in recipe.episodes) + "]"
+    command = [sys.executable, "-m", "lerobot.scripts.lerobot_train"]
+    command += [f"--{key}={value}" for key, value in args.items()]
+    return command + list(recipe.extra)
+
+
+def offline_env() -> dict[str, str]:
+    """The environment of the training process: no Hub, no telemetry."""
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="disabled")
+    return env
+
+
+def export_teacher(train_dir: Path, vlm_dir: Path, dest: Path) -> Path:
+    """Copy LeRobot's last ``pretrained_model`` + the VLM folder into a checkpoint folder.
+
+    ``config.json`` is rewritten only to point ``vlm_model_name`` at the copied ``vlm/``, so
+    LeRobot's own ``from_pretrained`` loads the folder too.
+    """
+    source = train_dir / LAST_PRETRAINED
+    if not (source / "model.safetensors").is_file():
+        raise DistillError(f"lerobot-train left no checkpoint at {source}")
+    staging = dest.with_name(f".{dest.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source.resolve(), staging)
+    shutil.copytree(vlm_dir, staging / VLM_DIR)
+    config_path = staging / "config.json"
+    config = json.loads(config_path.read_text())
+    config["vlm_model_name"] = str((dest / VLM_DIR).resolve())
+    config_path.write_text(json.dumps(config, indent=4))
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    return dest
+
+
+def check_teacher(path: Path) -> None:
+    """Load the exported teacher exactly as ``distill`` and the runtime do (verified weights)."""
+    from snapflow_ros.runtime.checkpoint import load_checkpoint
+    from snapflow_ros.runtime.errors import CheckpointError
+
+    try:
+        load_checkpoint(path, "cpu")
+    except CheckpointError as exc:
+        raise DistillError(f"the exported teacher {path} does not load: {exc}") from exc
+
+
+def train_teacher(recipe: TeacherRecipe, quiet: bool = False) -> Path:
+    """Run ``lerobot-train`` for ``recipe`` and export the teacher; returns its folder."""
+    recipe.validate()
+    out = Path(recipe.output).expanduser().resolve()
+    if out.exists() and any(out.iterdir()):
+        raise DistillError(f"--output {out} is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    vlm_dir = write_vlm_folder(out / VLM_DIR, recipe.vlm_size)
+    train_dir = out / LEROBOT_DIR
+    command = build_command(recipe, vlm_dir, train_dir)
+    record = {"recipe": asdict(recipe), "command": command}
+    (out / RECIPE_FILE).write_text(json.dumps(record, indent=2))
+    start = time.perf_counter()
+    log = (out / "lerobot_train.log").open("w")
+    try:
+        proc = subprocess.run(
+            command,
+            env=offline_env(),
+            stdout=log if quiet else None,
+            stderr=subprocess.STDOUT if quiet else None,
+            check=False,
+        )
+    finally:
+        log.close()
+    if proc.returncode != 0:
+        log_file = out / "lerobot_train.log"
+        raise DistillError(f"lerobot-train failed (exit code {proc.returncode}, see {log_file})")
+    teacher = export_teacher(train_dir, vlm_dir, out / TEACHER_DIR)
+    check_teacher(teacher)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    record["teacher"] = str(teacher)
+    (out / RECIPE_FILE).write_text(json.dumps(record, indent=2))
+    return teacher
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    d = TeacherRecipe(dataset="", output="")
+    p = argparse.ArgumentParser(
+        prog="snapflow_teacher",
+        description="Train a tiny/small SmolVLA teacher offline with lerobot-train and export "
+        "a checkpoint folder for distill (docs/distillation.md).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", required=True, help="local LeRobotDataset root folder")
+    p.add_argument("--output", required=True, help="run folder (teacher in <output>/teacher)")
+    p.add_argument("--vlm-size", choices=VLM_SIZES, default=d.vlm_size)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--chunk-size", type=int, default=d.chunk_size)
+    p.add_argument("--n-action-steps", type=int, help="default: --chunk-size")
+    p.add_argument("--num-steps", type=int, default=d.num_steps, help="teacher's Euler steps")
+    p.add_argument("--train-expert-only", action="store_true", help="freeze the VLM")
+    p.add_argument("--freeze-vision-encoder", action="store_true")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--num-workers", type=int, default=d.num_workers)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--episodes", help="train on these episodes only, e.g. 0,1,2,5")
+    p.add_argument("--quiet", action="store_true", help="lerobot-train's output to a log file")
+    p.add_argument("extra", nargs="*", help="after --: further lerobot-train arguments")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: train, export, print the teacher folder."""
+    args = build_parser().parse_args(argv)
+    episodes = None
+    if args.episodes:
+        episodes = [int(e) for e in args.episodes.strip("[]").split(",") if e.strip()]
+    recipe = TeacherRecipe(
+        dataset=args.dataset,
+        output=args.output,
+        vlm_size=args.vlm_size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        chunk_size=args.chunk_size,
+        n_action_steps=args.n_action_steps,
+        num_steps=args.num_steps,
+        train_expert_only=args.train_expert_only,
+        freeze_vision_encoder=args.freeze_vision_encoder,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        device=args.device,
+        episodes=episodes,
+        extra=list(args.extra),
+    )
+    try:
+        teacher = train_teacher(recipe, quiet=args.quiet)
+    except DistillError as exc:
+        print(f"snapflow_teacher: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"teacher checkpoint: {teacher}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
