@@ -39,7 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
 
+from snapflow_ros.client import ClientError, NodeClient, wait_until
 from snapflow_ros.eval.processes import params_with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,19 +134,29 @@ def stop(proc: subprocess.Popen, timeout: float = 60.0) -> int:
     return proc.returncode
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` every 0.2 s; exit with a message after ``timeout``."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise SystemExit(f"golden: timed out waiting for {what}")
-        time.sleep(0.2)
+def watch(**procs: subprocess.Popen) -> Callable[[], str]:
+    """An ``alive`` check for the client's waits: names a process of ``procs`` that exited."""
+
+    def alive() -> str:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                return f"{name} exited ({proc.returncode})"
+        return ""
+
+    return alive
 
 
-def probe(env: dict[str, str], code: str, timeout: float) -> None:
-    """Run a small rclpy snippet in ``env`` (exit status 0 = done)."""
-    if subprocess.run([sys.executable, "-c", code], env=env, timeout=timeout + 60).returncode:
-        raise SystemExit("golden: the live session did not go as expected (see the logs)")
+def live_failed(exc: ClientError, work: Path) -> str:
+    """The message a failed live session exits with."""
+    return f"golden: the live session did not go as expected: {exc} (see the logs in {work})"
+
+
+def join_graph(env: dict[str, str]) -> NodeClient:
+    """A :class:`NodeClient` of the policy node in this process, on ``env``'s domain and
+    discovery range (the processes it watches run in ``env``)."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
+    return NodeClient("/policy_node", int(env["ROS_DOMAIN_ID"]), name="golden_probe", status=False)
 
 
 def live_libero(
@@ -168,44 +182,46 @@ def live_libero(
     )
     node = start(node_cmd, env, work / "node_live.log")
     rec = start(record, env, work / "record.log")
+    alive = watch(libero_bridge=bridge, policy_node=node, record=rec)
     try:
         wanted = [*cfg["inputs"], CHUNK_TOPIC]
-        wait_until(
-            lambda: all(f"recording {t} " in (work / "record.log").read_text() for t in wanted),
-            300,
-            "the recorder to subscribe (bridge + node up)",
-        )
-        probe(
-            env,
-            (
-                "import json, time, rclpy\n"
-                "from rclpy.qos import QoSProfile, DurabilityPolicy, ReliabilityPolicy\n"
-                "from std_msgs.msg import String\nfrom std_srvs.srv import Trigger\n"
-                "from lifecycle_msgs.srv import GetState\n"
-                "rclpy.init(); n = rclpy.create_node('golden_probe'); ev = []\n"
-                "q = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,"
-                " durability=DurabilityPolicy.TRANSIENT_LOCAL)\n"
-                "on = lambda m: ev.append(json.loads(m.data))\n"
-                "n.create_subscription(String, '/libero/episode', on, q)\n"
-                "def call(t, name, req):\n"
-                "    c = n.create_client(t, name); c.wait_for_service(120)\n"
-                "    f = c.call_async(req)\n"
-                "    rclpy.spin_until_future_complete(n, f, timeout_sec=120)\n"
-                "    return f.result()\n"
-                "end = time.monotonic() + 180\n"
-                "state = lambda: call(GetState, '/policy_node/get_state', GetState.Request())\n"
-                "while state().current_state.label != 'active' and time.monotonic() < end:\n"
-                "    time.sleep(0.5)\n"
-                "call(Trigger, '/libero_bridge/reset', Trigger.Request())\n"
-                "end = time.monotonic() + 600\n"
-                "while not any(e.get('event') == 'end' for e in ev) and time.monotonic() < end:\n"
-                "    rclpy.spin_once(n, timeout_sec=0.1)\n"
-                "end = time.monotonic() + 1.0\n"
-                "while time.monotonic() < end: rclpy.spin_once(n, timeout_sec=0.1)\n"
-                "raise SystemExit(0 if any(e.get('event') == 'end' for e in ev) else 1)\n"
-            ),
-            800,
-        )
+        with join_graph(env) as client:
+            episodes: list[dict[str, Any]] = []
+            client.node.create_subscription(
+                String,
+                "/libero/episode",
+                lambda msg: episodes.append(json.loads(msg.data)),
+                QoSProfile(
+                    depth=100,
+                    reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                ),
+            )
+            wait_until(
+                lambda: all(f"recording {t} " in (work / "record.log").read_text() for t in wanted),
+                300,
+                "the recorder to subscribe (bridge + node up)",
+                alive,
+                poll=0.2,
+            )
+            wait_until(
+                lambda: client.lifecycle_state(timeout=120, alive=alive) == "active",
+                180,
+                "the policy node to be active",
+                alive,
+                poll=0.5,
+            )
+            client.trigger("/libero_bridge/reset", timeout=120, alive=alive)
+            wait_until(
+                lambda: any(e.get("event") == "end" for e in episodes),
+                600,
+                "the end of the episode",
+                alive,
+                poll=0.1,
+            )
+            time.sleep(1.0)  # the last messages reach the recorder
+    except ClientError as exc:
+        raise SystemExit(live_failed(exc, work)) from None
     finally:
         if stop(rec) != 0:
             raise SystemExit("golden: record failed (see record.log)")
@@ -239,19 +255,16 @@ def live_synthetic(
     node = start(node_cmd, env, work / "node_live.log")
     args = [*cfg["inputs"], "--regex", "^/policy_node/", "--duration", str(duration)]
     try:
-        probe(
-            env,
-            (
-                "import rclpy, time\nfrom trajectory_msgs.msg import JointTrajectory\n"
-                "rclpy.init(); n = rclpy.create_node('golden_probe'); got = []\n"
-                f"n.create_subscription(JointTrajectory, '{CHUNK_TOPIC}', got.append, 10)\n"
-                "end = time.monotonic() + 300\n"
-                "while len(got) < 2 and time.monotonic() < end:\n"
-                "    rclpy.spin_once(n, timeout_sec=0.1)\n"
-                "raise SystemExit(0 if len(got) >= 2 else 1)\n"
-            ),
-            300,
-        )
+        with join_graph(env) as client:
+            chunks: list[JointTrajectory] = []
+            client.node.create_subscription(JointTrajectory, CHUNK_TOPIC, chunks.append, 10)
+            wait_until(
+                lambda: len(chunks) >= 2,
+                300,
+                f"two chunks on {CHUNK_TOPIC}",
+                watch(synthetic_source=source, policy_node=node),
+                poll=0.1,
+            )
         rec = subprocess.run(
             [str(BIN / "record"), *args, "-o", str(work / "inputs")],
             env=env,
@@ -259,6 +272,8 @@ def live_synthetic(
         )
         if rec.returncode:
             raise SystemExit(f"golden: record failed ({rec.returncode})")
+    except ClientError as exc:
+        raise SystemExit(live_failed(exc, work)) from None
     finally:
         stop(node)
         stop(source)
@@ -284,7 +299,7 @@ def main() -> int:
 
     cfg = SOURCES[args.source]
     if args.source == "libero":
-        from snapflow_ros.eval.libero_eval import libero_tiny_spec
+        from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
 
         spec = libero_tiny_spec("smolvla")
     else:

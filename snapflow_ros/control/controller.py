@@ -19,7 +19,9 @@ A control tick (:meth:`~PolicyController.tick`) judges the inputs at that instan
 inputs is executed past that point. An inference (:meth:`~PolicyController.infer_once`) runs
 when the plan's remaining horizon is below the replan threshold (``replan_threshold``, or
 automatic: 1.5 x p95 trigger-to-chunk latency + 2 periods) and the inputs changed since the
-last failed attempt; a malformed observation is announced once as a ``rejected`` event.
+last failed attempt; a malformed observation is announced once as a ``rejected`` event, and
+so is a policy output with NaN/inf actions (input ``policy``, reason code
+:data:`NON_FINITE_OUTPUT`), which holds until a valid chunk arrives.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ LATENCY_STAGES = ("preprocess", "prefix", "denoise", "postprocess", "total")
 COUNTS = ("inference_errors", "input_faults", "discarded_chunks", "nonfinite_commands")
 STARVATION_RECENT_S = 5.0  # diagnostics warn this long after a starvation
 RATE_WINDOW_S = 5.0
+NON_FINITE_OUTPUT = "non_finite_output"  # reason code of a policy output with NaN/inf actions
+
+
+class NonFiniteOutput(ValueError):
+    """The policy returned NaN/inf actions. The runtime raises its own
+    ``snapflow_ros.runtime.NonFiniteOutputError`` with the same :attr:`code` (this layer
+    cannot import the runtime: errors are told apart by their ``code``)."""
+
+    code = NON_FINITE_OUTPUT
 
 
 class Runtime(Protocol):
@@ -66,7 +77,9 @@ class Runtime(Protocol):
 
     ``predict_chunk`` returns an object with ``actions`` (H x D), ``num_steps`` and
     ``timings`` (``as_dict()``: seconds per stage). ``validate`` and ``predict_chunk`` raise
-    ``ValueError`` when the observation, or the policy's output for it, cannot be used.
+    ``ValueError`` when the observation, or the policy's output for it, cannot be used; one for
+    NaN/inf actions carries ``code`` = :data:`NON_FINITE_OUTPUT`
+    (``snapflow_ros.runtime.NonFiniteOutputError``).
     """
 
     action_dim: int
@@ -506,10 +519,15 @@ class PolicyController:
             chunk = session.runtime.predict_chunk(obs, num_steps=settings.steps)
             actions = np.asarray(chunk.actions, np.float64)
             if not np.all(np.isfinite(actions)):
-                raise ValueError("the policy returned NaN/inf actions")
+                raise NonFiniteOutput("the policy returned NaN/inf actions")
         except ValueError as exc:  # the observation was valid: the output is not
+            code = getattr(exc, "code", "")
+            why = f"{code}: {exc}" if code == NON_FINITE_OUTPUT else str(exc)
             problem = InputProblem(
-                f"policy: {exc}", fault=True, input_name="policy", stamp_ns=observed.stamp_ns
+                short(f"policy: {why}"),
+                fault=True,
+                input_name="policy",
+                stamp_ns=observed.stamp_ns,
             )
             self._reject(problem, hold=True)
             with self._lock:

@@ -19,7 +19,7 @@ episode results. Topics, parameters, services and the two timing modes are docum
   clock, stamps in wall time, a missing command is replaced by a no-op (or held).
 
 The logic (episodes, commands, the lock-step clock protocol, real-time pacing) is the
-ROS-free :class:`~snapflow_ros.nodes.libero_episodes.EpisodeDriver`; this node declares and
+ROS-free :class:`~snapflow_ros.sim.episodes.EpisodeDriver`; this node declares and
 checks the parameters, converts messages and runs the driver's simulation thread (the
 simulator's OpenGL context is bound to it). ROS callbacks only hand commands and requests to
 the driver.
@@ -49,7 +49,6 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 
-from snapflow_ros.nodes.libero_episodes import EpisodeDriver
 from snapflow_ros.nodes.process import exit_process, init_ros, log_at, spin
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image_fields, stamp_to_ns
 from snapflow_ros.sim import (
@@ -63,6 +62,7 @@ from snapflow_ros.sim import (
     prepare_libero,
     validate_action,
 )
+from snapflow_ros.sim.episodes import EpisodeDriver
 from snapflow_ros.sim.suites import (
     CONTROL_FREQ,
     check_init_state,
@@ -331,7 +331,7 @@ class LiberoBridge(Node):
 
     def observation(self, obs: Any, stamp_ns: int) -> None:
         """Publish an observation (the driver's outputs, see
-        :class:`~snapflow_ros.nodes.libero_episodes.BridgeOutputs`)."""
+        :class:`~snapflow_ros.sim.episodes.BridgeOutputs`)."""
         msgs: list[tuple[Any, Any]] = []
         for name, img in obs.images.items():
             msg = self._header(

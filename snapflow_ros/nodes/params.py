@@ -23,7 +23,7 @@ from snapflow_ros.control import BLEND_MODES, DEFAULT_MAX_LEAD, HOLD_MODES, Acti
 from snapflow_ros.control.inputs import MAX_FUTURE_STAMP, STAMP_MODES
 from snapflow_ros.fixtures.policy_paths import check_policy_path, tiny_names
 from snapflow_ros.ros_conversions.state import JOINT_FIELDS, POSE_FORMATS, pose_size
-from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES
+from snapflow_ros.runtime.options import COMPILE_MODES, DTYPE_NAMES, ENGINES
 
 NODE_NAME = "policy_node"
 COMMAND_TYPES = ("joint_state", "float64_multi_array", "joint_trajectory")
@@ -200,7 +200,7 @@ PARAMS: list[ParamSpec] = [
         "dtype",
         "float32",
         "`float32` or `bfloat16` (autocast).",
-        checks=(one_of("float32", "bfloat16"),),
+        checks=(one_of(*DTYPE_NAMES),),
     ),
     ParamSpec(
         "engine",

@@ -169,7 +169,7 @@ def _build_policy(policy_type: str, config, checkpoint_dir: Path) -> nn.Module:
             return SmolVLAPolicy(config)
         from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 
-        from snapflow_ros.fixtures.tiny_pi05_arch import TinyPI05Arch, tiny_pi05_architecture
+        from snapflow_ros.runtime.tiny_pi05_arch import TinyPI05Arch, tiny_pi05_architecture
 
         arch = TinyPI05Arch.load(checkpoint_dir)
         if arch is None:

@@ -33,10 +33,9 @@ from snapflow_ros.runtime.adapters import (
     SuffixContext,
     prefix_restorer,
 )
+from snapflow_ros.runtime.options import COMPILE_MODES
+from snapflow_ros.runtime.options import ENGINES as ENGINES  # re-exported (the old place)
 from snapflow_ros.runtime.sampling import step_times
-
-ENGINES = ("eager", "fast", "compiled")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass

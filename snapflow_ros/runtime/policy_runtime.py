@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,11 @@ import torch
 
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
-from snapflow_ros.runtime.errors import CheckpointError, ObservationError
-from snapflow_ros.runtime.fast_path import (
-    COMPILE_MODES,
-    ENGINES,
-    FastSampler,
-    cast_matrix_weights,
-    compile_pass,
-)
+from snapflow_ros.runtime.errors import CheckpointError, NonFiniteOutputError, ObservationError
+from snapflow_ros.runtime.fast_path import FastSampler, cast_matrix_weights, compile_pass
+from snapflow_ros.runtime.options import COMPILE_MODES as COMPILE_MODES  # re-exported
+from snapflow_ros.runtime.options import DTYPE_NAMES, RuntimeOptions
+from snapflow_ros.runtime.options import ENGINES as ENGINES  # re-exported
 from snapflow_ros.runtime.sampling import euler_sample
 from snapflow_ros.runtime.types import ActionChunk, Observation, StageTimings
 
@@ -29,53 +25,7 @@ LOG = logging.getLogger(__name__)
 
 IMAGE_PREFIX = "observation.images."
 STATE_KEY = "observation.state"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@dataclass
-class RuntimeOptions:
-    """How to load and run a checkpoint.
-
-    ``device``: ``auto`` (cuda when present, else cpu), ``cpu``, ``cuda`` or ``cuda:N``.
-    ``dtype``: ``float32`` or ``bfloat16`` (autocast around the model passes).
-    ``num_steps``: default denoising steps (None: 1 for SnapFlow, the config's value otherwise).
-    ``seed``: seeds the denoising noise generator (identical chunks for identical inputs).
-    ``vlm_path`` / ``tokenizer_path``: local folders replacing Hub downloads of the SmolVLA VLM
-    config/processor or the pi0.5 PaliGemma tokenizer (found automatically in the checkpoint's
-    ``vlm/`` or ``tokenizer/`` subfolder).
-    ``warmup``: number of warm-up predictions at load.
-    ``engine``: ``eager`` (LeRobot's denoise step, the reference), ``fast`` (per-step work
-    hoisted out of the loop, prompts padded to a fixed length, with ``bfloat16`` the matrix
-    weights stored in bfloat16; bit-identical to eager in float32) or
-    ``compiled`` (``fast`` with the expert pass under ``torch.compile``).
-    ``compile_mode``: the ``torch.compile`` mode of the ``compiled`` engine
-    (``reduce-overhead`` uses CUDA graphs on a GPU).
-    ``compile_prefix``: also compile the prefix (vision + language) encoder.
-    """
-
-    device: str = "auto"
-    dtype: str = "float32"
-    num_steps: int | None = None
-    seed: int | None = 0
-    vlm_path: str | None = None
-    tokenizer_path: str | None = None
-    warmup: int = 1
-    engine: str = "eager"
-    compile_mode: str = "default"
-    compile_prefix: bool = False
-
-    def check(self) -> None:
-        """Raise :class:`CheckpointError` on an unknown dtype, engine or compile mode."""
-        if self.dtype not in DTYPES:
-            raise CheckpointError(f"unknown dtype {self.dtype!r} (float32 or bfloat16)")
-        if self.engine not in ENGINES:
-            raise CheckpointError(f"unknown engine {self.engine!r} ({', '.join(ENGINES)})")
-        if self.compile_mode not in COMPILE_MODES:
-            raise CheckpointError(
-                f"unknown compile_mode {self.compile_mode!r} ({', '.join(COMPILE_MODES)})"
-            )
-        if self.compile_prefix and self.engine != "compiled":
-            raise CheckpointError("compile_prefix needs engine 'compiled'")
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}  # float32, bfloat16
 
 
 def resolve_device(device: str) -> str:
@@ -303,7 +253,7 @@ class PolicyRuntime:
         out = actions[0].detach().to("cpu", torch.float32).numpy()
         end = time.perf_counter()
         if not np.all(np.isfinite(out)):
-            raise ObservationError("the policy produced NaN/inf actions for this observation")
+            raise NonFiniteOutputError("the policy produced NaN/inf actions for this observation")
         timings = StageTimings(
             preprocess=t_pre - start,
             prefix=t_prefix - t_pre,

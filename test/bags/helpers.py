@@ -1,5 +1,5 @@
-"""Shared helpers of the bag tests: golden paths and tolerances, CLI runs, bag rewriting, an MCAP
-reader, a stall probe for the timing tests."""
+"""Shared helpers of the bag tests: golden paths and tolerances, the golden policy node, CLI runs,
+bag rewriting, an MCAP reader, a stall probe for the timing tests."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import yaml
 
 from snapflow_ros.bags.chunks import read_chunks
 from snapflow_ros.bags.io import BagMessage, BagReader, BagWriter, deserialize, typestore
 
-from ..nodes.harness import LoggedProcess, console_script
+from ..nodes.harness import Harness, LoggedProcess, NodeProcess, console_script
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "test" / "data" / "golden"
@@ -195,6 +197,36 @@ def golden_spec() -> Any:
     spec = dict(golden_info()["checkpoint"]["tiny_spec"])
     spec["camera_names"] = tuple(spec["camera_names"])
     return TinySpec(**spec)
+
+
+def golden_params() -> dict[str, Any]:
+    """The golden policy node's parameters (``policy_params.yaml``; ``policy_path`` empty)."""
+    params = yaml.safe_load((GOLDEN / "policy_params.yaml").read_text())
+    return params["/**/policy_node"]["ros__parameters"]
+
+
+@contextmanager
+def golden_node(tiny_cache: Path, tmp: Path, domain: int) -> Iterator[tuple[Harness, NodeProcess]]:
+    """The golden policy node (golden parameters and tiny checkpoint) on sim time, a separate
+    process on ``domain``, and a harness joined to it; on exit the node must stop with exit
+    code 0 and no traceback in its log (``tmp / "node.log"``)."""
+    from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+
+    ckpt = ensure_tiny_checkpoint(golden_spec(), tiny_cache)
+    params = yaml.safe_load((GOLDEN / "policy_params.yaml").read_text())
+    params["/**/policy_node"]["ros__parameters"]["policy_path"] = str(ckpt)
+    params_file = tmp / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    proc = NodeProcess(params_file, domain, tmp / "node.log", ["use_sim_time:=true"])
+    harness = Harness(domain)
+    try:
+        yield harness, proc
+    finally:
+        harness.close()
+        rc = proc.stop()
+        log = proc.log()
+    assert rc == 0, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
 
 
 def golden_camera_topics() -> list[str]:

@@ -14,16 +14,13 @@ import signal
 from pathlib import Path
 
 import pytest
-import yaml
 
 from snapflow_ros.bags.chunks import read_chunks
 from snapflow_ros.bags.io import BagReader, header_stamp_ns, typestore
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
-from test.nodes.harness import Harness, NodeProcess, domain_id, ros_env, wait_for
+from test.nodes.harness import domain_id, ros_env, wait_for
 
 from .helpers import (
     CHUNK_TOPIC,
-    GOLDEN,
     GOLDEN_INPUTS,
     GOLDEN_OUTPUTS,
     Proc,
@@ -32,7 +29,8 @@ from .helpers import (
     golden_action_tolerance,
     golden_camera_topics,
     golden_info,
-    golden_spec,
+    golden_node,
+    golden_params,
     rewrite_bag,
     run_cli,
 )
@@ -50,21 +48,8 @@ CAMERAS = golden_camera_topics()
 def node(tiny_cache, tmp_path_factory):
     """The golden policy node (golden parameters and tiny checkpoint) on sim time."""
     tmp = tmp_path_factory.mktemp("replay")
-    ckpt = ensure_tiny_checkpoint(golden_spec(), tiny_cache)
-    params = yaml.safe_load((GOLDEN / "policy_params.yaml").read_text())
-    params["/**/policy_node"]["ros__parameters"]["policy_path"] = str(ckpt)
-    params_file = tmp / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
-    proc = NodeProcess(params_file, DOMAIN, tmp / "node.log", ["use_sim_time:=true"])
-    harness = Harness(DOMAIN)
-    try:
+    with golden_node(tiny_cache, tmp, DOMAIN) as (harness, proc):
         yield harness, proc, tmp
-    finally:
-        harness.close()
-        rc = proc.stop()
-        log = proc.log()
-    assert rc == 0, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
 
 
 def replay(tmp: Path, name: str, *extra: str, bag: Path = GOLDEN_INPUTS) -> tuple[Run, Path]:
@@ -288,8 +273,7 @@ def test_ctrl_c_finalises_the_outputs_and_restores_the_node(node):
     with BagReader(out) as reader:  # finalised: readable, with what it had
         steps = reader.replay_info()["steps"]
         assert reader.topics[CHUNK_TOPIC].count == steps < INFO["counts"]["outputs"][CHUNK_TOPIC]
-    params = yaml.safe_load((GOLDEN / "policy_params.yaml").read_text())
-    expected = params["/**/policy_node"]["ros__parameters"]
+    expected = golden_params()
     assert harness.get_params("input_timeout", "replan_threshold") == [
         expected["input_timeout"],
         expected["replan_threshold"],

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from snapflow_ros.bags.chunks import CHUNK_TYPE, STATUS_TYPE, read_chunks, read_status_events
 from snapflow_ros.bags.io import BagMessage, BagReader, BagWriter, deserialize, typestore
@@ -26,17 +25,16 @@ from snapflow_ros.bags.lockstep import (
     Rejection,
     parse_rejection,
 )
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
-from test.nodes.harness import Harness, NodeProcess, domain_id, ros_env
+from test.nodes.harness import domain_id, ros_env
 
 from .helpers import (
     CHUNK_TOPIC,
-    GOLDEN,
     GOLDEN_INPUTS,
     GOLDEN_OUTPUTS,
     Run,
     golden_info,
-    golden_spec,
+    golden_node,
+    golden_params,
     rewrite_bag,
     run_cli,
 )
@@ -235,22 +233,9 @@ def nan_state_bag(dst: Path) -> tuple[Path, int]:
 def node(tiny_cache, tmp_path_factory):
     """The golden policy node (golden parameters and tiny checkpoint) on sim time."""
     tmp = tmp_path_factory.mktemp("rejected")
-    ckpt = ensure_tiny_checkpoint(golden_spec(), tiny_cache)
-    params = yaml.safe_load((GOLDEN / "policy_params.yaml").read_text())
-    params["/**/policy_node"]["ros__parameters"]["policy_path"] = str(ckpt)
-    params_file = tmp / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
-    proc = NodeProcess(params_file, DOMAIN, tmp / "node.log", ["use_sim_time:=true"])
-    harness = Harness(DOMAIN)
-    bag, target = nan_state_bag(tmp / "nan_inputs")
-    try:
+    with golden_node(tiny_cache, tmp, DOMAIN) as (harness, proc):
+        bag, target = nan_state_bag(tmp / "nan_inputs")
         yield harness, proc, tmp, bag, target
-    finally:
-        harness.close()
-        rc = proc.stop()
-        log = proc.log()
-    assert rc == 0, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
 
 
 def replay(tmp: Path, bag: Path, name: str, *extra: str) -> tuple[Run, Path]:
@@ -324,8 +309,7 @@ def test_stop_on_reject_stops_at_once_with_the_reason(node):
         stamps = [c.stamp_ns for c in read_chunks(reader, CHUNK_TOPIC)]
     assert stamps == [s for s in golden if s < target]
     assert info["rejected_observations"] == 1
-    params = yaml.safe_load((GOLDEN / "policy_params.yaml").read_text())
-    expected = params["/**/policy_node"]["ros__parameters"]
+    expected = golden_params()
     assert harness.get_params("input_timeout", "replan_threshold") == [
         expected["input_timeout"],
         expected["replan_threshold"],

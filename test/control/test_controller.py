@@ -19,7 +19,9 @@ from snapflow_ros.control import (
     Settings,
     auto_replan_threshold,
 )
+from snapflow_ros.control.controller import NON_FINITE_OUTPUT
 from snapflow_ros.control.status import ChunkEvent, RejectedEvent
+from snapflow_ros.runtime.errors import NonFiniteOutputError, ObservationError
 
 from .fakes import DIM, DT, HORIZON, FakeClock, Msg, Recorder, S, rig
 
@@ -234,6 +236,7 @@ def test_a_non_finite_policy_output_is_rejected_and_held():
     r.step()
     (event,) = r.out.of("rejected")
     assert event.input == "policy" and "NaN" in event.reason
+    assert event.reason.startswith(f"policy: {NON_FINITE_OUTPUT}: ")
     assert "policy" in r.ctl.inference_error and r.ctl.fault
     assert values(r.out) == [1.0]  # the old plan is not executed past the fault
     assert r.ctl.report().counters["inference_errors"] == 1
@@ -242,6 +245,45 @@ def test_a_non_finite_policy_output_is_rejected_and_held():
     r.feed(3.0)
     r.step()
     assert values(r.out) == [1.0, 3.0] and not r.ctl.fault and not r.ctl.inference_error
+
+
+def test_the_runtimes_non_finite_output_error_holds_with_its_own_reason():
+    r = rig(Settings(task_text="pick", replan_threshold=0.35))
+    r.feed(1.0)
+    r.step()
+    message = "the policy produced NaN/inf actions for this observation"
+    r.runtime.error = NonFiniteOutputError(message)  # raised by the runtime, not returned
+    r.clock.advance(DT)
+    r.feed(2.0)
+    r.step()
+    (event,) = r.out.of("rejected")
+    reason = f"policy: non_finite_output: {message}"
+    assert (event.input, event.reason, event.stamp_ns) == ("policy", reason, r.clock.ns)
+    assert r.ctl.fault == reason and r.ctl.inference_error == reason  # a visible fault
+    report = r.ctl.report()
+    assert report.problems == [{"severity": "fault", "input": "policy", "message": reason}]
+    assert not report.healthy and report.counters["inference_errors"] == 1
+    assert report.counters["input_faults"] == 0  # the inputs are not blamed
+    assert ("error", f"holding: {reason}") in r.out.logs
+    assert not any("inference failed" in text for _, text in r.out.logs)  # not a crash
+    assert values(r.out) == [1.0]  # held: the old plan is not executed past the fault
+    r.clock.advance(DT)
+    r.step()
+    assert values(r.out) == [1.0] and len(r.out.of("rejected")) == 1  # announced once
+    r.runtime.error = None
+    r.feed(3.0)
+    r.step()
+    assert values(r.out) == [1.0, 3.0] and not r.ctl.fault and not r.ctl.inference_error
+
+
+def test_other_value_errors_of_the_policy_keep_their_message():
+    r = rig()
+    r.feed(1.0)
+    r.runtime.error = ObservationError("state contains NaN/inf or is not numeric")
+    r.step()
+    (event,) = r.out.of("rejected")
+    assert event.input == "policy" and NON_FINITE_OUTPUT not in event.reason
+    assert event.reason == "policy: state contains NaN/inf or is not numeric"
 
 
 def test_an_inference_failure_is_a_fault_until_the_next_chunk():

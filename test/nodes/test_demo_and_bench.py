@@ -1,4 +1,5 @@
-"""`snapflow_demo` and the node-overhead benchmark, end to end (short runs)."""
+"""`snapflow_demo` end to end (a short run); the node-overhead benchmark's smoke test is in
+test/bench/test_node_overhead_smoke.py."""
 
 from __future__ import annotations
 
@@ -40,31 +41,3 @@ def test_snapflow_demo_runs_and_exits_cleanly(tiny_smolvla_dir, tiny_cache, tmp_
     phases = result["phases"]
     assert [p["steps"] for p in phases] == [10, 1]  # checkpoint default, then the A/B switch
     assert all(p["chunks"] > 0 and p["commands"] > 0 for p in phases)
-
-
-def test_node_overhead_benchmark_smoke(tiny_smolvla_dir, tiny_cache, tmp_path):
-    out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snapflow_ros.bench.node_overhead",
-            "--duration",
-            "3",
-            "--repeats",
-            "5",
-            "--out",
-            str(out),
-        ],
-        env=_env_with_cache(tiny_cache, tmp_path, domain_id(5)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, text[-4000:]
-    assert "| **overhead = in + internal + out** |" in text
-    result = json.loads(out.read_text())
-    node = result["node"]
-    assert node["exit_code"] == 0 and node["chunks"] > 0 and node["commands"] > 0
-    assert node["overhead_ms"]["n"] == node["chunks"]

@@ -237,11 +237,6 @@ def test_task_preview_never_echoes_a_long_task():
     assert len(text) < 120 and "100000 characters" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine and compile-mode names are still imported from runtime/fast_path.py, "
-    "which imports torch; they are to move to a torch-free runtime options module",
-)
 def test_building_a_configuration_imports_no_torch():
     code = (
         "import sys\n"

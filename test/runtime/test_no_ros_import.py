@@ -20,6 +20,34 @@ def test_no_ros_import_in_runtime_sources():
     assert offenders == []
 
 
+def test_the_runtime_imports_neither_fixtures_nor_training():
+    runtime = Path(snapflow_ros.runtime.__file__).parent
+    assert forbidden_imports(runtime, ("snapflow_ros.fixtures", "snapflow_training")) == []
+
+
+def test_the_options_module_imports_no_torch():
+    code = (
+        "import sys\n"
+        "from snapflow_ros.runtime.options import COMPILE_MODES, DTYPE_NAMES, ENGINES\n"
+        "from snapflow_ros.runtime import RuntimeOptions\n"
+        "RuntimeOptions(engine=ENGINES[1], dtype=DTYPE_NAMES[1]).check()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lerobot')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_old_import_paths_still_work():
+    from snapflow_ros.runtime import options
+    from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES
+    from snapflow_ros.runtime.policy_runtime import DTYPES, RuntimeOptions
+
+    assert (ENGINES, COMPILE_MODES) == (options.ENGINES, options.COMPILE_MODES)
+    assert RuntimeOptions is options.RuntimeOptions
+    assert tuple(DTYPES) == options.DTYPE_NAMES
+
+
 def test_loading_and_predicting_leaves_rclpy_unimported(tiny_smolvla_dir):
     code = (
         "import sys\n"

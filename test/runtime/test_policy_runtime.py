@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from snapflow_ros.runtime import ObservationError, PolicyRuntime, RuntimeOptions
+from snapflow_ros.runtime import (
+    NonFiniteOutputError,
+    ObservationError,
+    PolicyRuntime,
+    PolicyRuntimeError,
+    RuntimeOptions,
+)
 
 from .helpers import make_observation, make_snapflow_copy
 
@@ -157,6 +163,25 @@ def test_bad_observations_raise_clear_errors_and_runtime_recovers(runtime, mutat
         runtime.predict_chunk(obs)
     good = runtime.predict_chunk(make_observation(runtime), num_steps=1)
     assert np.all(np.isfinite(good.actions))
+
+
+def test_a_non_finite_output_is_not_blamed_on_the_observation(runtime):
+    obs = make_observation(runtime)
+    runtime.validate(obs)  # a valid observation
+    layer = runtime.policy.model.action_out_proj
+    saved = layer.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            layer.weight.fill_(float("nan"))
+        with pytest.raises(NonFiniteOutputError, match="NaN/inf actions") as info:
+            runtime.predict_chunk(obs, num_steps=1)
+    finally:
+        with torch.no_grad():
+            layer.weight.copy_(saved)
+    assert not isinstance(info.value, ObservationError)
+    assert isinstance(info.value, PolicyRuntimeError) and isinstance(info.value, ValueError)
+    assert info.value.code == "non_finite_output"
+    assert np.all(np.isfinite(runtime.predict_chunk(obs, num_steps=1).actions))
 
 
 @pytest.mark.parametrize("steps", [0, -1, 1.5, True])

@@ -38,8 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from snapflow_ros.control.stats import ThrottledLog
-from snapflow_ros.sim import NOOP_ACTION
-from snapflow_ros.sim.suites import CONTROL_FREQ, NUM_INIT_STATES
+from snapflow_ros.sim.suites import CONTROL_FREQ, NOOP_ACTION, NUM_INIT_STATES
 
 DT_NS = 1_000_000_000 // CONTROL_FREQ
 WAIT_WARNING_S = 10.0  # lock-step: warn when no command came for this long

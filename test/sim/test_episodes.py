@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from snapflow_ros.nodes.libero_episodes import DT_NS, EpisodeDriver
 from snapflow_ros.sim import validate_action
+from snapflow_ros.sim.episodes import DT_NS, EpisodeDriver
 
 from ..control.test_layers import ROS
 
@@ -290,7 +290,7 @@ def test_the_driver_imports_no_ros():
         "import sys\n"
         f"for name in {ROS!r}:\n"
         "    sys.modules[name] = None\n"
-        "import snapflow_ros.nodes.libero_episodes\n"
+        "import snapflow_ros.sim.episodes\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
