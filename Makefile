@@ -13,13 +13,26 @@ KERNEL_VARIATION := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 \
 	TORCHINDUCTOR_CACHE_DIR=$${TMPDIR:-/tmp}/torchinductor_kernel_variation
 NUMERICS_RUN := env $(KERNEL_VARIATION) $(PY) -m pytest -q -m numerics
 
-.PHONY: setup demo test test-fast test-numerics lint bench gpu-evidence-prepare tiny clean
+.PHONY: setup demo demo-latency libero-proof test test-fast test-numerics lint bench gpu-evidence-prepare tiny clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup_env.sh
 
+# The shipped SnapFlow student (libero:snapflow) in closed loop: LIBERO bridge + policy node,
+# lock-step, three episodes of libero_object task 0; success and latency per episode, videos
+# in artifacts/demo/videos (docs/libero.md).
 demo: setup
+	$(VENV)/bin/libero_eval --suites libero_object --tasks 0 --episodes 3 --image-size 64 \
+		--config snapflow=libero:snapflow --policy-arg torch_threads:=1 --video \
+		--out artifacts/demo
+
+# The policy node on the tiny random policy fed by a synthetic robot: latency, A/B steps.
+demo-latency: setup
 	$(VENV)/bin/snapflow_demo
+
+# Demonstrations -> lerobot-train teacher -> distill -> closed-loop eval -> shipped models.
+libero-proof: setup
+	bash scripts/libero_proof.sh
 
 # The whole suite, once (a failure is a failure: nothing is re-run), then the numerics tests
 # on other CPU kernels.

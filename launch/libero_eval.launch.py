@@ -1,5 +1,6 @@
 """Simulated LIBERO + the policy node, lock-step (ROS 2 installs with launch / launch_ros).
 
+    ros2 launch snapflow_ros libero_eval.launch.py        # the shipped SnapFlow student
     ros2 launch snapflow_ros libero_eval.launch.py policy_path:=/path/to/checkpoint
     ros2 launch snapflow_ros libero_eval.launch.py policy_path:=... suite:=libero_object \\
         task_index:=3 mode:=realtime
@@ -9,7 +10,10 @@ config/libero_bridge.yaml and config/libero_policy.yaml), ``policy_path``, ``num
 ``suite``, ``task_index``, ``init_state_index``, ``mode`` (lockstep | realtime: the policy
 node then runs on the bridge's /clock, or not), ``namespace``, ``start_bridge`` /
 ``start_policy`` (``libero_eval --launcher ros2launch`` starts them separately). Empty values
-keep the params files' values. Every argument is checked before a node starts
+keep the params files' values. Without ``policy_path`` and ``policy_params`` it runs the shipped
+SnapFlow student (``libero:snapflow``) on the task it was trained on: libero_object task 0,
+64 px cameras, one benchmark initial state after the other (DEMO_BRIDGE; arguments given
+still win). Every argument is checked before a node starts
 (snapflow_ros.launch_args): a bad value or params file ends the launch with one error line
 naming it. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy), run ``libero_eval`` or
 both executables with ``--ros-args --params-file`` (docs/libero.md).
@@ -115,6 +119,15 @@ ARGUMENTS = (
     ),
 )
 BRIDGE_ARGS = ("suite", "task_index", "init_state_index", "mode")
+# No policy given: the shipped student on its own task (docs/libero.md, "Closed-loop proof").
+DEMO_POLICY = {"policy_path": "libero:snapflow"}
+DEMO_BRIDGE = {
+    "suite": "libero_object",
+    "task_index": 0,
+    "image_height": 64,
+    "image_width": 64,
+    "auto_next": True,
+}
 POLICY_ARGS = ("policy_path", "num_steps")
 
 
@@ -134,6 +147,9 @@ def _nodes(context, *args, **kwargs):
     ns = values["namespace"] or ""
     bridge = _given(values, BRIDGE_ARGS)
     policy = _given(values, POLICY_ARGS)
+    if values["policy_path"] is None and not text["policy_params"].strip():
+        bridge = {**DEMO_BRIDGE, **bridge}
+        policy = {**DEMO_POLICY, **policy}
     if "mode" in bridge:
         policy["use_sim_time"] = bridge["mode"] == "lockstep"
     nodes = []

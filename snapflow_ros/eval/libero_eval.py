@@ -30,6 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.eval.processes import LAUNCHERS, config_dir
+from snapflow_ros.eval.report import percentile_ms
+from snapflow_ros.fixtures.policy_paths import (
+    LIBERO_POLICIES,
+    is_embedded,
+    is_tiny,
+    resolve_policy_path,
+)
 from snapflow_ros.sim.placements import INIT_STATES_ENV
 from snapflow_ros.sim.suites import (
     NUM_INIT_STATES,
@@ -38,11 +45,6 @@ from snapflow_ros.sim.suites import (
     max_steps_for,
 )
 
-TINY_LIBERO = {
-    "tiny:libero": "smolvla",
-    "tiny:libero-smolvla": "smolvla",
-    "tiny:libero-pi05": "pi05",
-}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 CAMERAS = ("agentview", "wrist")
 INIT_STATES = ("benchmark", "fresh")
@@ -89,30 +91,6 @@ class EvalPlan:
     seed: int = 0
 
 
-def libero_tiny_spec(policy_type: str = "smolvla", size: int = 64) -> Any:
-    """A tiny offline checkpoint spec with LIBERO's features (image/image2, state 8, action 7)."""
-    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec
-
-    return TinySpec(
-        policy_type=policy_type,
-        camera_names=("image", "image2"),
-        image_height=size,
-        image_width=size,
-        state_dim=8,
-        action_dim=7,
-        chunk_size=10,
-    )
-
-
-def resolve_policy_path(path: str) -> str:
-    """``tiny:libero[-smolvla|-pi05]`` -> a cached tiny LIBERO checkpoint; folders unchanged."""
-    if path in TINY_LIBERO:
-        from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
-
-        return str(ensure_tiny_checkpoint(libero_tiny_spec(TINY_LIBERO[path])))
-    return str(Path(path).expanduser().resolve())
-
-
 def parse_config(text: str) -> PolicyConfig:
     """``NAME=PATH[,NUM_STEPS]`` -> :class:`PolicyConfig` (UsageError when malformed)."""
     name, sep, rest = text.partition("=")
@@ -132,12 +110,12 @@ def parse_config(text: str) -> PolicyConfig:
         path = head
         if steps < 1:
             raise UsageError(f"--config {text!r}: NUM_STEPS must be >= 1 (omit it for the default)")
-    if path.startswith("tiny:") and path not in TINY_LIBERO:
+    if (is_tiny(path) or is_embedded(path)) and path not in LIBERO_POLICIES:
         raise UsageError(
-            f"--config {text!r}: unknown tiny policy {path!r} ({', '.join(TINY_LIBERO)}; the "
-            "policy node's tiny:smolvla has other cameras than LIBERO)"
+            f"--config {text!r}: unknown policy name {path!r} ({', '.join(LIBERO_POLICIES)}; "
+            "the policy node's tiny:smolvla has other cameras than LIBERO)"
         )
-    if path not in TINY_LIBERO and not Path(path).expanduser().is_dir():
+    if path not in LIBERO_POLICIES and not Path(path).expanduser().is_dir():
         raise UsageError(f"--config {text!r}: {path} is not a checkpoint folder")
     return PolicyConfig(name, path, steps)
 
@@ -183,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=PATH[,NUM_STEPS]",
         help="a configuration to evaluate (repeat to compare); PATH: a checkpoint "
-        f"folder or {', '.join(TINY_LIBERO)}; default: tiny=tiny:libero",
+        f"folder or {', '.join(LIBERO_POLICIES)}; default: tiny=tiny:libero",
     )
     p.add_argument(
         "--max-steps",
@@ -314,6 +292,10 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         init_states=args.init_states,
         seed=args.seed,
     )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _init_label(init_states: str) -> str:
@@ -513,6 +495,9 @@ class Runner:
             "wait_mean_s": end["wait_mean_s"],
             "chunks": len(chunks),
             "inference_mean_s": sum(totals) / len(totals) if totals else None,
+            "latency_p50_ms": percentile_ms(totals, 50),
+            "latency_p95_ms": percentile_ms(totals, 95),
+            "inference_s": totals,
             "chunk_num_steps": sorted({c.get("num_steps") for c in chunks}),
             "kicks": end["kicks"],
             "rejected_commands": end["commands"]["rejected"],
@@ -523,7 +508,8 @@ class Runner:
         print(
             f"[{cfg.name}] {suite} task {task} {_init_label(plan.init_states)} {init}: "
             f"{'SUCCESS' if record['success'] else 'fail'} ({record['reason']}) "
-            f"{record['steps']} steps, {record['wall_s']:.1f} s",
+            f"{record['steps']} steps, {record['wall_s']:.1f} s, {len(chunks)} chunks, latency "
+            f"p50 {_ms(record['latency_p50_ms'])} / p95 {_ms(record['latency_p95_ms'])} ms",
             flush=True,
         )
         return record

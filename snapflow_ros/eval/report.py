@@ -30,6 +30,8 @@ EPISODE_FIELDS = [
     "wait_mean_s",
     "chunks",
     "inference_mean_s",
+    "latency_p50_ms",
+    "latency_p95_ms",
     "kicks",
     "rejected_commands",
     "video",
@@ -42,9 +44,36 @@ SUMMARY_FIELDS = [
     "episodes",
     "successes",
     "success_rate",
+    "success_ci95_low",
+    "success_ci95_high",
     "mean_steps",
     "mean_steps_per_s",
+    "latency_p50_ms",
+    "latency_p95_ms",
 ]
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate (``(0, 1)`` when ``n`` is 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def percentile_ms(seconds: Sequence[float], q: float) -> float | None:
+    """The ``q`` percentile (0-100, linear interpolation) of durations in s, in ms."""
+    vals = sorted(float(v) for v in seconds if v is not None and math.isfinite(float(v)))
+    if not vals:
+        return None
+    pos = (len(vals) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(vals) - 1)
+    return 1000.0 * (vals[lo] + (vals[hi] - vals[lo]) * (pos - lo))
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -74,6 +103,8 @@ def _row(
 ) -> dict[str, Any]:
     n = len(group)
     wins = sum(1 for e in group if e["success"])
+    low, high = wilson_interval(wins, n)
+    latencies = [t for e in group for t in e.get("inference_s") or []]
     return {
         "config": config,
         "suite": suite,
@@ -82,8 +113,12 @@ def _row(
         "episodes": n,
         "successes": wins,
         "success_rate": wins / n if n else None,
+        "success_ci95_low": low,
+        "success_ci95_high": high,
         "mean_steps": _mean([e["steps"] for e in group]),
         "mean_steps_per_s": _mean([e["steps_per_s"] for e in group]),
+        "latency_p50_ms": percentile_ms(latencies, 50),
+        "latency_p95_ms": percentile_ms(latencies, 95),
     }
 
 
@@ -113,18 +148,19 @@ def markdown_table(episodes: list[dict[str, Any]], rows: list[dict[str, Any]]) -
         lines.append(f"| {suite_label} | {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| config | policy | num_steps | episodes | success | mean steps | steps/s (wall) "
-        "| inference s/chunk |",
-        "|---|---|---|---|---|---|---|---|",
+        "| config | policy | num_steps | episodes | success | 95 % interval | mean steps "
+        "| steps/s (wall) | chunk latency p50 / p95 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for config in configs:
         mine = [e for e in episodes if e["config"] == config]
         total = index[(config, "all", "all")]
         lines.append(
             f"| {config} | {mine[0]['policy_path']} | {mine[0]['num_steps'] or 'default'} "
-            f"| {total['episodes']} | {_cell(total)} | {_fmt(total['mean_steps'], 1)} "
-            f"| {_fmt(total['mean_steps_per_s'], 2)} "
-            f"| {_fmt(_mean([e['inference_mean_s'] for e in mine]), 4)} |"
+            f"| {total['episodes']} | {_cell(total)} "
+            f"| {100 * total['success_ci95_low']:.0f}-{100 * total['success_ci95_high']:.0f}% "
+            f"| {_fmt(total['mean_steps'], 1)} | {_fmt(total['mean_steps_per_s'], 2)} "
+            f"| {_fmt(total['latency_p50_ms'], 1)} / {_fmt(total['latency_p95_ms'], 1)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -22,12 +22,12 @@ from snapflow_ros.eval.libero_eval import (
     EvalPlan,
     UsageError,
     build_parser,
-    libero_tiny_spec,
     main,
     parse_config,
     validate,
 )
-from snapflow_ros.eval.report import initial_states_line
+from snapflow_ros.eval.report import initial_states_line, percentile_ms, wilson_interval
+from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 from snapflow_ros.sim.placements import episode_seed, init_states_file
 
@@ -46,7 +46,8 @@ DOMAIN = (os.getpid() * 11 + 29) % 100 + 1
         (["--config", "nameonly"], "expected NAME=POLICY_PATH"),
         (["--config", "a=tiny:libero,x"], "NUM_STEPS must be an integer"),
         (["--config", "a=tiny:libero,0"], "NUM_STEPS must be >= 1"),
-        (["--config", "a=tiny:smolvla"], "unknown tiny policy"),
+        (["--config", "a=tiny:smolvla"], "unknown policy name"),
+        (["--config", "a=libero:nope"], "unknown policy name"),
         (["--config", "a=/no/such/ckpt"], "is not a checkpoint folder"),
         (["--config", "a=tiny:libero", "--config", "a=tiny:libero,1"], "duplicate names"),
         (["--video", "top"], "--video: agentview, wrist or both"),
@@ -132,6 +133,7 @@ def test_eval_compares_configurations(tmp_path, tiny_cache):
     for e in eps.values():
         assert (e["steps"], e["reason"], e["success"]) == (STEPS, "max_steps", False)
         assert e["chunks"] == 2 and e["rejected_commands"] == 0 and e["task"].startswith("pick")
+        assert len(e["inference_s"]) == 2 and 0 < e["latency_p50_ms"] <= e["latency_p95_ms"]
     assert eps["a"]["chunk_num_steps"] == [10] and eps["b"]["chunk_num_steps"] == [1]
     assert eps["a"]["final_state"] == eps["c"]["final_state"]  # lock-step: reproducible
     assert eps["a"]["final_state"] != eps["b"]["final_state"]
@@ -147,6 +149,7 @@ def test_eval_compares_configurations(tmp_path, tiny_cache):
     table = (out / "summary.md").read_text()
     assert "| suite | task | a | b | c |" in table and "| libero_spatial | 0: pick up" in table
     assert "0/1 (0%)" in table and "Machine:" in table
+    assert "| 0-79% |" in table and "chunk latency p50 / p95 (ms)" in table  # Wilson, n = 1
     video = Path(eps["a"]["video"])
     assert video == out / "videos" / "a" / "libero_spatial_task0_init0.mp4"
     cap = cv2.VideoCapture(str(video))
@@ -200,6 +203,16 @@ def test_launch_file_matches_the_eval_and_setup():
     assert "libero_eval = {PACKAGE}.eval.libero_eval:main" in setup
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
+
+
+def test_success_interval_and_latency_percentiles():
+    low, high = wilson_interval(45, 50)
+    assert round(low, 3) == 0.786 and round(high, 3) == 0.957
+    assert wilson_interval(0, 10)[0] == 0.0 and round(wilson_interval(0, 10)[1], 3) == 0.278
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0) and wilson_interval(0, 0) == (0.0, 1.0)
+    assert percentile_ms([0.04, 0.01, 0.03, 0.02], 50) == pytest.approx(25.0)
+    assert percentile_ms([0.01, 0.02, float("nan")], 95) == pytest.approx(19.5)
+    assert percentile_ms([], 50) is None
 
 
 def test_initial_states_line_names_the_source():

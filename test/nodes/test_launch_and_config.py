@@ -546,9 +546,17 @@ def test_eval_launch_starts_both_nodes_with_the_installed_params(eval_launch):
         "libero_bridge",
         "policy_node",
     )
-    assert bridge.kwargs["parameters"] == [str(config / "libero_bridge.yaml"), {}]
-    assert policy.kwargs["parameters"] == [str(config / "libero_policy.yaml"), {}]
+    demo_bridge = {"suite": "libero_object", "task_index": 0, "image_height": 64}
+    demo_bridge |= {"image_width": 64, "auto_next": True}
+    assert bridge.kwargs["parameters"] == [str(config / "libero_bridge.yaml"), demo_bridge]
+    assert policy.kwargs["parameters"] == [
+        str(config / "libero_policy.yaml"),
+        {"policy_path": "libero:snapflow"},
+    ]
     assert bridge.kwargs["namespace"] == policy.kwargs["namespace"] == ""
+    bridge, policy = eval_launch.setup(policy_path="/ckpt", suite="libero_goal")
+    assert bridge.kwargs["parameters"][1] == {"suite": "libero_goal"}  # no demo defaults
+    assert policy.kwargs["parameters"][1] == {"policy_path": "/ckpt"}
 
 
 def test_eval_launch_arguments_are_typed_overrides(eval_launch):
@@ -573,7 +581,8 @@ def test_eval_launch_arguments_are_typed_overrides(eval_launch):
         "use_sim_time": False,
     }
     assert bridge.kwargs["namespace"] == policy.kwargs["namespace"] == "/ev"
-    assert eval_launch.setup(mode="lockstep")[1].kwargs["parameters"][1] == {"use_sim_time": True}
+    lockstep = eval_launch.setup(mode="lockstep", policy_path="/ckpt")[1].kwargs["parameters"][1]
+    assert lockstep == {"policy_path": "/ckpt", "use_sim_time": True}
 
 
 @pytest.mark.parametrize(("text", "value"), BOOL_SPELLINGS)

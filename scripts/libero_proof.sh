@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The closed-loop LIBERO proof from scratch (docs/libero.md, "Closed-loop proof"):
+#   demos    scripted demonstrations of libero_object task 0 (LeRobotDataset, 64 px, fresh placements)
+#   teacher  a tiny SmolVLA teacher trained by LeRobot's own lerobot-train on them
+#   distill  SnapFlow self-distillation of that teacher with the project's defaults
+#   ship     copy teacher + student into snapflow_ros/models/libero_object_t0 (+ manifest.json)
+#   eval     libero_eval through the policy node, lock-step: teacher 10/2/1 steps, SnapFlow 1/2
+#
+#   bash scripts/libero_proof.sh [STAGE...]        (default: all stages, in order)
+#
+# Every stage reuses what an earlier run left in $WORK (the demonstrations resume; delete a
+# stage's folder to redo it). Settings (environment variables, defaults in brackets):
+#   WORK [artifacts/libero_proof]  EPISODES [150]  TEACHER_STEPS [3000]  DISTILL_STEPS [2000]
+#   EVAL_EPISODES [50] (benchmark initial states 0..N-1)  VIDEO [agentview]  SEED [0]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+export PATH="$PWD/$VENV/bin:$PATH"
+WORK="${WORK:-artifacts/libero_proof}"
+EPISODES="${EPISODES:-150}"
+TEACHER_STEPS="${TEACHER_STEPS:-3000}"
+DISTILL_STEPS="${DISTILL_STEPS:-2000}"
+EVAL_EPISODES="${EVAL_EPISODES:-50}"
+VIDEO="${VIDEO:-agentview}"
+SEED="${SEED:-0}"
+DATA="$WORK/demos"
+TEACHER="$WORK/teacher/teacher"
+STUDENT="$WORK/snapflow/model"
+# Two CPU cores: one thread per process, data decoding in two loader processes.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
+stage_demos() {
+  python -m snapflow_ros.sim.demonstrations "$DATA" --suite libero_object --task 0 \
+    --episodes "$EPISODES" --image-size 64 --seed "$SEED" --repo-id local/libero_object_t0_demos
+}
+
+stage_teacher() {
+  [ -f "$TEACHER/model.safetensors" ] && { echo "teacher: $TEACHER exists"; return; }
+  rm -rf "$WORK/teacher"
+  python -m snapflow_training.teacher --dataset "$DATA" --output "$WORK/teacher" \
+    --steps "$TEACHER_STEPS" --batch-size 32 --lr 1e-3 --num-workers 2 --seed 1000 --quiet
+}
+
+stage_distill() {
+  [ -f "$STUDENT/model.safetensors" ] && { echo "distill: $STUDENT exists"; return; }
+  distill --policy "$TEACHER" --dataset "$DATA" --output "$WORK/snapflow" --overwrite \
+    --steps "$DISTILL_STEPS" --batch-size 16 --lr 1e-3 --seed "$SEED" --num-workers 2 \
+    --eval-episodes 10 --eval-interval 0 --save-interval 500 --fidelity-frames 32 \
+    --fidelity-draws 16 --latency-repeats 0 --device cpu --no-progress
+}
+
+stage_ship() {
+  python - "$WORK" "$SEED" "$EPISODES" "$TEACHER_STEPS" "$DISTILL_STEPS" <<'EOF'
+import json, sys
+work, seed, episodes, teacher_steps, distill_steps = sys.argv[1:]
+recipe = json.load(open(f"{work}/teacher/teacher.json"))
+run = json.load(open(f"{work}/snapflow/run.json"))
+json.dump({
+    "task": "libero_object task 0 (alphabet soup into the basket)",
+    "regenerate": "bash scripts/libero_proof.sh",
+    "settings": {"seed": int(seed), "demo_episodes": int(episodes),
+                 "teacher_steps": int(teacher_steps), "distill_steps": int(distill_steps)},
+    "teacher_command": recipe["command"][1:], "teacher_seconds": recipe.get("seconds"),
+    "distill_run": run,
+}, open(f"{work}/provenance.json", "w"), indent=2, default=str)
+EOF
+  local metrics=()
+  [ -f "$WORK/eval/results.json" ] && metrics=(--metrics "$WORK/eval/summary.json")
+  python -m snapflow_training.ship_models --name libero_object_t0 --teacher "$TEACHER" \
+    --student "$STUDENT" --dataset "$DATA" --provenance "$WORK/provenance.json" "${metrics[@]}"
+}
+
+stage_eval() {
+  local video=()
+  [ -n "$VIDEO" ] && video=(--video "$VIDEO")
+  libero_eval --suites libero_object --tasks 0 --episodes "$EVAL_EPISODES" --image-size 64 \
+    --config teacher10="$TEACHER",10 --config teacher2="$TEACHER",2 \
+    --config teacher1="$TEACHER",1 --config snapflow1="$STUDENT",1 \
+    --config snapflow2="$STUDENT",2 --policy-arg torch_threads:=1 "${video[@]}" \
+    --out "$WORK/eval"
+  python -c "import json,sys; d=json.load(open(sys.argv[1])); json.dump(d['summary'], open(sys.argv[2],'w'), indent=1)" \
+    "$WORK/eval/results.json" "$WORK/eval/summary.json"
+}
+
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(demos teacher distill eval ship)
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    demos|teacher|distill|ship|eval) echo "== $stage"; "stage_$stage" ;;
+    *) echo "unknown stage '$stage' (demos teacher distill eval ship)" >&2; exit 2 ;;
+  esac
+done
