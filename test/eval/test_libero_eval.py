@@ -223,14 +223,14 @@ def test_initial_states_line_names_the_source():
     assert "fresh object placements 2..4" in line and "seed 9" in line
 
 
-def test_eval_on_fresh_placements(tmp_path, tiny_cache):
-    ckpt = ensure_tiny_checkpoint(libero_tiny_spec("smolvla"), tiny_cache)
+def test_eval_on_fresh_placements(tmp_path):
+    """Also the shipped SnapFlow student (libero:snapflow, what `make demo` runs) in the node."""
     out = tmp_path / "fresh"
     cmd = [
         str(Path(sys.executable).parent / "libero_eval"),
         "--suites", "libero_object", "--tasks", "0", "--episodes", "2",
         "--init-states", "fresh", "--seed", "11",
-        "--config", f"a={ckpt},1", "--max-steps", "3", "--image-size", "32", "--fast-render",
+        "--config", "a=libero:snapflow", "--max-steps", "3", "--image-size", "64", "--fast-render",
         "--out", str(out), "--domain-id", str(DOMAIN + 100), "--namespace", f"/fr{os.getpid()}",
         "--policy-arg", "torch_threads:=1", "--startup-timeout", "300",
     ]  # fmt: skip
@@ -249,6 +249,7 @@ def test_eval_on_fresh_placements(tmp_path, tiny_cache):
         (1, "fresh", seeds[1]),
     ]
     assert all(e["steps"] == 3 and e["reason"] == "max_steps" for e in eps)
+    assert all(e["chunk_num_steps"] == [1] and e["rejected_commands"] == 0 for e in eps)
     with (out / "episodes.csv").open() as f:
         assert [int(r["placement_seed"]) for r in csv.DictReader(f)] == seeds
     assert "fresh object placements 0..1" in (out / "summary.md").read_text()
