@@ -19,7 +19,6 @@ policies, whose features start with ``observation.`` or are ``action``).
 from __future__ import annotations
 
 import argparse
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,14 +147,9 @@ def build_multimodal_dataset(
 
 def ensure_multimodal_dataset(root: str | Path, spec: MultimodalSpec | None = None) -> Path:
     """Build the dataset at ``root`` unless a complete one is already there (atomic)."""
-    root = Path(root)
-    if (root / "meta" / "info.json").is_file():
-        return root
-    staging = root.with_name(f".{root.name}.building")
-    shutil.rmtree(staging, ignore_errors=True)
-    build_multimodal_dataset(staging, spec)
-    staging.rename(root)
-    return root
+    from snapflow_training.synthetic_dataset import build_once
+
+    return build_once(root, lambda staging: build_multimodal_dataset(staging, spec))
 
 
 def main(argv: list[str] | None = None) -> int:

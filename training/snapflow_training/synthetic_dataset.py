@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,16 +170,22 @@ def build_synthetic_dataset(
     return root
 
 
-def ensure_synthetic_dataset(root: str | Path, spec: SyntheticSpec | None = None) -> Path:
-    """Build the dataset at ``root`` unless a complete one is already there (atomic)."""
+def build_once(root: str | Path, build: Callable[[Path], object]) -> Path:
+    """Run ``build(staging)`` and rename the result to ``root``, unless a complete dataset is
+    already there (a half-built one is never left at ``root``)."""
     root = Path(root)
     if (root / "meta" / "info.json").is_file():
         return root
     staging = root.with_name(f".{root.name}.building")
     shutil.rmtree(staging, ignore_errors=True)
-    build_synthetic_dataset(staging, spec)
+    build(staging)
     staging.rename(root)
     return root
+
+
+def ensure_synthetic_dataset(root: str | Path, spec: SyntheticSpec | None = None) -> Path:
+    """Build the dataset at ``root`` unless a complete one is already there (atomic)."""
+    return build_once(root, lambda staging: build_synthetic_dataset(staging, spec))
 
 
 def main(argv: list[str] | None = None) -> int:
