@@ -6,20 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-from ..nodes.harness import domain_id, ros_env
-
-
-def _env_with_cache(tiny_cache: Path, tmp_path: Path, domain: int) -> dict[str, str]:
-    """Reuse the session's tiny checkpoints through $SNAPFLOW_CACHE/tiny."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "tiny").symlink_to(tiny_cache)
-    env = ros_env(domain)
-    env.pop("ROS_DOMAIN_ID")  # the benchmark isolates DDS itself
-    env["SNAPFLOW_CACHE"] = str(cache)
-    return env
+from ..nodes.harness import domain_id, tool_env_with_cache
 
 
 def test_node_overhead_benchmark_smoke(tiny_smolvla_dir, tiny_cache, tmp_path):
@@ -36,7 +24,7 @@ def test_node_overhead_benchmark_smoke(tiny_smolvla_dir, tiny_cache, tmp_path):
             "--out",
             str(out),
         ],
-        env=_env_with_cache(tiny_cache, tmp_path, domain_id(5)),
+        env=tool_env_with_cache(tiny_cache, tmp_path, domain_id(5)),
         capture_output=True,
         text=True,
         timeout=300,

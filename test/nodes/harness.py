@@ -64,6 +64,18 @@ def ros_env(domain: int) -> dict[str, str]:
     return env
 
 
+def tool_env_with_cache(tiny_cache: Path, tmp_path: Path, domain: int) -> dict[str, str]:
+    """Environment of a tool that isolates DDS itself (no ROS_DOMAIN_ID), reusing the
+    session's tiny checkpoints through ``$SNAPFLOW_CACHE/tiny``."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tiny").symlink_to(tiny_cache)
+    env = ros_env(domain)
+    env.pop("ROS_DOMAIN_ID")
+    env["SNAPFLOW_CACHE"] = str(cache)
+    return env
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
     """Poll ``predicate`` until it is truthy; fail naming ``what`` after ``timeout`` s."""
     try:

@@ -8,18 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .harness import domain_id, ros_env
-
-
-def _env_with_cache(tiny_cache: Path, tmp_path: Path, domain: int) -> dict[str, str]:
-    """Reuse the session's tiny checkpoints through $SNAPFLOW_CACHE/tiny."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "tiny").symlink_to(tiny_cache)
-    env = ros_env(domain)
-    env.pop("ROS_DOMAIN_ID")  # the tools isolate DDS themselves
-    env["SNAPFLOW_CACHE"] = str(cache)
-    return env
+from .harness import domain_id, tool_env_with_cache
 
 
 def test_snapflow_demo_runs_and_exits_cleanly(tiny_smolvla_dir, tiny_cache, tmp_path):
@@ -27,7 +16,7 @@ def test_snapflow_demo_runs_and_exits_cleanly(tiny_smolvla_dir, tiny_cache, tmp_
     exe = Path(sys.executable).parent / "snapflow_demo"
     proc = subprocess.run(
         [str(exe), "--duration", "6", "--domain-id", str(domain_id(4)), "--json", str(out)],
-        env=_env_with_cache(tiny_cache, tmp_path, domain_id(4)),
+        env=tool_env_with_cache(tiny_cache, tmp_path, domain_id(4)),
         capture_output=True,
         text=True,
         timeout=300,
