@@ -10,7 +10,7 @@
 #
 # Every stage reuses what an earlier run left in $WORK (the demonstrations resume; delete a
 # stage's folder to redo it). Settings (environment variables, defaults in brackets):
-#   WORK [artifacts/libero_proof]  EPISODES [150]  TEACHER_STEPS [3000]  DISTILL_STEPS [2000]
+#   WORK [artifacts/libero_proof]  EPISODES [150]  TEACHER_STEPS [3000]  DISTILL_STEPS [1000]
 #   EVAL_EPISODES [50] (benchmark initial states 0..N-1)  VIDEO [agentview]  SEED [0]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
 WORK="${WORK:-artifacts/libero_proof}"
 EPISODES="${EPISODES:-150}"
 TEACHER_STEPS="${TEACHER_STEPS:-3000}"
-DISTILL_STEPS="${DISTILL_STEPS:-2000}"
+DISTILL_STEPS="${DISTILL_STEPS:-1000}"
 EVAL_EPISODES="${EVAL_EPISODES:-50}"
 VIDEO="${VIDEO:-agentview}"
 SEED="${SEED:-0}"
@@ -74,9 +74,9 @@ stage_eval() {
   local video=()
   [ -n "$VIDEO" ] && video=(--video "$VIDEO")
   libero_eval --suites libero_object --tasks 0 --episodes "$EVAL_EPISODES" --image-size 64 \
+    --config snapflow1="$STUDENT",1 --config snapflow2="$STUDENT",2 \
     --config teacher10="$TEACHER",10 --config teacher2="$TEACHER",2 \
-    --config teacher1="$TEACHER",1 --config snapflow1="$STUDENT",1 \
-    --config snapflow2="$STUDENT",2 --policy-arg torch_threads:=1 "${video[@]}" \
+    --config teacher1="$TEACHER",1 --policy-arg torch_threads:=1 "${video[@]}" \
     --out "$WORK/eval"
   python -c "import json,sys; d=json.load(open(sys.argv[1])); json.dump(d['summary'], open(sys.argv[2],'w'), indent=1)" \
     "$WORK/eval/results.json" "$WORK/eval/summary.json"
