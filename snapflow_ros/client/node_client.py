@@ -36,6 +36,7 @@ from snapflow_ros.control.status import PeriodicEvent, decode
 
 Alive = Callable[[], str]
 STATUS_DEPTH = 1000
+RESEND_AFTER_S = 5.0  # read-only calls: resend a request that got no reply (see call())
 
 
 class ClientError(RuntimeError):
@@ -168,15 +169,32 @@ class NodeClient:
         request: Any,
         timeout: float = 60.0,
         alive: Alive | None = None,
+        resend_after: float | None = None,
     ) -> Any:
-        """Call a service (``name`` as in :meth:`service`) once it is there; the reply."""
+        """Call a service (``name`` as in :meth:`service`) once it is there; the reply.
+
+        ``resend_after``: for a READ-ONLY service, send the request again when no reply came
+        within that many seconds (until ``timeout``). A node restarted under the same name
+        needs it: the graph may still show the old server as "ready", and a request sent
+        before the new server's request reader is matched is lost (volatile QoS), so the
+        reply would never come.
+        """
         full = self.service(name)
         client = self.node.create_client(srv_type, full)
         try:
+            deadline = time.monotonic() + timeout
             wait_until(client.service_is_ready, timeout, f"service {full}", alive)
-            future = client.call_async(request)
-            wait_until(future.done, timeout, f"the reply of {full}", alive)
-            return future.result()
+            while True:
+                future = client.call_async(request)
+                left = deadline - time.monotonic()
+                wait = left if resend_after is None else min(left, resend_after)
+                try:
+                    wait_until(future.done, max(wait, 0.0), f"the reply of {full}", alive)
+                    return future.result()
+                except ClientError:
+                    if resend_after is None or time.monotonic() >= deadline:
+                        raise
+                    client.remove_pending_request(future)
         finally:
             self.node.destroy_client(client)
 
@@ -234,6 +252,7 @@ class NodeClient:
             self.service("get_parameters", node),
             GetParameters.Request(names=list(names)),
             timeout,
+            resend_after=RESEND_AFTER_S,
         )
         if len(reply.values) != len(names):  # rclpy answers nothing if one is not declared
             return dict.fromkeys(names)
@@ -247,7 +266,12 @@ class NodeClient:
     ) -> str:
         """The lifecycle state label of ``node`` (waits for its service)."""
         reply = self.call(
-            GetState, self.service("get_state", node), GetState.Request(), timeout, alive
+            GetState,
+            self.service("get_state", node),
+            GetState.Request(),
+            timeout,
+            alive,
+            resend_after=RESEND_AFTER_S,
         )
         return str(reply.current_state.label)
 

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -442,6 +443,7 @@ class Runner:
                 for task in plan.tasks[suite]:
                     for ep in range(plan.episodes):
                         self.episodes.append(self._episode(cfg, suite, task, plan.init_offset + ep))
+                        self._write(final=False)  # nothing measured is lost to a kill
         self.node.stop()
         self.node = None
 
@@ -528,7 +530,8 @@ class Runner:
         path = self.plan.out / "videos" / cfg.name / f"{suite}_task{task}_{label}{init}.mp4"
         return str(write_mp4(path, images, fps=20))
 
-    def _write(self) -> None:
+    def _write(self, final: bool = True) -> None:
+        """Write the reports of the episodes so far (``final``: and print the table)."""
         from snapflow_ros.eval.report import write_reports
 
         try:
@@ -546,6 +549,8 @@ class Runner:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         paths = write_reports(self.plan.out, meta, self.episodes)
+        if not final:
+            return
         print(f"libero_eval: wrote {', '.join(str(p) for p in paths.values())}", flush=True)
         if self.episodes:
             print(paths["markdown"].read_text(), flush=True)
@@ -562,7 +567,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"libero_eval: error: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    # Ctrl-C and SIGTERM (a job scheduler, `kill`) both stop the run cleanly: the processes
+    # are stopped and the results so far written. SIGINT is set explicitly: a shell starting
+    # the run in the background would otherwise leave it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     return Runner(plan).run()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +93,12 @@ def test_configs_and_defaults_parse():
 
 
 def test_eval_compares_configurations(tmp_path, tiny_cache):
+    """Three configurations, two checkpoint folders: the policy node is restarted under the
+    same name between them (a request sent before the new node's services match is lost;
+    the read-only lifecycle query is resent)."""
     ckpt = ensure_tiny_checkpoint(libero_tiny_spec("smolvla"), tiny_cache)
+    copy = tmp_path / "copy_of_ckpt"
+    shutil.copytree(ckpt, copy)
     out = tmp_path / "eval"
     cmd = [
         str(Path(sys.executable).parent / "libero_eval"),
@@ -106,7 +113,7 @@ def test_eval_compares_configurations(tmp_path, tiny_cache):
         "--config",
         f"b={ckpt},1",
         "--config",
-        f"c={ckpt},10",
+        f"c={copy},10",
         "--max-steps",
         str(STEPS),
         "--image-size",
@@ -254,3 +261,37 @@ def test_eval_on_fresh_placements(tmp_path):
         assert [int(r["placement_seed"]) for r in csv.DictReader(f)] == seeds
     assert "fresh object placements 0..1" in (out / "summary.md").read_text()
     assert "task 0 fresh 1:" in done.stdout
+
+
+def test_sigterm_stops_the_run_and_keeps_the_episodes(tmp_path, tiny_cache):
+    ckpt = ensure_tiny_checkpoint(libero_tiny_spec("smolvla"), tiny_cache)
+    out = tmp_path / "term"
+    cmd = [
+        str(Path(sys.executable).parent / "libero_eval"),
+        "--suites", "libero_object", "--tasks", "0", "--episodes", "5",
+        "--config", f"a={ckpt},1", "--max-steps", "3", "--image-size", "32", "--fast-render",
+        "--out", str(out), "--domain-id", str(DOMAIN + 50), "--namespace", f"/tm{os.getpid()}",
+        "--policy-arg", "torch_threads:=1", "--startup-timeout", "300",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the first episode's line, then SIGTERM
+            lines.append(line)
+            if "init 0:" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = "".join(lines) + (rest or "")
+    assert proc.returncode == 130, text[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert 1 <= len(results["episodes"]) < 5 and results["episodes"][0]["init_state_index"] == 0
+    assert "interrupted" in text
+    left = subprocess.run(["pgrep", "-f", str(out / "params")], capture_output=True, text=True)
+    assert left.stdout == "", f"bridge or node still running: {left.stdout}"
