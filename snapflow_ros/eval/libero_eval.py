@@ -49,6 +49,7 @@ from snapflow_ros.sim.suites import (
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 CAMERAS = ("agentview", "wrist")
 INIT_STATES = ("benchmark", "fresh")
+NAME_CHECK_S = 2.0  # s to look for another run's nodes before starting
 
 
 class UsageError(ValueError):
@@ -342,6 +343,26 @@ class Runner:
                 self.placement_seeds[(suite, task)] = seeds
         return folder
 
+    def _check_names_free(self, wait: float = NAME_CHECK_S) -> None:
+        """EvalError when a bridge or policy node with this run's names is already in the
+        graph: two runs on one domain and namespace would reset each other's episodes."""
+        from snapflow_ros.eval.client import EvalError
+
+        deadline = time.monotonic() + wait  # discovery of other participants takes a moment
+        while True:
+            taken = [
+                n for n in (self.names.bridge, self.names.policy) if self.client.ros.has_node(n)
+            ]
+            if taken:
+                raise EvalError(
+                    f"{' and '.join(taken)} already running on ROS_DOMAIN_ID {self.domain} "
+                    "(another libero_eval, a launch or a robot): pass another --domain-id or "
+                    "--namespace"
+                )
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+
     def _alive(self) -> str:
         for proc in (self.bridge, self.node):
             if proc is not None and not proc.alive():
@@ -392,6 +413,7 @@ class Runner:
                 self.env[INIT_STATES_ENV] = str(self._fresh_init_states())
             else:  # an inherited folder must not replace the benchmark states unnoticed
                 self.env.pop(INIT_STATES_ENV, None)
+            self._check_names_free()
             self.bridge = self._start("libero_bridge", bridge_file, "libero_bridge.log")
             groups: dict[str, list[PolicyConfig]] = {}
             for cfg in plan.configs:

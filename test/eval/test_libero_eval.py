@@ -295,3 +295,29 @@ def test_sigterm_stops_the_run_and_keeps_the_episodes(tmp_path, tiny_cache):
     assert "interrupted" in text
     left = subprocess.run(["pgrep", "-f", str(out / "params")], capture_output=True, text=True)
     assert left.stdout == "", f"bridge or node still running: {left.stdout}"
+
+
+def test_a_second_run_on_the_same_names_is_refused(tmp_path):
+    """Two runs on one domain and namespace would reset each other's episodes."""
+    import rclpy
+    from rclpy.context import Context
+
+    domain, ns = DOMAIN + 70, f"/busy{os.getpid()}"
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    squatter = rclpy.create_node("libero_bridge", namespace=ns, context=context)
+    try:
+        out = tmp_path / "busy"
+        cmd = [
+            str(Path(sys.executable).parent / "libero_eval"),
+            "--suites", "libero_object", "--tasks", "0", "--config", "a=tiny:libero",
+            "--out", str(out), "--domain-id", str(domain), "--namespace", ns,
+        ]  # fmt: skip
+        env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    finally:
+        squatter.destroy_node()
+        rclpy.shutdown(context=context)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"{ns}/libero_bridge already running on ROS_DOMAIN_ID {domain}" in done.stderr
+    assert not (out / "logs" / "libero_bridge.log").exists()  # nothing was started
