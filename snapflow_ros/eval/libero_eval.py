@@ -541,11 +541,13 @@ class Runner:
     def _write_video(
         self, cfg: PolicyConfig, suite: str, task: int, init: int, first_stamp: int
     ) -> str:
-        from snapflow_ros.sim.video import side_by_side, write_mp4
+        from snapflow_ros.sim.video import side_by_side, upscale_for_viewing, write_mp4
 
         frames = self.client.frames(first_stamp)
         self.client.record_frames(None)
-        images = [side_by_side([f[c] for c in self.plan.video]) for f in frames]
+        images = [
+            upscale_for_viewing(side_by_side([f[c] for c in self.plan.video])) for f in frames
+        ]
         if not images:
             return ""
         label = _init_label(self.plan.init_states)

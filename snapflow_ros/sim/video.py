@@ -63,6 +63,15 @@ def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: int = 20) -> 
     return out
 
 
+def upscale_for_viewing(image: np.ndarray, min_height: int = 256) -> np.ndarray:
+    """``image`` enlarged by a whole factor (nearest pixel) to at least ``min_height`` rows:
+    64 px renders are thumbnails in a video player. Larger images are returned unchanged."""
+    factor = -(-min_height // image.shape[0])
+    if factor <= 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def side_by_side(images: Sequence[np.ndarray]) -> np.ndarray:
     """Images of one height next to each other (e.g. agentview | wrist)."""
     height = images[0].shape[0]

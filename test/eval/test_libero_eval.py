@@ -161,7 +161,7 @@ def test_eval_compares_configurations(tmp_path, tiny_cache):
     assert video == out / "videos" / "a" / "libero_spatial_task0_init0.mp4"
     cap = cv2.VideoCapture(str(video))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == STEPS + 1
-    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64
+    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 256  # 64 px renders, enlarged 4x
     cap.release()
 
 
