@@ -24,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from snapflow_training.synthetic_dataset import SyntheticSpec, dataset_features
+from snapflow_training.synthetic_dataset import (
+    SyntheticSpec,
+    build_once,
+    dataset_features,
+    write_episodes,
+)
 
 TASK = "move to the side the green bar shows"
 MODE_KEY, VISIBLE_KEY = "mode", "mode_visible"
@@ -120,35 +125,22 @@ def build_multimodal_dataset(
     root: str | Path, spec: MultimodalSpec | None = None, repo_id: str = "local/snapflow_modes"
 ) -> Path:
     """Write the dataset to ``root`` (must not exist); no network is used."""
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
     spec = spec or MultimodalSpec()
-    root = Path(root)
-    if root.exists():
-        raise FileExistsError(f"{root} already exists")
     rng = np.random.default_rng(spec.seed)
-    dataset = LeRobotDataset.create(
+    return write_episodes(
+        root,
         repo_id=repo_id,
         fps=spec.fps,
         features=spec.features(),
-        root=root,
         robot_type="synthetic_modes",
-        use_videos=False,
+        episodes=(
+            rollout_episode(spec, mode, visible, rng) for mode, visible in episode_labels(spec)
+        ),
     )
-    try:
-        for mode, visible in episode_labels(spec):
-            for frame in rollout_episode(spec, mode, visible, rng):
-                dataset.add_frame(frame)
-            dataset.save_episode()
-    finally:
-        dataset.finalize()
-    return root
 
 
 def ensure_multimodal_dataset(root: str | Path, spec: MultimodalSpec | None = None) -> Path:
     """Build the dataset at ``root`` unless a complete one is already there (atomic)."""
-    from snapflow_training.synthetic_dataset import build_once
-
     return build_once(root, lambda staging: build_multimodal_dataset(staging, spec))
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,33 +141,55 @@ def rollout_episode(spec: SyntheticSpec, rng: np.random.Generator) -> list[dict]
     return frames
 
 
-def build_synthetic_dataset(
-    root: str | Path, spec: SyntheticSpec | None = None, repo_id: str = "local/snapflow_synthetic"
+def write_episodes(
+    root: str | Path,
+    *,
+    repo_id: str,
+    fps: int,
+    features: dict[str, dict],
+    robot_type: str,
+    episodes: Iterable[list[dict]],
+    use_videos: bool = False,
 ) -> Path:
-    """Write the dataset to ``root`` (must not exist) and return it; no network is used."""
+    """Write ``episodes`` (lists of frames) as a LeRobotDataset at ``root`` (must not exist)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    spec = spec or SyntheticSpec()
     root = Path(root)
     if root.exists():
         raise FileExistsError(f"{root} already exists")
-    rng = np.random.default_rng(spec.seed)
     dataset = LeRobotDataset.create(
         repo_id=repo_id,
-        fps=spec.fps,
-        features=dataset_features(spec),
+        fps=fps,
+        features=features,
         root=root,
-        robot_type="synthetic_reacher",
-        use_videos=spec.use_videos,
+        robot_type=robot_type,
+        use_videos=use_videos,
     )
     try:
-        for _ in range(spec.num_episodes):
-            for frame in rollout_episode(spec, rng):
+        for frames in episodes:
+            for frame in frames:
                 dataset.add_frame(frame)
             dataset.save_episode()
     finally:
         dataset.finalize()
     return root
+
+
+def build_synthetic_dataset(
+    root: str | Path, spec: SyntheticSpec | None = None, repo_id: str = "local/snapflow_synthetic"
+) -> Path:
+    """Write the dataset to ``root`` (must not exist) and return it; no network is used."""
+    spec = spec or SyntheticSpec()
+    rng = np.random.default_rng(spec.seed)
+    return write_episodes(
+        root,
+        repo_id=repo_id,
+        fps=spec.fps,
+        features=dataset_features(spec),
+        robot_type="synthetic_reacher",
+        episodes=(rollout_episode(spec, rng) for _ in range(spec.num_episodes)),
+        use_videos=spec.use_videos,
+    )
 
 
 def build_once(root: str | Path, build: Callable[[Path], object]) -> Path:
