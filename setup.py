@@ -41,6 +41,7 @@ setup(
             f"synthetic_source = {PACKAGE}.nodes.synthetic_source:main",
             f"libero_bridge = {PACKAGE}.nodes.libero_bridge:main",
             f"libero_eval = {PACKAGE}.eval.libero_eval:main",
+            f"libero_eval_merge = {PACKAGE}.eval.merge:main",
             "distill = snapflow_training.distill_cli:main",
             f"record = {PACKAGE}.nodes.bag_record:main",
             f"replay = {PACKAGE}.nodes.bag_replay:main",

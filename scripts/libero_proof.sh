@@ -11,18 +11,29 @@
 # Every stage reuses what an earlier run left in $WORK (the demonstrations resume; delete a
 # stage's folder to redo it). Settings (environment variables, defaults in brackets):
 #   WORK [artifacts/libero_proof]  EPISODES [150]  TEACHER_STEPS [3000]  DISTILL_STEPS [1000]
-#   EVAL_EPISODES [50] (benchmark initial states 0..N-1)  VIDEO [agentview]  SEED [0]
+#   EVAL_EPISODES [50] (benchmark initial states 0..N-1)  VIDEO [agentview] (empty: none)  SEED [0]
+#   EVAL_JOBS [2] (2: the five configurations as two runs side by side, merged by
+#   libero_eval_merge; 1: one run)  EVAL_DOMAIN [120] (ROS domains EVAL_DOMAIN, EVAL_DOMAIN+1)
+#   EVAL_MAX_STEPS [0] (0: the suite's step limit; a small number checks the stage quickly)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
-export PATH="$PWD/$VENV/bin:$PATH"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
+export PATH="$VENV/bin:$PATH"
 WORK="${WORK:-artifacts/libero_proof}"
 EPISODES="${EPISODES:-150}"
 TEACHER_STEPS="${TEACHER_STEPS:-3000}"
 DISTILL_STEPS="${DISTILL_STEPS:-1000}"
 EVAL_EPISODES="${EVAL_EPISODES:-50}"
-VIDEO="${VIDEO:-agentview}"
+VIDEO="${VIDEO-agentview}"
 SEED="${SEED:-0}"
+EVAL_JOBS="${EVAL_JOBS:-2}"
+EVAL_DOMAIN="${EVAL_DOMAIN:-120}"
+EVAL_MAX_STEPS="${EVAL_MAX_STEPS:-0}"
+for var in EVAL_EPISODES EVAL_DOMAIN EVAL_MAX_STEPS; do
+  [[ "${!var}" =~ ^[0-9]+$ ]] || { echo "$var must be a whole number, got '${!var}'" >&2; exit 2; }
+done
+[[ "$EVAL_JOBS" =~ ^[12]$ ]] || { echo "EVAL_JOBS must be 1 or 2, got '$EVAL_JOBS'" >&2; exit 2; }
 DATA="$WORK/demos"
 TEACHER="$WORK/teacher/teacher"
 STUDENT="$WORK/snapflow/model"
@@ -71,13 +82,29 @@ EOF
 }
 
 stage_eval() {
-  local video=()
-  [ -n "$VIDEO" ] && video=(--video "$VIDEO")
-  libero_eval --suites libero_object --tasks 0 --episodes "$EVAL_EPISODES" --image-size 64 \
-    --config snapflow1="$STUDENT",1 --config snapflow2="$STUDENT",2 \
-    --config teacher10="$TEACHER",10 --config teacher2="$TEACHER",2 \
-    --config teacher1="$TEACHER",1 --policy-arg torch_threads:=1 "${video[@]}" \
-    --out "$WORK/eval"
+  local common=(--suites libero_object --tasks 0 --episodes "$EVAL_EPISODES" --image-size 64
+    --max-steps "$EVAL_MAX_STEPS" --policy-arg torch_threads:=1)
+  [ -n "$VIDEO" ] && common+=(--video "$VIDEO")
+  local group_a=(--config "snapflow1=$STUDENT,1" --config "teacher10=$TEACHER,10"
+    --config "teacher1=$TEACHER,1")
+  local group_b=(--config "teacher2=$TEACHER,2" --config "snapflow2=$STUDENT,2")
+  if [ "$EVAL_JOBS" -eq 1 ]; then
+    libero_eval "${common[@]}" "${group_a[@]}" "${group_b[@]}" --out "$WORK/eval"
+  else
+    # Two lock-step runs side by side, each on its own ROS domain (one core each), then one
+    # report. Lines of both runs interleave; each starts with its configuration's name.
+    local rc=0 pid_a pid_b
+    libero_eval "${common[@]}" "${group_a[@]}" --domain-id "$EVAL_DOMAIN" --out "$WORK/eval_a" &
+    pid_a=$!
+    libero_eval "${common[@]}" "${group_b[@]}" --domain-id $((EVAL_DOMAIN + 1)) \
+      --out "$WORK/eval_b" &
+    pid_b=$!
+    wait "$pid_a" || rc=1
+    wait "$pid_b" || rc=1
+    [ "$rc" -eq 0 ] || { echo "eval: a libero_eval run failed (see above)" >&2; return 1; }
+    rm -rf "$WORK/eval"
+    libero_eval_merge "$WORK/eval_a" "$WORK/eval_b" --out "$WORK/eval"
+  fi
   python -c "import json,sys; d=json.load(open(sys.argv[1])); json.dump(d['summary'], open(sys.argv[2],'w'), indent=1)" \
     "$WORK/eval/results.json" "$WORK/eval/summary.json"
 }

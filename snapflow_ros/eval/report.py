@@ -165,16 +165,43 @@ def markdown_table(episodes: list[dict[str, Any]], rows: list[dict[str, Any]]) -
     return "\n".join(lines) + "\n"
 
 
+def index_ranges(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``0..2, 5, 7..8``."""
+    parts: list[str] = []
+    values = sorted(set(indices))
+    start = prev = None
+    for value in [*values, None]:
+        if start is not None and (value is None or value != prev + 1):
+            parts.append(str(start) if start == prev else f"{start}..{prev}")
+            start = None
+        if start is None:
+            start = value
+        prev = value
+    return ", ".join(parts)
+
+
 def initial_states_line(plan: dict[str, Any]) -> str:
-    """Which initial states the episodes started from (benchmark or seeded fresh placements)."""
-    first = int(plan.get("init_offset", 0))
-    last = first + int(plan.get("episodes", 1)) - 1
+    """Which initial states the episodes started from (benchmark or seeded fresh placements).
+
+    A merged report (``plan["init_state_indices"]``: config name to indices) names the indices
+    of each configuration, or one list when all configurations ran the same ones.
+    """
+    per_config = plan.get("init_state_indices")
+    if per_config:
+        lists = {name: index_ranges(v) for name, v in per_config.items()}
+        if len(set(lists.values())) == 1:
+            which = next(iter(lists.values()))
+        else:
+            which = "; ".join(f"{name}: {text}" for name, text in lists.items())
+    else:
+        first = int(plan.get("init_offset", 0))
+        which = f"{first}..{first + int(plan.get('episodes', 1)) - 1}"
     if plan.get("init_states") == "fresh":
         return (
-            f"Initial states: fresh object placements {first}..{last} drawn from each task's "
+            f"Initial states: fresh object placements {which} drawn from each task's "
             f"placement distribution with seed {plan.get('seed', 0)} (not the benchmark's)."
         )
-    return f"Initial states: the benchmark's initial states {first}..{last} of each task."
+    return f"Initial states: the benchmark's initial states {which} of each task."
 
 
 def write_reports(

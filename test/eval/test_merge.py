@@ -1,0 +1,120 @@
+"""libero_eval_merge: split evaluations joined into one report, and inputs that must not join."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snapflow_ros.eval.merge import main
+from snapflow_ros.eval.report import initial_states_line, write_reports
+
+PLAN = {
+    "image_size": 64,
+    "fast_render": False,
+    "mode": "lockstep",
+    "max_steps": 0,
+    "init_states": "benchmark",
+    "seed": 0,
+}
+
+
+def _episode(config: str, path: str, steps: int, init: int, success: bool) -> dict[str, Any]:
+    return {
+        "config": config,
+        "policy_path": path,
+        "num_steps": steps,
+        "suite": "libero_object",
+        "task_index": 0,
+        "task": "pick up the alphabet soup and place it in the basket",
+        "init_state_index": init,
+        "init_states": "benchmark",
+        "success": success,
+        "steps": 120 if success else 280,
+        "steps_per_s": 6.0,
+        "inference_s": [0.010 * (init + 1), 0.020],
+    }
+
+
+def _run(folder: Path, episodes: list[dict[str, Any]], **plan: Any) -> Path:
+    configs = list(dict.fromkeys((e["config"], e["policy_path"], e["num_steps"]) for e in episodes))
+    meta = {
+        "plan": {
+            **PLAN,
+            **plan,
+            "configs": [{"name": n, "policy_path": p, "num_steps": s} for n, p, s in configs],
+        },
+        "machine": {"cpu": "test"},
+        "finished": "2026-11-27T20:00:00",
+    }
+    write_reports(folder, meta, episodes)
+    return folder
+
+
+def test_split_runs_merge_into_one_table(tmp_path, capsys):
+    a = _run(
+        tmp_path / "a",
+        [_episode("student", "/m/s", 1, i, i % 2 == 0) for i in (2, 3)]
+        + [_episode("teacher10", "/m/t", 10, i, True) for i in (2, 3)],
+    )
+    b = _run(tmp_path / "b", [_episode("student", "/m/s", 1, i, True) for i in (0, 1)])
+    assert main([str(a), str(b / "results.json"), "--out", str(tmp_path / "m")]) == 0
+    merged = json.loads((tmp_path / "m" / "results.json").read_text())
+    student = [e for e in merged["episodes"] if e["config"] == "student"]
+    assert [e["init_state_index"] for e in student] == [0, 1, 2, 3]
+    total = next(r for r in merged["summary"] if r["config"] == "student" and r["suite"] == "all")
+    assert (total["episodes"], total["successes"]) == (4, 3)
+    # latency percentiles come from all merged chunks, not from per-run summaries
+    assert total["latency_p50_ms"] == pytest.approx(20.0)
+    assert merged["plan"]["init_state_indices"] == {"student": [0, 1, 2, 3], "teacher10": [2, 3]}
+    assert len(merged["plan"]["merged_from"]) == 2
+    text = (tmp_path / "m" / "summary.md").read_text()
+    assert "student: 0..3; teacher10: 2..3" in text
+    assert "3/4 (75%)" in text and "2/2 (100%)" in text
+    assert "6 episodes from 2 runs" in capsys.readouterr().out
+
+
+def test_initial_states_line_of_a_merged_plan():
+    plan = {"init_state_indices": {"a": [0, 1, 2, 5], "b": [0, 1, 2, 5]}}
+    assert initial_states_line(plan) == (
+        "Initial states: the benchmark's initial states 0..2, 5 of each task."
+    )
+
+
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        ([_episode("student", "/m/other", 1, 5, True)], "configuration 'student' is /m/other"),
+        ([_episode("student", "/m/s", 2, 5, True)], "with num_steps 2"),
+        ([_episode("student", "/m/s", 1, 0, True)], "init 0 is also in"),
+    ],
+)
+def test_runs_that_do_not_compare_are_refused(tmp_path, capsys, second, message):
+    a = _run(tmp_path / "a", [_episode("student", "/m/s", 1, 0, True)])
+    b = _run(tmp_path / "b", second)
+    assert main([str(a), str(b), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_different_settings_are_refused(tmp_path, capsys):
+    a = _run(tmp_path / "a", [_episode("student", "/m/s", 1, 0, True)])
+    b = _run(tmp_path / "b", [_episode("student", "/m/s", 1, 1, True)], image_size=128)
+    assert main([str(a), str(b), "--out", str(tmp_path / "m")]) == 2
+    assert "image_size 128 differs from 64" in capsys.readouterr().err
+
+
+def test_unreadable_inputs_give_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main([str(bad), "--out", str(tmp_path / "m")]) == 2
+    assert "not a readable results.json" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"episodes": 3}))
+    assert main([str(other), "--out", str(tmp_path / "m")]) == 2
+    assert "no 'episodes' list" in capsys.readouterr().err
