@@ -410,8 +410,10 @@ class PolicyController:
             now_ns = self._clock()
             healthy, problems = self._health(now_ns)
             events = loop.counters.starvation_events
+            jumps = loop.counters.clock_jumps
             result = loop.tick(now_ns * 1e-9, healthy and not self._paused)
             starved = loop.counters.starvation_events > events
+            jumped = loop.last_jump if loop.counters.clock_jumps > jumps else 0.0
             if starved:
                 self._last_starvation_ns = now_ns
             cmd = result.command
@@ -434,6 +436,13 @@ class PolicyController:
             paused = self._paused
         if starved:
             self._log_starvation()
+        if jumped:
+            self.log_throttled(
+                "clock_jump",
+                "info",
+                f"the clock jumped {jumped:.2f} s forward since the last tick (a simulator's "
+                "next episode, a stalled timer): plan dropped, next chunk from the new inputs",
+            )
         if problems and not paused:
             text = "; ".join(p.message for p in problems)
             if any(p.severity == "fault" for p in problems):

@@ -11,6 +11,11 @@ without a plan: a tick that finds no plan is provisional until a later tick stil
 a lock-step simulation waiting for the policy (its clock stands still until it gets a
 command): a *wait* (``plan_waits``), not a fault. On a wall clock, time always moves between a
 tick and the next chunk, so every real starvation is still counted.
+
+A clock that jumps forward by more than ``jump_after`` between two ticks (a simulator starting
+its next episode, a bag played from a later point, a timer that stalled) is not starvation:
+the plan ran out because time skipped, not because inference was slow. The loop drops the plan
+(it was computed before the jump) and counts a ``clock_jumps`` event instead.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from snapflow_ros.control.scheduler import (
 )
 
 HOLD_MODES = ("none", "last", "zero")
+DEFAULT_JUMP_AFTER = 1.0  # s of clock between two ticks that count as a jump, not starvation
 
 
 @dataclass
@@ -41,6 +47,7 @@ class LoopCounters:
     starved_ticks: int = 0
     starvation_events: int = 0
     plan_waits: int = 0
+    clock_jumps: int = 0
     unhealthy_ticks: int = 0
     chunks_accepted: int = 0
     chunks_late: int = 0
@@ -88,6 +95,7 @@ class CommandLoop:
     limits: ActionLimits | None = None
     hold_mode: str = "none"
     max_lead: float = DEFAULT_MAX_LEAD
+    jump_after: float = DEFAULT_JUMP_AFTER
 
     def __post_init__(self) -> None:
         if self.hold_mode not in HOLD_MODES:
@@ -98,6 +106,8 @@ class CommandLoop:
             raise ValueError(
                 f"limits are for {self.limits.dim} dims, actions have {self.action_dim}"
             )
+        if not self.jump_after > 0:
+            raise ValueError(f"jump_after must be > 0, got {self.jump_after}")
         self.scheduler = ChunkScheduler(self.dt, self.blend, self.max_lead)
         self.counters = LoopCounters()
         self.last_command: np.ndarray | None = None
@@ -106,6 +116,8 @@ class CommandLoop:
         self._starving = False
         self._no_plan_since: float | None = None  # time of the first tick without a plan
         self._pending_ticks = 0  # ticks without a plan not yet counted as starved
+        self._last_tick: float | None = None  # clock of the previous tick
+        self.last_jump = 0.0  # s, the latest forward clock jump
 
     # ------------------------------------------------------------------ chunks
     def add_chunk(self, actions: np.ndarray, stamp: float, now: float) -> MergeResult:
@@ -163,9 +175,16 @@ class CommandLoop:
         """Decide the command for the tick at ``now``.
 
         ``healthy=False`` (stale/missing/bad inputs, paused) drops the plan and holds: nothing
-        computed from earlier data is executed past that point.
+        computed from earlier data is executed past that point. A forward clock jump of more
+        than ``jump_after`` since the last tick drops the plan too (see the module).
         """
         self.counters.ticks += 1
+        gap = 0.0 if self._last_tick is None else now - self._last_tick
+        self._last_tick = now
+        if gap > self.jump_after:
+            self.counters.clock_jumps += 1
+            self.last_jump = gap
+            self.stop()  # what was planned before the jump is not executed after it
         if not healthy:
             self.counters.unhealthy_ticks += 1
             self.stop()
@@ -210,4 +229,5 @@ class CommandLoop:
         """Drop the plan, the last command and every counter."""
         self.stop()
         self.last_command = None
+        self._last_tick = None
         self.counters = LoopCounters()

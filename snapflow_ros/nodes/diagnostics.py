@@ -114,6 +114,7 @@ def build_diagnostics(
         "starvation_events": counters.get("starvation_events", 0),
         "starved_ticks": counters.get("starved_ticks", 0),
         "plan_waits": counters.get("plan_waits", 0),
+        "clock_jumps": counters.get("clock_jumps", 0),
         "holds": counters.get("holds", 0),
         "commands": counters.get("commands", 0),
         "dry_run": report.dry_run,

@@ -82,6 +82,40 @@ def test_one_missed_tick_on_a_moving_clock_is_starvation():
     assert (c.starvation_events, c.starved_ticks, c.plan_waits) == (1, 1, 0)
 
 
+def test_a_clock_jump_is_not_starvation_and_drops_the_plan():
+    """A simulator's next episode moves the clock 10 s on; a stalled timer by seconds."""
+    loop = make_loop()
+    loop.add_chunk(chunk(0.0), stamp=0.0, now=0.0)
+    assert [loop.tick(t).source for t in (0.0, 0.1, 0.2)] == ["plan"] * 3
+    res = loop.tick(10.2)  # the plan ended long ago, but the clock skipped: no starvation
+    assert res.command is None and not res.starved
+    loop.tick(10.3)  # nothing was executing since the jump: still no starvation
+    assert loop.counters.starvation_events == 0 and loop.counters.starved_ticks == 0
+    assert loop.counters.clock_jumps == 1 and loop.last_jump == pytest.approx(10.0)
+    loop.add_chunk(chunk(5.0), stamp=10.3, now=10.3)
+    assert loop.tick(10.3).source == "plan"
+
+
+def test_a_plan_computed_before_a_jump_is_not_executed_after_it():
+    loop = make_loop()
+    loop.add_chunk(chunk(0.0, h=40), stamp=0.0, now=0.0)  # covers 0.0..3.9 s
+    assert loop.tick(0.0).index == 0
+    res = loop.tick(1.5)  # 1.5 s without a tick (> jump_after 1 s): the plan is dropped
+    assert res.source == "idle" and res.command is None
+    assert loop.counters.clock_jumps == 1 and loop.counters.starvation_events == 0
+    loop.tick(1.6)
+    assert loop.counters.clock_jumps == 1  # one jump, one event
+    short = make_loop(jump_after=5.0)
+    short.add_chunk(chunk(0.0, h=40), stamp=0.0, now=0.0)
+    short.tick(0.0)
+    assert short.tick(1.5).index == 15 and short.counters.clock_jumps == 0
+
+
+def test_jump_after_must_be_positive():
+    with pytest.raises(ValueError, match="jump_after"):
+        make_loop(jump_after=0.0)
+
+
 def test_a_chunk_from_the_future_never_blocks_the_plan():
     """A stamp 10 s ahead (clock skew) must not become a plan that holds off re-planning."""
     loop = make_loop()
@@ -143,6 +177,9 @@ def test_reset_clears_everything():
     loop.reset()
     assert loop.last_command is None and loop.counters.commands == 0
     assert loop.tick(0.1).command is None
+    loop.reset()  # e.g. a node activated again after a while: no clock jump from before
+    loop.tick(60.0)
+    assert loop.counters.clock_jumps == 0
 
 
 @pytest.mark.parametrize(

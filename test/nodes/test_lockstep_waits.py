@@ -119,3 +119,27 @@ def test_waiting_for_the_next_chunk_in_lock_step_is_not_starvation(lockstep, cap
     diag = node.diagnostics(node.report())
     commands = next(st for st in diag.status if st.name.endswith(": commands"))
     assert "starving" not in commands.message, commands.message
+
+
+def test_a_simulator_reset_jumping_the_clock_is_not_starvation(lockstep, capfd):
+    """The bridge's next episode (``auto_next``) moves the clock 10 s on while the node still
+    executes the last episode's plan: a clock jump (plan dropped, one info line), not the
+    "starved" warning that ``ros2 launch snapflow_ros libero_eval.launch.py`` printed at every
+    episode start."""
+    harness, node = lockstep
+    node.controller.reset()
+    bridge = LockStep(harness)
+    start = T0_NS + 1_000 * 1_000_000_000  # after anything another test did on this node
+    for k in range(12):
+        bridge.step(start + k * DT_NS)
+    assert node.report().counters["clock_jumps"] == 0
+    after = start + 12 * DT_NS + 10_000_000_000  # the bridge's clock.reset_gap
+    bridge.clock(after - DT_NS - LEAD_NS)  # the bridge: clock first, one period early
+    for k in range(12):
+        bridge.step(after + k * DT_NS)
+    counters = node.report().counters
+    assert counters["clock_jumps"] == 1, counters
+    assert counters["starvation_events"] == 0 and counters["starved_ticks"] == 0, counters
+    err = capfd.readouterr().err
+    assert "starved" not in err, err[-2000:]
+    assert "the clock jumped 10.00 s forward" in err, err[-2000:]
