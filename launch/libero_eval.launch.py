@@ -12,8 +12,8 @@ node then runs on the bridge's /clock, or not), ``namespace``, ``start_bridge`` 
 ``start_policy`` (``libero_eval --launcher ros2launch`` starts them separately). Empty values
 keep the params files' values. Without ``policy_path`` and ``policy_params`` it runs the shipped
 SnapFlow student (``libero:snapflow``) on the task it was trained on: libero_object task 0,
-64 px cameras, one benchmark initial state after the other (DEMO_BRIDGE; arguments given
-still win). Every argument is checked before a node starts
+64 px cameras, one benchmark initial state after the other from state 4 on, like ``make demo``
+(DEMO_BRIDGE; arguments given still win). Every argument is checked before a node starts
 (snapflow_ros.launch_args): a bad value or params file ends the launch with one error line
 naming it. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy), run ``libero_eval`` or
 both executables with ``--ros-args --params-file`` (docs/libero.md).
@@ -124,6 +124,7 @@ DEMO_POLICY = {"policy_path": "libero:snapflow"}
 DEMO_BRIDGE = {
     "suite": "libero_object",
     "task_index": 0,
+    "init_state_index": 4,  # the states `make demo` runs first (4, 5, 6, ...)
     "image_height": 64,
     "image_width": 64,
     "auto_next": True,

@@ -443,6 +443,9 @@ class PolicyController:
                 f"the clock jumped {jumped:.2f} s forward since the last tick (a simulator's "
                 "next episode, a stalled timer): plan dropped, next chunk from the new inputs",
             )
+        # Right after a clock jump the inputs are stale once, as expected: the jump line says why.
+        if jumped and all(p.severity == "stale" for p in problems):
+            problems = []
         if problems and not paused:
             text = "; ".join(p.message for p in problems)
             if any(p.severity == "fault" for p in problems):

@@ -546,7 +546,8 @@ def test_eval_launch_starts_both_nodes_with_the_installed_params(eval_launch):
         "libero_bridge",
         "policy_node",
     )
-    demo_bridge = {"suite": "libero_object", "task_index": 0, "image_height": 64}
+    demo_bridge = {"suite": "libero_object", "task_index": 0, "init_state_index": 4}
+    demo_bridge |= {"image_height": 64}
     demo_bridge |= {"image_width": 64, "auto_next": True}
     assert bridge.kwargs["parameters"] == [str(config / "libero_bridge.yaml"), demo_bridge]
     assert policy.kwargs["parameters"] == [

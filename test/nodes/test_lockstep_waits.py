@@ -143,3 +143,4 @@ def test_a_simulator_reset_jumping_the_clock_is_not_starvation(lockstep, capfd):
     err = capfd.readouterr().err
     assert "starved" not in err, err[-2000:]
     assert "the clock jumped 10.00 s forward" in err, err[-2000:]
+    assert "stale (" not in err, err[-2000:]  # inputs from before the jump: expected, not logged
