@@ -85,8 +85,9 @@ stage_eval() {
   local common=(--suites libero_object --tasks 0 --episodes "$EVAL_EPISODES" --image-size 64
     --max-steps "$EVAL_MAX_STEPS" --policy-arg torch_threads:=1)
   [ -n "$VIDEO" ] && common+=(--video "$VIDEO")
-  local group_a=(--config "snapflow1=$STUDENT,1" --config "teacher10=$TEACHER,10"
-    --config "teacher1=$TEACHER,1")
+  # teacher10 first: the reports pair every configuration with it on the same initial states.
+  local group_a=(--config "teacher10=$TEACHER,10" --config "teacher1=$TEACHER,1"
+    --config "snapflow1=$STUDENT,1")
   local group_b=(--config "teacher2=$TEACHER,2" --config "snapflow2=$STUDENT,2")
   if [ "$EVAL_JOBS" -eq 1 ]; then
     libero_eval "${common[@]}" "${group_a[@]}" "${group_b[@]}" --out "$WORK/eval"
@@ -103,7 +104,8 @@ stage_eval() {
     wait "$pid_b" || rc=1
     [ "$rc" -eq 0 ] || { echo "eval: a libero_eval run failed (see above)" >&2; return 1; }
     rm -rf "$WORK/eval"
-    libero_eval_merge "$WORK/eval_a" "$WORK/eval_b" --out "$WORK/eval"
+    libero_eval_merge "$WORK/eval_a" "$WORK/eval_b" --out "$WORK/eval" \
+      --configs teacher10,teacher2,teacher1,snapflow1,snapflow2
   fi
   python -c "import json,sys; d=json.load(open(sys.argv[1])); json.dump(d['summary'], open(sys.argv[2],'w'), indent=1)" \
     "$WORK/eval/results.json" "$WORK/eval/summary.json"

@@ -10,8 +10,10 @@ their ``results.json`` files into one ``results.json`` / ``episodes.csv`` / ``su
   mode, step limit, initial-state source and seed) are the same in every input;
 - no episode (configuration, suite, task, initial state) appears twice.
 
-Usage: ``libero_eval_merge RUN_A RUN_B ... --out OUT`` where a RUN is a ``libero_eval`` output
-folder or its ``results.json``. Exit codes: 0 merged, 2 bad arguments or inputs that do not
+Usage: ``libero_eval_merge RUN_A RUN_B ... --out OUT [--configs REF,B,C]`` where a RUN is a
+``libero_eval`` output folder or its ``results.json``; ``--configs`` orders the configurations,
+the first being the reference that the report pairs the others with on the same initial states
+(McNemar's exact test, see :mod:`snapflow_ros.eval.report`). Exit codes: 0 merged, 2 bad arguments or inputs that do not
 merge (one line on stderr says which and why).
 """
 
@@ -54,8 +56,14 @@ def _episode_key(ep: dict[str, Any]) -> tuple[Any, ...]:
     return (ep["config"], ep["suite"], ep["task_index"], ep.get("init_state_index"))
 
 
-def merge_runs(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Check that ``runs`` compare and return (merged meta, episodes in a stable order)."""
+def merge_runs(
+    runs: list[dict[str, Any]], order: list[str] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Check that ``runs`` compare and return (merged meta, episodes in a stable order).
+
+    ``order``: configuration names, first the reference of the paired comparison; the others
+    follow in the order they appear (None: all in that order).
+    """
     if not runs:
         raise MergeError("nothing to merge")
     first = runs[0]
@@ -97,10 +105,15 @@ def merge_runs(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[st
                 )
             seen[key] = run["_source"]
             episodes.append(ep)
-    order = {name: i for i, name in enumerate(configs)}
+    unknown = [name for name in order or [] if name not in configs]
+    if unknown:
+        raise MergeError(f"--configs: {unknown} not in the runs (they have {list(configs)})")
+    names = list(dict.fromkeys([*(order or []), *configs]))
+    rank = {name: i for i, name in enumerate(names)}
+    configs = {name: configs[name] for name in names}
     episodes.sort(
         key=lambda e: (
-            order[e["config"]],
+            rank[e["config"]],
             e["suite"],
             e["task_index"],
             e.get("init_state_index") or 0,
@@ -132,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("runs", nargs="+", type=Path, help="libero_eval output folders or results.json")
     p.add_argument("--out", type=Path, required=True, help="output folder of the merged report")
+    p.add_argument(
+        "--configs",
+        default="",
+        help="comma-separated configuration order; the first is the reference the others are "
+        "paired with (default: the order of the runs)",
+    )
     return p
 
 
@@ -140,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        meta, episodes = merge_runs([load_results(p) for p in args.runs])
+        order = [name.strip() for name in args.configs.split(",") if name.strip()]
+        meta, episodes = merge_runs([load_results(p) for p in args.runs], order or None)
     except MergeError as exc:
         print(f"libero_eval_merge: error: {exc}", file=sys.stderr)
         return 2

@@ -122,6 +122,72 @@ def _row(
     }
 
 
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value: discordant pairs under "both equally likely to win"."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
+def paired_outcomes(episodes: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
+    """Each other configuration against ``reference`` on the episodes both ran (same suite,
+    task and initial state): how often both, only one or neither succeeded, and McNemar's p."""
+
+    def key(e: dict[str, Any]) -> tuple[Any, ...]:
+        return (e["suite"], e["task_index"], e.get("init_states"), e.get("init_state_index"))
+
+    ref = {key(e): bool(e["success"]) for e in episodes if e["config"] == reference}
+    rows = []
+    for config in dict.fromkeys(e["config"] for e in episodes):
+        if config == reference:
+            continue
+        pairs = [
+            (ref[key(e)], bool(e["success"]))
+            for e in episodes
+            if e["config"] == config and key(e) in ref
+        ]
+        if not pairs:
+            continue
+        only_ref = sum(1 for a, b in pairs if a and not b)
+        only_other = sum(1 for a, b in pairs if b and not a)
+        rows.append(
+            {
+                "reference": reference,
+                "config": config,
+                "pairs": len(pairs),
+                "both": sum(1 for a, b in pairs if a and b),
+                "only_reference": only_ref,
+                "only_config": only_other,
+                "neither": sum(1 for a, b in pairs if not a and not b),
+                "mcnemar_p": mcnemar_p(only_ref, only_other),
+            }
+        )
+    return rows
+
+
+def paired_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`paired_outcomes`."""
+    if not rows:
+        return ""
+    ref = rows[0]["reference"]
+    lines = [
+        f"Paired with {ref} on the same initial states (McNemar's exact test: p is the chance of "
+        "a split at least this uneven if both were equally good):",
+        "",
+        f"| config | pairs | both succeed | only {ref} | only config | neither | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['config']} | {r['pairs']} | {r['both']} | {r['only_reference']} "
+            f"| {r['only_config']} | {r['neither']} | {r['mcnemar_p']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _cell(row: dict[str, Any] | None) -> str:
     if row is None or not row["episodes"]:
         return "-"
@@ -207,9 +273,14 @@ def initial_states_line(plan: dict[str, Any]) -> str:
 def write_reports(
     out: Path, meta: dict[str, Any], episodes: list[dict[str, Any]]
 ) -> dict[str, Path]:
-    """Write results.json, episodes.csv, summary.csv and summary.md into ``out``."""
+    """Write results.json, episodes.csv, summary.csv and summary.md into ``out``.
+
+    Both the JSON and the markdown pair every configuration with the first one on the
+    initial states both ran (:func:`paired_outcomes`).
+    """
     out.mkdir(parents=True, exist_ok=True)
     rows = summarize(episodes) if episodes else []
+    paired = paired_outcomes(episodes, episodes[0]["config"]) if episodes else []
     paths = {
         "json": out / "results.json",
         "episodes_csv": out / "episodes.csv",
@@ -217,7 +288,11 @@ def write_reports(
         "markdown": out / "summary.md",
     }
     paths["json"].write_text(
-        json.dumps({**meta, "episodes": episodes, "summary": rows}, indent=2, default=str)
+        json.dumps(
+            {**meta, "episodes": episodes, "summary": rows, "paired": paired},
+            indent=2,
+            default=str,
+        )
     )
     with paths["episodes_csv"].open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=EPISODE_FIELDS, extrasaction="ignore")
@@ -233,5 +308,7 @@ def write_reports(
         m = meta["machine"]
         text += f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), {m.get('platform')}.\n\n"
     text += markdown_table(episodes, rows) if episodes else "No episode ran.\n"
+    if paired:
+        text += "\n" + paired_table(paired)
     paths["markdown"].write_text(text)
     return paths

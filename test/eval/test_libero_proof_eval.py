@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "libero_proof.sh"
 MODELS = REPO / "snapflow_ros" / "models" / "libero_object_t0"
 DOMAIN = (os.getpid() * 13 + 41) % 90 + 110
-CONFIGS = ["snapflow1", "teacher10", "teacher1", "teacher2", "snapflow2"]
+CONFIGS = ["teacher10", "teacher2", "teacher1", "snapflow1", "snapflow2"]
 
 
 def _env(work: Path, **extra: str) -> dict[str, str]:
@@ -45,7 +45,8 @@ def test_eval_stage_runs_two_domains_and_merges(tmp_path):
     merged = json.loads((work / "eval" / "results.json").read_text())
     assert [e["config"] for e in merged["episodes"]] == CONFIGS
     assert {e["steps"] for e in merged["episodes"]} == {3}
-    assert [e["num_steps"] for e in merged["episodes"]] == [1, 10, 1, 2, 2]
+    assert [e["num_steps"] for e in merged["episodes"]] == [10, 2, 1, 1, 2]
+    assert [r["config"] for r in merged["paired"]] == CONFIGS[1:]  # paired with teacher10
     assert {
         json.loads((work / f"eval_{g}" / "results.json").read_text())["domain_id"] for g in "ab"
     } == {DOMAIN, DOMAIN + 1}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from snapflow_ros.eval.merge import main
-from snapflow_ros.eval.report import initial_states_line, write_reports
+from snapflow_ros.eval.report import initial_states_line, mcnemar_p, write_reports
 
 PLAN = {
     "image_size": 64,
@@ -118,3 +118,35 @@ def test_unreadable_inputs_give_one_line(tmp_path, capsys):
     other.write_text(json.dumps({"episodes": 3}))
     assert main([str(other), "--out", str(tmp_path / "m")]) == 2
     assert "no 'episodes' list" in capsys.readouterr().err
+
+
+def test_paired_outcomes_against_the_reference_config(tmp_path, capsys):
+    """teacher10 first (--configs): the student is paired with it state by state."""
+    wins_teacher = {0: True, 1: True, 2: True, 3: False, 4: True}
+    wins_student = {0: True, 1: False, 2: False, 3: True, 4: True}
+    a = _run(
+        tmp_path / "a", [_episode("student", "/m/s", 1, i, w) for i, w in wins_student.items()]
+    )
+    b = _run(
+        tmp_path / "b", [_episode("teacher10", "/m/t", 10, i, w) for i, w in wins_teacher.items()]
+    )
+    out = tmp_path / "m"
+    assert main([str(a), str(b), "--out", str(out), "--configs", "teacher10"]) == 0
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["episodes"][0]["config"] == "teacher10"
+    (row,) = merged["paired"]
+    assert (row["reference"], row["config"], row["pairs"]) == ("teacher10", "student", 5)
+    assert (row["both"], row["only_reference"], row["only_config"], row["neither"]) == (2, 2, 1, 0)
+    assert row["mcnemar_p"] == pytest.approx(1.0)  # 2 vs 1 discordant: no evidence either way
+    text = (out / "summary.md").read_text()
+    assert "| student | 5 | 2 | 2 | 1 | 0 | 1.00 |" in text
+    assert main([str(a), str(b), "--out", str(out), "--configs", "teacher1"]) == 2
+    assert "--configs: ['teacher1'] not in the runs" in capsys.readouterr().err
+
+
+def test_mcnemar_exact_p_values():
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(3, 0) == pytest.approx(0.25)  # 2 * (1/2)^3
+    assert mcnemar_p(1, 6) == pytest.approx(2 * 8 / 128)
+    assert mcnemar_p(0, 6) == mcnemar_p(6, 0) == pytest.approx(2 / 64)
+    assert mcnemar_p(5, 5) == 1.0
