@@ -13,9 +13,11 @@ from that observation, 20 fps, the task's instruction as the task.
 
 Resume: running the same command again opens the dataset with ``LeRobotDataset.resume`` and
 continues with the next attempt; ``meta/snapflow_episodes.jsonl`` records, per saved episode,
-its index, attempt, seed, length and via-points. The dataset is finalized every
-``--checkpoint-every`` episodes, on Ctrl-C and on SIGTERM, so an interrupted run loses at most
-the episodes since the last checkpoint. Usage: ``docs/libero.md``.
+its index, attempt, seed, length and via-points. The dataset is finalized and checkpointed
+(:mod:`snapflow_ros.sim.dataset_checkpoint`) every ``--checkpoint-every`` episodes, on Ctrl-C
+and on SIGTERM. A run killed hard between checkpoints (SIGKILL, out of memory, power loss)
+leaves unreadable files: the next run returns the dataset to its last checkpoint first (and
+says so), so a crash loses at most the episodes since then. Usage: ``docs/libero.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -34,6 +37,13 @@ from typing import Any
 
 import numpy as np
 
+from snapflow_ros.sim.dataset_checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    matches_checkpoint,
+    roll_back,
+    save_checkpoint,
+)
 from snapflow_ros.sim.libero_env import LEROBOT_STATE_NAMES, LiberoSim, SimConfig, SimObservation
 from snapflow_ros.sim.placements import episode_seed
 from snapflow_ros.sim.scripted_expert import (
@@ -188,6 +198,37 @@ def _existing_ledger(root: Path, spec: DemoSpec) -> list[dict[str, Any]] | None:
     return read_ledger(root)
 
 
+def _recover(root: Path, ledger: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Return a dataset cut short after its last checkpoint to that checkpoint (see the module);
+    the ledger to go on with (None: start a new dataset)."""
+    if ledger is None:
+        return None
+    try:
+        state = load_checkpoint(root)
+        if not ledger and state is not None and state["episodes"] == 0:
+            shutil.rmtree(root)  # killed before its first episode was checkpointed: start anew
+            return None
+        if state is None or matches_checkpoint(root, state):
+            return ledger
+        if state["episodes"] > len(ledger):
+            raise CheckpointError(
+                f"its last checkpoint holds {state['episodes']} episodes but {LEDGER_FILE} "
+                f"lists {len(ledger)}"
+            )
+        deleted = roll_back(root, state)
+    except CheckpointError as exc:
+        raise DemoDatasetError(f"{root}: cannot recover: {exc}") from exc
+    kept = ledger[: state["episodes"]]
+    (root / LEDGER_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    print(
+        f"demonstrations: {root} was cut short after its last checkpoint: back to its "
+        f"{len(kept)} checkpointed episodes ({len(deleted)} files written since removed, "
+        f"{len(ledger) - len(kept)} ledger records dropped)",
+        file=sys.stderr,
+    )
+    return kept
+
+
 def _open_dataset(
     root: Path, spec: DemoSpec, task: PickPlaceTask, ledger: list[dict[str, Any]] | None
 ) -> Any:
@@ -253,13 +294,15 @@ def record_demonstrations(
     spec = spec or DemoSpec()
     root = Path(root)
     task = expert_task(spec.suite, spec.task_index)
-    ledger = _existing_ledger(root, spec)
+    ledger = _recover(root, _existing_ledger(root, spec))
     summary = {"root": str(root), "episodes": len(ledger or []), "attempts_this_run": 0}
     if ledger is not None and len(ledger) >= episodes:
         return {**summary, "failed_this_run": 0, "wall_s": 0.0, "sha256": dataset_hash(root)}
     dataset = _open_dataset(root, spec, task, ledger)
-    ledger = ledger or []
     _write_spec(root, spec, task, command)
+    if ledger is None:  # a new dataset: its first checkpoint holds no episode
+        save_checkpoint(root, 0)
+    ledger = ledger or []
     sim = LiberoSim(
         SimConfig(
             suite=spec.suite,
@@ -286,6 +329,7 @@ def record_demonstrations(
         with (root / LEDGER_FILE).open("a") as f:
             f.writelines(json.dumps(record) + "\n" for record in pending)
         pending.clear()
+        save_checkpoint(root, done)
 
     start = time.perf_counter()
     bar = tqdm(total=episodes, initial=done, unit="ep", disable=not progress, desc="demos")

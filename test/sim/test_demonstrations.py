@@ -7,11 +7,16 @@ two; the result is read back with ``LeRobotDataset``.
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from snapflow_ros.sim import LEROBOT_STATE_NAMES, SimObservation
+from snapflow_ros.sim.dataset_checkpoint import CHECKPOINT_FILE
 from snapflow_ros.sim.demonstrations import (
     LEDGER_FILE,
     SPEC_FILE,
@@ -101,6 +106,61 @@ def test_resume_refuses_other_settings_and_foreign_folders(recorded, tmp_path, c
     assert main([str(tmp_path), "--episodes", "1", "--no-progress"]) == 2
     assert "is not a demonstration dataset" in capsys.readouterr().err
     assert (root / LEDGER_FILE).is_file()
+
+
+KILLED_RECORDING = """
+import os, signal, sys
+import numpy as np
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+ds = LeRobotDataset.resume(sys.argv[1], root=sys.argv[2])
+for k in range(6):
+    ds.add_frame({
+        "observation.images.image": np.zeros((32, 32, 3), np.uint8),
+        "observation.images.image2": np.zeros((32, 32, 3), np.uint8),
+        "observation.state": np.zeros(8, np.float32),
+        "action": np.zeros(7, np.float32),
+        "task": "pick up the alphabet soup and place it in the basket",
+    })
+ds.save_episode()
+os.kill(os.getpid(), signal.SIGKILL)  # no finalize, no clean-up: a hard kill
+"""
+
+
+def test_a_recording_killed_hard_is_rolled_back_to_its_checkpoint(recorded, tmp_path, capfd):
+    """SIGKILL after an episode was saved but before the dataset was finalized: the parquet
+    files lack their footers and info.json counts an episode nobody can read. The next run
+    returns to the last checkpoint (two episodes, untouched) and records from there."""
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "ds"
+    shutil.copytree(recorded[0], root)
+    before = dataset_hash(root)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_RECORDING, SPEC.repo_id, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert json.loads((root / "meta" / "info.json").read_text())["total_episodes"] == 3
+    newest = max((root / "data").rglob("*.parquet"))
+    with pytest.raises(Exception, match="(?i)parquet|footer|magic"):
+        pq.read_table(newest)  # the kill left it unreadable
+    result = record_demonstrations(root, 3, SPEC, progress=False)
+    err = capfd.readouterr().err
+    assert "was cut short after its last checkpoint: back to its 2 checkpointed episodes" in err
+    assert result["episodes"] == 3
+    ds = _load(root)
+    ledger = read_ledger(root)
+    assert ds.num_episodes == 3 and [r["episode_index"] for r in ledger] == [0, 1, 2]
+    assert ds.num_frames == sum(r["steps"] for r in ledger)
+    first_two = sum(r["steps"] for r in ledger[:2])
+    ref = _load(recorded[0])
+    np.testing.assert_array_equal(
+        np.stack([ds[i]["action"].numpy() for i in range(first_two)]),
+        np.stack([ref[i]["action"].numpy() for i in range(first_two)]),
+    )
+    assert dataset_hash(root) != before and (root / CHECKPOINT_FILE).is_file()
 
 
 def test_privileged_state_appends_object_and_target_positions():
