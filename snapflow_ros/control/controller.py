@@ -163,6 +163,9 @@ class PolicyController:
         self._clock = clock
         self._out = outputs
         self.name = name
+        # True on a simulation clock (use_sim_time): a clock jump is then a simulator's reset,
+        # logged at info; on a wall clock it means the node stalled, logged as a warning.
+        self.simulated_clock = False
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self.log_throttled = ThrottledLog(outputs.log, 2.0, monotonic)
@@ -437,11 +440,12 @@ class PolicyController:
         if starved:
             self._log_starvation()
         if jumped:
+            cause = "a simulator's next episode?" if self.simulated_clock else "a stalled node?"
             self.log_throttled(
                 "clock_jump",
-                "info",
-                f"the clock jumped {jumped:.2f} s forward since the last tick (a simulator's "
-                "next episode, a stalled timer): plan dropped, next chunk from the new inputs",
+                "info" if self.simulated_clock else "warning",
+                f"the clock jumped {jumped:.2f} s forward since the last tick ({cause}): "
+                "plan dropped, next chunk from the new inputs",
             )
         # Right after a clock jump the inputs are stale once, as expected: the jump line says why.
         if jumped and all(p.severity == "stale" for p in problems):

@@ -13,8 +13,8 @@ their ``results.json`` files into one ``results.json`` / ``episodes.csv`` / ``su
 Usage: ``libero_eval_merge RUN_A RUN_B ... --out OUT [--configs REF,B,C]`` where a RUN is a
 ``libero_eval`` output folder or its ``results.json``; ``--configs`` orders the configurations,
 the first being the reference that the report pairs the others with on the same initial states
-(McNemar's exact test, see :mod:`snapflow_ros.eval.report`). Exit codes: 0 merged, 2 bad arguments or inputs that do not
-merge (one line on stderr says which and why).
+(McNemar's exact test, see :mod:`snapflow_ros.eval.report`). Exit codes: 0 merged, 2 bad
+arguments or inputs that do not merge (one line on stderr says which and why).
 """
 
 from __future__ import annotations

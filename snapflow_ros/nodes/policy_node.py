@@ -116,6 +116,7 @@ class PolicyNode(LifecycleNode):
         self.controller = PolicyController(
             self._now_ns, self, settings, name=self.get_fully_qualified_name()
         )
+        self.controller.simulated_clock = bool(self.get_parameter("use_sim_time").value)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._status_settings = (

@@ -433,6 +433,21 @@ def test_an_unconfigured_controller_reports_and_serves_without_a_session():
     assert [e.kind for e in out.events] == ["pause", "resume", "reset"]
 
 
+@pytest.mark.parametrize(("simulated", "level"), [(False, "warning"), (True, "info")])
+def test_a_clock_jump_is_logged_by_clock_kind(simulated, level):
+    """A simulator's reset (sim time) is routine; on a wall clock a jump means a stalled node."""
+    r = rig(Settings(task_text="pick"))
+    r.ctl.simulated_clock = simulated
+    r.feed(1.0)
+    r.step()
+    r.clock.advance(3.0)
+    r.ctl.tick()
+    jumps = [(lvl, m) for lvl, m in r.out.logs if m.startswith("the clock jumped 3.")]
+    assert len(jumps) == 1 and jumps[0][0] == level, r.out.logs
+    assert ("simulator" in jumps[0][1]) == simulated
+    assert r.ctl.report().counters["clock_jumps"] == 1
+
+
 def test_repeated_log_lines_are_throttled():
     r = rig(Settings(task_text="pick", input_timeout=0.15))
     r.feed(1.0)
