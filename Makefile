@@ -20,7 +20,7 @@ setup:
 
 # The shipped SnapFlow student (libero:snapflow) in closed loop: LIBERO bridge + policy node,
 # lock-step, three episodes of libero_object task 0 (benchmark initial states 4-6; its measured
-# success rate over states 0-19 is 45 %, docs/libero.md); success and latency per episode,
+# success rate over all 50 states is 34 %, docs/libero.md); success and latency per episode,
 # videos in artifacts/demo/videos.
 demo: setup
 	$(VENV)/bin/libero_eval --suites libero_object --tasks 0 --episodes 3 --init-offset 4 \
