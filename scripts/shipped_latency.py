@@ -24,7 +24,7 @@ cases = [
     ("snapflow", s, 1),
     ("snapflow", s, 2),
 ]
-times = {c[:1] + (c[2],): [] for c in cases}
+times = {(name, n): [] for name, _, n in cases}
 for rt in (t, s):
     for _ in range(3):
         rt.predict_chunk(obs)

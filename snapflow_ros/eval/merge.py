@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from snapflow_ros.eval.report import write_reports
+from snapflow_ros.eval.report import start_key, write_reports
 
 SAME_SETTINGS = ("image_size", "fast_render", "mode", "max_steps", "init_states")
 
@@ -52,10 +52,6 @@ def load_results(path: Path) -> dict[str, Any]:
     return data
 
 
-def _episode_key(ep: dict[str, Any]) -> tuple[Any, ...]:
-    return (ep["config"], ep["suite"], ep["task_index"], ep.get("init_state_index"))
-
-
 def merge_runs(
     runs: list[dict[str, Any]], order: list[str] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -67,27 +63,24 @@ def merge_runs(
     if not runs:
         raise MergeError("nothing to merge")
     first = runs[0]
+    # fresh placements are the same scenes only when drawn from the same seed
+    same = (
+        (*SAME_SETTINGS, "seed") if first["plan"].get("init_states") == "fresh" else SAME_SETTINGS
+    )
     for run in runs[1:]:
-        for key in SAME_SETTINGS:
+        for key in same:
             a, b = first["plan"].get(key), run["plan"].get(key)
             if a != b:
                 raise MergeError(
                     f"{run['_source']}: {key} {b!r} differs from {a!r} in {first['_source']}"
                 )
-        if first["plan"].get("init_states") == "fresh" and (
-            first["plan"].get("seed") != run["plan"].get("seed")
-        ):
-            raise MergeError(
-                f"{run['_source']}: fresh placements with seed {run['plan'].get('seed')} "
-                f"differ from seed {first['plan'].get('seed')} in {first['_source']}"
-            )
     configs: dict[str, dict[str, Any]] = {}
     seen: dict[tuple[Any, ...], str] = {}
     episodes: list[dict[str, Any]] = []
     for run in runs:
         for ep in run["episodes"]:
             try:
-                key = _episode_key(ep)
+                key = (ep["config"], *start_key(ep))
                 identity = (str(ep["policy_path"]), ep.get("num_steps"))
             except (KeyError, TypeError) as exc:
                 raise MergeError(f"{run['_source']}: an episode lacks {exc}") from exc

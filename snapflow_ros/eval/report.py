@@ -132,22 +132,28 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+def start_key(episode: dict[str, Any]) -> tuple[Any, ...]:
+    """Where an episode started: suite, task, initial-state source and index."""
+    return (
+        episode["suite"],
+        episode["task_index"],
+        episode.get("init_states"),
+        episode.get("init_state_index"),
+    )
+
+
 def paired_outcomes(episodes: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
     """Each other configuration against ``reference`` on the episodes both ran (same suite,
     task and initial state): how often both, only one or neither succeeded, and McNemar's p."""
-
-    def key(e: dict[str, Any]) -> tuple[Any, ...]:
-        return (e["suite"], e["task_index"], e.get("init_states"), e.get("init_state_index"))
-
-    ref = {key(e): bool(e["success"]) for e in episodes if e["config"] == reference}
+    ref = {start_key(e): bool(e["success"]) for e in episodes if e["config"] == reference}
     rows = []
     for config in dict.fromkeys(e["config"] for e in episodes):
         if config == reference:
             continue
         pairs = [
-            (ref[key(e)], bool(e["success"]))
+            (ref[start_key(e)], bool(e["success"]))
             for e in episodes
-            if e["config"] == config and key(e) in ref
+            if e["config"] == config and start_key(e) in ref
         ]
         if not pairs:
             continue

@@ -107,6 +107,17 @@ def test_different_settings_are_refused(tmp_path, capsys):
     assert "image_size 128 differs from 64" in capsys.readouterr().err
 
 
+def test_fresh_placements_merge_only_with_the_same_seed(tmp_path, capsys):
+    fresh = {"init_states": "fresh"}
+    a = _run(tmp_path / "a", [_episode("student", "/m/s", 1, 0, True)], **fresh, seed=3)
+    b = _run(tmp_path / "b", [_episode("student", "/m/s", 1, 1, True)], **fresh, seed=4)
+    c = _run(tmp_path / "c", [_episode("student", "/m/s", 1, 1, False)], **fresh, seed=3)
+    assert main([str(a), str(b), "--out", str(tmp_path / "m")]) == 2
+    assert "seed 4 differs from 3" in capsys.readouterr().err
+    assert main([str(a), str(c), "--out", str(tmp_path / "m")]) == 0
+    assert "fresh object placements 0..1" in (tmp_path / "m" / "summary.md").read_text()
+
+
 def test_unreadable_inputs_give_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
