@@ -374,6 +374,13 @@ class PolicyController:
             problems.append(Problem("fault", "policy", self._fault))
         return not problems, problems
 
+    def _input_fault(self, session: Session, now_ns: int) -> bool:
+        """True when an input is malformed or clock-skewed at ``now_ns``: a chunk that was being
+        computed when it arrived is discarded, not scheduled (the tick holds anyway)."""
+        s = self._settings
+        problems = session.inputs.problems(now_ns, s.input_timeout, s.max_future_stamp, s.task_text)
+        return any(p.severity == "fault" for p in problems)
+
     def recent_starvation(self, now_ns: int) -> bool:
         """True within a few seconds of a starvation event (diagnostics warn meanwhile)."""
         last = self._last_starvation_ns
@@ -568,12 +575,12 @@ class PolicyController:
         trigger_ns: int,
         epoch: int,
     ) -> None:
-        """Schedule a predicted chunk (unless a reset, pause or stop came meanwhile), publish
-        it and account for it."""
+        """Schedule a predicted chunk (unless a reset, pause, stop or malformed input came
+        meanwhile), publish it and account for it."""
         loop = session.loop
         with self._lock:
             done_ns = self._clock()  # read under the lock: ticks and merges are time-ordered
-            if epoch != self._epoch or not self._running():
+            if epoch != self._epoch or not self._running() or self._input_fault(session, done_ns):
                 self._counts["discarded_chunks"] += 1
                 return
             events = loop.counters.starvation_events

@@ -341,6 +341,34 @@ def test_a_chunk_computed_across_a_reset_is_discarded():
     assert r.ctl.report().counters["discarded_chunks"] == 1
 
 
+def test_a_chunk_computed_while_an_input_turned_malformed_is_discarded():
+    r = rig()
+    r.feed(1.0)
+    r.runtime.during = lambda: r.feed(1.0, bad="state: NaN at indices [0]", slot="state.joints")
+    r.step()
+    assert not r.out.chunks and not r.out.of("chunk") and not r.out.commands
+    assert r.ctl.report().counters["discarded_chunks"] == 1
+    assert r.loop.scheduler.plan is None
+    r.runtime.during = None
+    r.feed(2.0)
+    r.step()
+    assert values(r.out) == [2.0]
+
+
+def test_a_chunk_computed_while_an_input_came_stamped_ahead_is_discarded():
+    r = rig()
+    r.feed(1.0)
+
+    def skewed() -> None:
+        r.feed(1.0, stamp_s=r.clock.s + 10.0, slot="camera.front")
+        r.clock.advance(0.01)  # the clock moved: clock skew, not an early message
+
+    r.runtime.during = skewed
+    r.step()
+    assert not r.out.of("chunk") and not r.out.commands
+    assert r.ctl.report().counters["discarded_chunks"] == 1
+
+
 def test_stop_commands_sends_one_hold_then_nothing():
     r = rig(hold_mode="zero", limits=ActionLimits.build(DIM, lower=[0.5], upper=[9.0]))
     r.feed(1.0)
