@@ -362,24 +362,17 @@ class PolicyController:
         """Problems at ``now_ns`` that stop commands (inputs, then a policy fault)."""
         problems: list[Problem] = []
         if self._session is not None:
-            s = self._settings
             problems = [
-                p
-                for p in self._session.inputs.problems(
-                    now_ns, s.input_timeout, s.max_future_stamp, s.task_text
-                )
-                if p.severity != "early"
+                p for p in self._input_problems(self._session, now_ns) if p.severity != "early"
             ]
         if self._fault:
             problems.append(Problem("fault", "policy", self._fault))
         return not problems, problems
 
-    def _input_fault(self, session: Session, now_ns: int) -> bool:
-        """True when an input is malformed or clock-skewed at ``now_ns``: a chunk that was being
-        computed when it arrived is discarded, not scheduled (the tick holds anyway)."""
+    def _input_problems(self, session: Session, now_ns: int) -> list[Problem]:
+        """What is wrong with the session's inputs at ``now_ns`` under the current settings."""
         s = self._settings
-        problems = session.inputs.problems(now_ns, s.input_timeout, s.max_future_stamp, s.task_text)
-        return any(p.severity == "fault" for p in problems)
+        return session.inputs.problems(now_ns, s.input_timeout, s.max_future_stamp, s.task_text)
 
     def recent_starvation(self, now_ns: int) -> bool:
         """True within a few seconds of a starvation event (diagnostics warn meanwhile)."""
@@ -580,7 +573,10 @@ class PolicyController:
         loop = session.loop
         with self._lock:
             done_ns = self._clock()  # read under the lock: ticks and merges are time-ordered
-            if epoch != self._epoch or not self._running() or self._input_fault(session, done_ns):
+            # an input that turned malformed or clock-skewed while this chunk was computed: the
+            # tick holds anyway, so the chunk is discarded rather than scheduled
+            faulted = any(p.severity == "fault" for p in self._input_problems(session, done_ns))
+            if epoch != self._epoch or not self._running() or faulted:
                 self._counts["discarded_chunks"] += 1
                 return
             events = loop.counters.starvation_events
