@@ -39,7 +39,17 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $py"
   "$py" -m venv "$VENV"
 fi
-echo "[setup] installing requirements into $VENV (first run: several minutes, ~6 GB)"
+# A first install writes about 8 GB (torch with its CUDA libraries is most of it). Say so before
+# pip fails halfway with "No space left on device" (an update of a venv that has torch needs less).
+need_gb=8
+free_kb=$(df -Pk "$VENV" 2>/dev/null | awk 'NR == 2 {print $4}')
+if ! compgen -G "$VENV/lib/python3*/site-packages/torch" >/dev/null \
+  && [[ "$free_kb" =~ ^[0-9]+$ ]] && [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+  echo "error: $((free_kb / 1024 / 1024)) GB free where $VENV lives; the first install needs about" \
+    "$need_gb GB. Free some space or point VENV at another disk." >&2
+  exit 2
+fi
+echo "[setup] installing requirements into $VENV (first run: several minutes, about 8 GB)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -r requirements/dev.txt
 "$VENV/bin/python" -m pip install -q --no-deps -e .
