@@ -5,9 +5,10 @@ For each of the task's benchmark initial states and each demonstration (its plac
 (after LIBERO's settle steps, as an episode starts). Printed: how much every object moves across
 the scenes of each set, and the distance from each benchmark scene to its nearest demonstration
 scene (all object positions together) next to the same distance among demonstrations. With
-``--episodes`` (an evaluation's ``episodes.csv``) the per-state successes are joined to it.
+``--results`` (a ``libero_eval`` output folder or its ``results.json``) the per-state successes
+are joined to it.
 
-    python scripts/placement_coverage.py DATASET [--states 50] [--episodes CSV] [--out JSON]
+    python scripts/placement_coverage.py DATASET [--states 50] [--results RUN] [--out JSON]
 
 Needs the simulator (no rendering); about 1.5 s per scene on one core.
 """
@@ -15,13 +16,14 @@ Needs the simulator (no rendering); about 1.5 s per scene on one core.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from snapflow_ros.eval.merge import MergeError, load_results
+from snapflow_ros.eval.report import start_key
 from snapflow_ros.sim.libero_env import LiberoSim, SimConfig
 
 
@@ -39,13 +41,14 @@ def nearest(scenes: np.ndarray, pool: np.ndarray, exclude_self: bool = False) ->
     return d.min(axis=1)
 
 
-def successes(path: Path) -> dict[int, list[bool]]:
-    """Per benchmark initial state, the success of every evaluated configuration."""
+def successes(run: dict, suite: str, task_index: int) -> dict[int, list[bool]]:
+    """Per benchmark initial state of the task, the success of every evaluated configuration
+    (``run``: a ``libero_eval`` results.json as ``load_results`` reads it)."""
     out: dict[int, list[bool]] = {}
-    with path.open() as f:
-        for row in csv.DictReader(f):
-            if row.get("init_states", "benchmark") == "benchmark":
-                out.setdefault(int(row["init_state_index"]), []).append(row["success"] == "True")
+    for episode in run["episodes"]:
+        ep_suite, ep_task, source, index = start_key(episode)
+        if (ep_suite, ep_task, source) == (suite, task_index, "benchmark"):
+            out.setdefault(int(index), []).append(bool(episode["success"]))
     return out
 
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dataset", type=Path, help="a demonstration dataset (its meta/ is read)")
     ap.add_argument("--states", type=int, default=50, help="benchmark initial states 0..N-1")
-    ap.add_argument("--episodes", type=Path, help="an evaluation's episodes.csv to join")
+    ap.add_argument("--results", type=Path, help="a libero_eval output folder to join")
     ap.add_argument("--out", type=Path, default=Path("artifacts/placement_coverage.json"))
     args = ap.parse_args(argv)
     try:
@@ -66,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.states < 1 or not seeds:
         print("need at least one benchmark state and one demonstration", file=sys.stderr)
+        return 2
+    try:
+        run = load_results(args.results) if args.results else None
+    except MergeError as exc:
+        print(f"placement_coverage: {exc}", file=sys.stderr)
         return 2
     sim = LiberoSim(
         SimConfig(suite=spec["suite"], task_index=int(spec["task_index"]), render=False)
@@ -104,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{to_demo.mean():.1f} (max {to_demo.max():.1f}); demonstrations among themselves "
         f"mean {among.mean():.1f} (max {among.max():.1f})"
     )
-    if args.episodes:
-        wins = successes(args.episodes)
+    if run is not None:
+        wins = successes(run, spec["suite"], int(spec["task_index"]))
         idx = [i for i in range(args.states) if i in wins]
         rate = np.array([np.mean(wins[i]) for i in idx])
         corr = float(np.corrcoef(rate, to_demo[idx])[0, 1]) if len(idx) > 2 else float("nan")

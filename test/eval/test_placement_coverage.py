@@ -28,13 +28,40 @@ def test_nearest_scene_distances_exclude_the_scene_itself():
     assert coverage.nearest(pool, pool, exclude_self=True).tolist() == [1.0, np.sqrt(18), 1.0]
 
 
-def test_successes_are_joined_per_benchmark_state(tmp_path):
-    csv = tmp_path / "episodes.csv"
-    csv.write_text(
-        "config,init_state_index,init_states,success\n"
-        "a,0,benchmark,True\nb,0,benchmark,False\na,1,benchmark,True\na,0,fresh,False\n"
+def test_successes_are_joined_per_benchmark_state_of_the_task():
+    def ep(config, index, success, source="benchmark", task=0):
+        return {
+            "config": config,
+            "suite": "libero_object",
+            "task_index": task,
+            "init_states": source,
+            "init_state_index": index,
+            "success": success,
+        }
+
+    run = {
+        "episodes": [
+            ep("a", 0, True),
+            ep("b", 0, False),
+            ep("a", 1, True),
+            ep("a", 0, False, source="fresh"),
+            ep("a", 2, False, task=1),
+        ]
+    }
+    assert coverage.successes(run, "libero_object", 0) == {0: [True, False], 1: [True]}
+
+
+def test_a_results_path_that_is_no_evaluation_is_refused_before_the_simulator(tmp_path, capsys):
+    data = tmp_path / "demos"
+    (data / "meta").mkdir(parents=True)
+    (data / "meta/snapflow_demos.json").write_text(
+        json.dumps({"spec": {"suite": "libero_object", "task_index": 0}})
     )
-    assert coverage.successes(csv) == {0: [True, False], 1: [True]}
+    (data / "meta/snapflow_episodes.jsonl").write_text('{"episode_index": 0, "seed": 7}\n')
+    out = tmp_path / "o.json"
+    assert coverage.main([str(data), "--results", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_a_folder_that_is_no_demonstration_dataset_is_refused(tmp_path, capsys):
