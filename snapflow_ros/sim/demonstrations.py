@@ -17,7 +17,10 @@ its index, attempt, seed, length and via-points. The dataset is finalized and ch
 (:mod:`snapflow_ros.sim.dataset_checkpoint`) every ``--checkpoint-every`` episodes, on Ctrl-C
 and on SIGTERM. A run killed hard between checkpoints (SIGKILL, out of memory, power loss)
 leaves unreadable files: the next run returns the dataset to its last checkpoint first (and
-says so), so a crash loses at most the episodes since then. Usage: ``docs/libero.md``.
+says so), so a crash loses at most the episodes since then.
+
+``--workers N`` runs the attempts in N processes (one simulator each); the writer still takes
+them in attempt order, so the dataset is the same as with one worker. Usage: ``docs/libero.md``.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import shlex
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -274,6 +279,103 @@ def _write_spec(root: Path, spec: DemoSpec, task: PickPlaceTask, command: str) -
     path.write_text(json.dumps(info, indent=2) + "\n")
 
 
+@dataclass
+class Attempt:
+    """One expert attempt: its seed, outcome, via-points and (when it succeeded) its frames."""
+
+    attempt: int
+    seed: int
+    success: bool
+    steps: int
+    retries: int
+    via: dict[str, Any]
+    frames: list[dict[str, Any]]
+
+
+def run_attempt(sim: LiberoSim, spec: DemoSpec, task: PickPlaceTask, attempt: int) -> Attempt:
+    """Run attempt ``attempt``: its own placement and via-points, both from its seed."""
+    seed = episode_seed(spec.seed, attempt, "demo")
+    via = sample_via_points(np.random.default_rng(seed), task)
+    frames: list[dict[str, Any]] = []
+
+    def keep(obs: SimObservation, action: np.ndarray) -> None:
+        target = target_position(sim, obs, task)
+        frames.append(make_frame(obs, action, target, spec, task, sim.task_language))
+
+    result = run_expert_episode(sim, via, init_state=sim.sample_init_state(seed), on_step=keep)
+    return Attempt(
+        attempt=attempt,
+        seed=seed,
+        success=result.success,
+        steps=result.steps,
+        retries=result.retries,
+        via=via.as_dict(),
+        frames=frames if result.success else [],
+    )
+
+
+def _make_sim(spec: DemoSpec) -> LiberoSim:
+    return LiberoSim(
+        SimConfig(
+            suite=spec.suite,
+            task_index=spec.task_index,
+            image_height=spec.image_size,
+            image_width=spec.image_size,
+            fast_render=spec.fast_render,
+            init_states="benchmark",
+        )
+    )
+
+
+def _attempts_inline(spec: DemoSpec, task: PickPlaceTask, first: int) -> Iterator[Attempt]:
+    """Attempts ``first, first + 1, ...`` in this process."""
+    sim = _make_sim(spec)
+    try:
+        attempt = first
+        while True:
+            yield run_attempt(sim, spec, task, attempt)
+            attempt += 1
+    finally:
+        sim.close()
+
+
+_worker_sim: LiberoSim | None = None
+
+
+def _worker_init(spec: DemoSpec) -> None:
+    """A worker process: Ctrl-C and SIGTERM are the writer's to handle; one simulator each."""
+    global _worker_sim
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker_sim = _make_sim(spec)
+
+
+def _worker_attempt(spec: DemoSpec, attempt: int) -> Attempt:
+    assert _worker_sim is not None
+    return run_attempt(_worker_sim, spec, expert_task(spec.suite, spec.task_index), attempt)
+
+
+def _attempts_pooled(spec: DemoSpec, first: int, workers: int, ahead: int = 2) -> Iterator[Attempt]:
+    """Attempts ``first, first + 1, ...`` from ``workers`` processes, yielded in attempt order
+    (at most ``ahead`` attempts per worker run ahead of the writer; left over ones are dropped)."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(workers, initializer=_worker_init, initargs=(spec,))
+    try:
+        queue = [
+            pool.apply_async(_worker_attempt, (spec, k))
+            for k in range(first, first + workers * ahead)
+        ]
+        submitted = first + len(queue)
+        while True:
+            result = queue.pop(0).get()
+            queue.append(pool.apply_async(_worker_attempt, (spec, submitted)))
+            submitted += 1
+            yield result
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 def record_demonstrations(
     root: str | Path,
     episodes: int,
@@ -282,11 +384,13 @@ def record_demonstrations(
     checkpoint_every: int = 25,
     progress: bool = True,
     command: str = "",
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Record until ``root`` holds ``episodes`` successful episodes (resuming what is there).
 
     ``max_attempts`` (0: 2 x the missing episodes) bounds the attempts of this call;
-    ``command`` is stored in the dataset's metadata when it is created. Returns a summary.
+    ``command`` is stored in the dataset's metadata when it is created; ``workers`` processes
+    run the attempts (the dataset does not depend on how many). Returns a summary.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
@@ -303,26 +407,11 @@ def record_demonstrations(
     if ledger is None:  # a new dataset: its first checkpoint holds no episode
         save_checkpoint(root, 0)
     ledger = ledger or []
-    sim = LiberoSim(
-        SimConfig(
-            suite=spec.suite,
-            task_index=spec.task_index,
-            image_height=spec.image_size,
-            image_width=spec.image_size,
-            fast_render=spec.fast_render,
-            init_states="benchmark",
-        )
-    )
     attempt = ledger[-1]["attempt"] + 1 if ledger else 0
     done = len(ledger)
     limit = max_attempts or 2 * max(episodes - done, 1)
     tried = failed = 0
     pending: list[dict[str, Any]] = []  # saved episodes not yet in the ledger
-    frames: list[dict[str, Any]] = []
-
-    def keep(obs: SimObservation, action: np.ndarray) -> None:
-        target = target_position(sim, obs, task)
-        frames.append(make_frame(obs, action, target, spec, task, sim.task_language))
 
     def checkpoint() -> None:
         dataset.finalize()
@@ -334,26 +423,27 @@ def record_demonstrations(
     start = time.perf_counter()
     bar = tqdm(total=episodes, initial=done, unit="ep", disable=not progress, desc="demos")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    source = (
+        _attempts_pooled(spec, attempt, workers)
+        if workers > 1
+        else _attempts_inline(spec, task, attempt)
+    )
     try:
         while done < episodes and tried < limit:
-            seed = episode_seed(spec.seed, attempt, "demo")
-            via = sample_via_points(np.random.default_rng(seed), task)
-            frames.clear()
-            init_state = sim.sample_init_state(seed)
-            result = run_expert_episode(sim, via, init_state=init_state, on_step=keep)
+            result = next(source)
             tried += 1
             if result.success:
-                for frame in frames:
+                for frame in result.frames:
                     dataset.add_frame(frame)
                 dataset.save_episode()
                 pending.append(
                     {
                         "episode_index": done,
-                        "attempt": attempt,
-                        "seed": seed,
+                        "attempt": result.attempt,
+                        "seed": result.seed,
                         "steps": result.steps,
                         "retries": result.retries,
-                        "via": via.as_dict(),
+                        "via": result.via,
                     }
                 )
                 done += 1
@@ -363,7 +453,6 @@ def record_demonstrations(
                     dataset = LeRobotDataset.resume(spec.repo_id, root=root)
             else:
                 failed += 1
-            attempt += 1
             bar.set_postfix(attempts=tried, failed=failed)
     except (KeyboardInterrupt, _Stop):
         print("demonstrations: interrupted; finalizing what was recorded", file=sys.stderr)
@@ -373,7 +462,7 @@ def record_demonstrations(
         signal.signal(signal.SIGTERM, previous)
         bar.close()
         checkpoint()
-        sim.close()
+        source.close()
     return {
         **summary,
         "episodes": done,
@@ -407,6 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo-id", default=DemoSpec.repo_id)
     p.add_argument("--max-attempts", type=int, default=0, help="0: 2 x the episodes missing")
     p.add_argument("--checkpoint-every", type=int, default=25, help="finalize every N episodes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes running attempts (one simulator each; same dataset for any number)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -419,8 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    if args.episodes < 1 or args.checkpoint_every < 1 or not 16 <= args.image_size <= 512:
-        parser.error("--episodes and --checkpoint-every must be >= 1, --image-size in 16..512")
+    if min(args.episodes, args.checkpoint_every, args.workers) < 1:
+        parser.error("--episodes, --checkpoint-every and --workers must be >= 1")
+    if not 16 <= args.image_size <= 512:
+        parser.error("--image-size must be in 16..512")
     try:
         expert_task(args.suite, args.task)
     except ValueError as exc:
@@ -443,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             max_attempts=args.max_attempts,
             checkpoint_every=args.checkpoint_every,
             progress=not args.no_progress,
+            workers=args.workers,
             command="python -m snapflow_ros.sim.demonstrations " + shlex.join(argv),
         )
     except DemoDatasetError as exc:

@@ -97,6 +97,28 @@ def test_resume_continues_without_touching_or_duplicating(recorded):
     assert len(read_ledger(root)) == 2 and _load(root).num_episodes == 2
 
 
+def test_two_worker_processes_record_the_same_dataset_as_one(recorded, tmp_path):
+    """Attempts run in two simulator processes; the writer takes them in attempt order, so
+    the episodes, their ledger and their frames equal the one-process recording's."""
+    root = recorded[0]
+    parallel = record_demonstrations(
+        tmp_path / "ds", 2, SPEC, progress=False, workers=2, command="recorded by the test"
+    )
+    assert parallel["episodes"] == 2
+    assert read_ledger(tmp_path / "ds") == read_ledger(root)
+    assert parallel["sha256"] == dataset_hash(root)
+    assert _load(tmp_path / "ds").num_episodes == 2
+
+
+@pytest.mark.parametrize("flag", ["--workers", "--episodes", "--checkpoint-every"])
+def test_counts_below_one_are_refused(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "ds"), flag, "0", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
+
+
 def test_resume_refuses_other_settings_and_foreign_folders(recorded, tmp_path, capsys):
     root = recorded[0]
     other = DemoSpec(image_size=64, fast_render=True, seed=5, repo_id=SPEC.repo_id)
