@@ -15,6 +15,7 @@
 #   EVAL_JOBS [2] (2: the five configurations as two runs side by side, merged by
 #   libero_eval_merge; 1: one run)  EVAL_DOMAIN [120] (ROS domains EVAL_DOMAIN, EVAL_DOMAIN+1)
 #   EVAL_MAX_STEPS [0] (0: the suite's step limit; a small number checks the stage quickly)
+#   DEMO_WORKERS [2] (simulator processes recording demonstrations; the dataset is the same)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -30,9 +31,14 @@ SEED="${SEED:-0}"
 EVAL_JOBS="${EVAL_JOBS:-2}"
 EVAL_DOMAIN="${EVAL_DOMAIN:-120}"
 EVAL_MAX_STEPS="${EVAL_MAX_STEPS:-0}"
+DEMO_WORKERS="${DEMO_WORKERS:-2}"
 for var in EVAL_EPISODES EVAL_DOMAIN EVAL_MAX_STEPS; do
   [[ "${!var}" =~ ^[0-9]+$ ]] || { echo "$var must be a whole number, got '${!var}'" >&2; exit 2; }
 done
+[[ "$DEMO_WORKERS" =~ ^[1-9][0-9]*$ ]] || {
+  echo "DEMO_WORKERS must be a whole number >= 1, got '$DEMO_WORKERS'" >&2
+  exit 2
+}
 [[ "$EVAL_JOBS" =~ ^[12]$ ]] || { echo "EVAL_JOBS must be 1 or 2, got '$EVAL_JOBS'" >&2; exit 2; }
 DATA="$WORK/demos"
 TEACHER="$WORK/teacher/teacher"
@@ -42,7 +48,8 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 stage_demos() {
   python -m snapflow_ros.sim.demonstrations "$DATA" --suite libero_object --task 0 \
-    --episodes "$EPISODES" --image-size 64 --seed "$SEED" --repo-id local/libero_object_t0_demos
+    --episodes "$EPISODES" --image-size 64 --seed "$SEED" --repo-id local/libero_object_t0_demos \
+    --workers "$DEMO_WORKERS"
 }
 
 stage_teacher() {

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +66,8 @@ IMAGE_KEYS = {"agentview": "observation.images.image", "wrist": "observation.ima
 SPEC_FILE = "meta/snapflow_demos.json"
 LEDGER_FILE = "meta/snapflow_episodes.jsonl"
 ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+# An attempt takes ~10-60 s; a worker process that died (a simulator crash) never answers.
+ATTEMPT_TIMEOUT_S = 600.0
 
 
 class DemoDatasetError(RuntimeError):
@@ -342,35 +346,40 @@ def _attempts_inline(spec: DemoSpec, task: PickPlaceTask, first: int) -> Iterato
 _worker_sim: LiberoSim | None = None
 
 
-def _worker_init(spec: DemoSpec) -> None:
-    """A worker process: Ctrl-C and SIGTERM are the writer's to handle; one simulator each."""
-    global _worker_sim
+def _worker_init() -> None:
+    """A worker process: Ctrl-C and SIGTERM are the writer's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker_sim = _make_sim(spec)
 
 
 def _worker_attempt(spec: DemoSpec, attempt: int) -> Attempt:
-    assert _worker_sim is not None
+    """Run one attempt in a worker process with its own simulator (made on the first call, so
+    that a simulator that cannot start reaches the writer as this call's exception)."""
+    global _worker_sim
+    if _worker_sim is None:
+        _worker_sim = _make_sim(spec)
     return run_attempt(_worker_sim, spec, expert_task(spec.suite, spec.task_index), attempt)
 
 
 def _attempts_pooled(spec: DemoSpec, first: int, workers: int, ahead: int = 2) -> Iterator[Attempt]:
     """Attempts ``first, first + 1, ...`` from ``workers`` processes, yielded in attempt order
     (at most ``ahead`` attempts per worker run ahead of the writer; left over ones are dropped)."""
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers, initializer=_worker_init, initargs=(spec,))
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+    in_flight: deque[tuple[int, Any]] = deque()
     try:
-        queue = [
-            pool.apply_async(_worker_attempt, (spec, k))
-            for k in range(first, first + workers * ahead)
-        ]
-        submitted = first + len(queue)
-        while True:
-            result = queue.pop(0).get()
-            queue.append(pool.apply_async(_worker_attempt, (spec, submitted)))
-            submitted += 1
-            yield result
+        for attempt in itertools.count(first):
+            in_flight.append((attempt, pool.apply_async(_worker_attempt, (spec, attempt))))
+            if len(in_flight) < workers * ahead:
+                continue
+            oldest, result = in_flight.popleft()
+            try:
+                yield result.get(timeout=ATTEMPT_TIMEOUT_S)
+            except multiprocessing.TimeoutError:
+                raise DemoDatasetError(
+                    f"attempt {oldest}: no result from its worker process within "
+                    f"{ATTEMPT_TIMEOUT_S:.0f} s (a crashed simulator?); the episodes recorded "
+                    "before it are kept: run the command again to resume"
+                ) from None
     finally:
         pool.terminate()
         pool.join()

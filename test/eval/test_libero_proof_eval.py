@@ -62,6 +62,7 @@ def test_eval_stage_runs_two_domains_and_merges(tmp_path):
         ("EVAL_JOBS", "3", "EVAL_JOBS must be 1 or 2, got '3'"),
         ("EVAL_EPISODES", "ten", "EVAL_EPISODES must be a whole number, got 'ten'"),
         ("EVAL_DOMAIN", "-1", "EVAL_DOMAIN must be a whole number"),
+        ("DEMO_WORKERS", "0", "DEMO_WORKERS must be a whole number >= 1, got '0'"),
     ],
 )
 def test_bad_settings_stop_before_any_stage(tmp_path, name, value, message):
