@@ -527,6 +527,7 @@ class Runner:
             "rejected_commands": end["commands"]["rejected"],
             "commands": end["commands"],
             "final_state": end.get("final_state"),
+            "objects": end.get("objects"),
             "video": video,
         }
         print(

@@ -34,6 +34,7 @@ EPISODE_FIELDS = [
     "latency_p95_ms",
     "kicks",
     "rejected_commands",
+    "outcome",
     "video",
 ]
 SUMMARY_FIELDS = [
@@ -52,6 +53,16 @@ SUMMARY_FIELDS = [
     "latency_p95_ms",
 ]
 Z95 = 1.959963984540054
+# An object counts as lifted when it rose this far above its start height (settling and
+# pushes move objects by millimetres; a grasped and lifted one rises by centimetres).
+LIFT_M = 0.03
+OUTCOMES = (
+    "success",
+    "nothing lifted",
+    "lifted, still up at the end",
+    "lifted, then put down or dropped",
+    "not recorded",
+)
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -120,6 +131,50 @@ def _row(
         "latency_p50_ms": percentile_ms(latencies, 50),
         "latency_p95_ms": percentile_ms(latencies, 95),
     }
+
+
+def outcome(episode: dict[str, Any]) -> str:
+    """How an episode ended, from the bridge's object motion (``objects`` of its end event):
+    one of :data:`OUTCOMES`. A failure is ``nothing lifted`` when no object rose
+    :data:`LIFT_M` (never grasped, or grasped without lifting), ``lifted, still up at the end``
+    when a lifted object was still that high at the step limit (carried, not placed in time),
+    else ``lifted, then put down or dropped`` (let go outside the goal)."""
+    if episode.get("success"):
+        return "success"
+    objects = episode.get("objects")
+    if not objects:
+        return "not recorded"
+    lifted = [o for o in objects.values() if o["max_rise_m"] >= LIFT_M]
+    if not lifted:
+        return "nothing lifted"
+    if any(o["final_rise_m"] >= LIFT_M for o in lifted):
+        return "lifted, still up at the end"
+    return "lifted, then put down or dropped"
+
+
+def outcome_counts(episodes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per configuration, how many episodes ended each way (:func:`outcome`)."""
+    counts: dict[str, dict[str, int]] = {}
+    for e in episodes:
+        row = counts.setdefault(e["config"], dict.fromkeys(OUTCOMES, 0))
+        row[outcome(e)] += 1
+    return counts
+
+
+def outcome_table(counts: dict[str, dict[str, int]]) -> str:
+    """Markdown table of :func:`outcome_counts` (the ``not recorded`` column only if used)."""
+    if not counts:
+        return ""
+    used = [o for o in OUTCOMES if o != "not recorded" or any(c[o] for c in counts.values())]
+    lines = [
+        f"How the episodes ended (an object counts as lifted when it rose {100 * LIFT_M:.0f} cm):",
+        "",
+        "| config | " + " | ".join(used) + " |",
+        "|---|" + "---|" * len(used),
+    ]
+    for config, row in counts.items():
+        lines.append(f"| {config} | " + " | ".join(str(row[o]) for o in used) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:
@@ -287,6 +342,8 @@ def write_reports(
     out.mkdir(parents=True, exist_ok=True)
     rows = summarize(episodes) if episodes else []
     paired = paired_outcomes(episodes, episodes[0]["config"]) if episodes else []
+    episodes = [{**e, "outcome": outcome(e)} for e in episodes]
+    outcomes = outcome_counts(episodes)
     paths = {
         "json": out / "results.json",
         "episodes_csv": out / "episodes.csv",
@@ -295,7 +352,7 @@ def write_reports(
     }
     paths["json"].write_text(
         json.dumps(
-            {**meta, "episodes": episodes, "summary": rows, "paired": paired},
+            {**meta, "episodes": episodes, "summary": rows, "paired": paired, "outcomes": outcomes},
             indent=2,
             default=str,
         )
@@ -316,5 +373,7 @@ def write_reports(
     text += markdown_table(episodes, rows) if episodes else "No episode ran.\n"
     if paired:
         text += "\n" + paired_table(paired)
+    if outcomes:
+        text += "\n" + outcome_table(outcomes)
     paths["markdown"].write_text(text)
     return paths

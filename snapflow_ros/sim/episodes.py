@@ -95,6 +95,36 @@ class EpisodeStats:
     step_s: list[float] = field(default_factory=list)
     publish_s: list[float] = field(default_factory=list)
     wait_s: list[float] = field(default_factory=list)
+    objects: ObjectMotion | None = None
+
+
+class ObjectMotion:
+    """How far the scene's movable objects moved in an episode: each one's highest rise above
+    its start height, its rise at the end and how far it ended from its start in x-y (m)."""
+
+    def __init__(self, start: dict[str, np.ndarray]) -> None:
+        self.start = {name: np.asarray(p, np.float64).copy() for name, p in start.items()}
+        self.max_rise = dict.fromkeys(self.start, 0.0)
+        self.last = {name: p.copy() for name, p in self.start.items()}
+
+    def update(self, positions: dict[str, np.ndarray]) -> None:
+        """Take the objects' positions after a step."""
+        for name, start in self.start.items():
+            if name in positions:
+                p = np.asarray(positions[name], np.float64)
+                self.last[name] = p.copy()
+                self.max_rise[name] = max(self.max_rise[name], float(p[2] - start[2]))
+
+    def report(self) -> dict[str, dict[str, float]]:
+        """Per object: ``max_rise_m``, ``final_rise_m``, ``moved_xy_m`` (rounded to 0.1 mm)."""
+        return {
+            name: {
+                "max_rise_m": round(self.max_rise[name], 4),
+                "final_rise_m": round(float(self.last[name][2] - start[2]), 4),
+                "moved_xy_m": round(float(np.linalg.norm(self.last[name][:2] - start[:2])), 4),
+            }
+            for name, start in self.start.items()
+        }
 
 
 def _mean(values: list[float]) -> float | None:
@@ -270,7 +300,10 @@ class EpisodeDriver:
         with self._lock:
             self._latest = None
             self.stats = EpisodeStats(
-                episode_id=self._episode_id, start_wall=time.monotonic(), start_ns=self._time_ns
+                episode_id=self._episode_id,
+                start_wall=time.monotonic(),
+                start_ns=self._time_ns,
+                objects=ObjectMotion(obs.object_pos),
             )
         self._last_gripper = -1.0
         self._out.task(sim.task_language)
@@ -346,6 +379,7 @@ class EpisodeDriver:
             "overruns": st.overruns,
             "end_ns": self._time_ns,
             "final_state": [round(float(v), 6) for v in sim.observation.state],
+            "objects": st.objects.report() if st.objects is not None else {},
         }
         self._out.episode(result)
         self._out.log(
@@ -370,6 +404,8 @@ class EpisodeDriver:
     def _apply(self, action: np.ndarray, source: str = "command") -> None:
         result = self.sim.step(action)
         self.stats.step_s.append(result.step_s)
+        if self.stats.objects is not None:
+            self.stats.objects.update(result.observation.object_pos)
         if source == "command":
             self.stats.applied += 1
         self._last_gripper = float(action[-1])

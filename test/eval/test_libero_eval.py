@@ -144,9 +144,16 @@ def test_eval_compares_configurations(tmp_path, tiny_cache):
     assert eps["a"]["chunk_num_steps"] == [10] and eps["b"]["chunk_num_steps"] == [1]
     assert eps["a"]["final_state"] == eps["c"]["final_state"]  # lock-step: reproducible
     assert eps["a"]["final_state"] != eps["b"]["final_state"]
+    # the scene's movable objects, measured by the bridge; a random policy lifts none
+    assert "akita_black_bowl_1" in eps["a"]["objects"]
+    assert eps["a"]["objects"] == eps["c"]["objects"]
+    assert all(o["max_rise_m"] < 0.03 for o in eps["a"]["objects"].values())
+    assert {e["outcome"] for e in eps.values()} == {"nothing lifted"}
+    assert results["outcomes"]["a"]["nothing lifted"] == 1
     with (out / "episodes.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["config"] for r in rows] == ["a", "b", "c"] and rows[1]["num_steps"] == "1"
+    assert rows[0]["outcome"] == "nothing lifted"
     with (out / "summary.csv").open() as f:
         summary = list(csv.DictReader(f))
     assert {(r["config"], r["suite"], r["task_index"]) for r in summary} >= {

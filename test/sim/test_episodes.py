@@ -24,7 +24,8 @@ START_NS = 1_000_000_000
 
 
 class FakeSim:
-    """Steps instantly; an episode is done after ``done_after`` steps."""
+    """Steps instantly; an episode is done after ``done_after`` steps. Its one object, a can,
+    rises 5 cm at the first step, comes down at the next and slides 3-4 cm sideways."""
 
     def __init__(self, done_after: int = 1000) -> None:
         self.config = SimpleNamespace(suite="", task_index=0, init_state_index=0, max_steps=0)
@@ -35,19 +36,27 @@ class FakeSim:
         self.task_name = "bowl_plate"
         self.timing = SimpleNamespace(reset_s=0.01, build_s=0.02)
         self.num_init_states = 50
-        self.observation = SimpleNamespace(state=np.zeros(8))
+        self.observation = SimpleNamespace(state=np.zeros(8), object_pos=self._can(0.0, 0.0))
         self.actions: list[np.ndarray] = []
         self.ended = 0
         self.closed = False
 
+    @staticmethod
+    def _can(rise: float, slide: float) -> dict[str, np.ndarray]:
+        return {"can_1": np.array([0.1 + slide, -0.2 + 0.75 * slide, 0.9 + rise])}
+
     def reset(self, suite: str, task: int, init: int) -> Any:
         self.config.suite, self.config.task_index, self.config.init_state_index = suite, task, init
         self.steps = 0
+        self.observation.object_pos = self._can(0.0, 0.0)
         return self.observation
 
     def step(self, action: np.ndarray) -> Any:
         self.steps += 1
         self.actions.append(np.array(action))
+        self.observation.object_pos = (
+            self._can(0.05, 0.0) if self.steps == 1 else self._can(0, 0.04)
+        )
         done = self.steps >= self.done_after
         return SimpleNamespace(
             observation=self.observation,
@@ -246,6 +255,9 @@ def test_the_end_of_an_episode_and_the_next_one(rig):
     (end,) = r.wait(lambda: r.out.events("end"), "the end event")
     assert end["success"] and end["reason"] == "success" and end["steps"] == 2
     assert end["commands"]["applied"] == 2 and end["kicks"] >= 0
+    assert end["objects"] == {
+        "can_1": {"max_rise_m": 0.05, "final_rise_m": 0.0, "moved_xy_m": 0.05}
+    }
     starts = r.wait(lambda: (s := r.out.events("start")) and len(s) == 2 and s, "the next")
     assert starts[1]["init_state_index"] == 1 and r.params["init_state_index"] == 1
     assert starts[1]["start_ns"] > end["end_ns"]  # a reset gap of simulation time
