@@ -464,8 +464,12 @@ class Runner:
             for suite in plan.suites:
                 for task in plan.tasks[suite]:
                     for ep in range(plan.episodes):
-                        self.episodes.append(self._episode(cfg, suite, task, plan.init_offset + ep))
+                        record = self._episode(cfg, suite, task, plan.init_offset + ep)
+                        self.episodes.append(record)
                         self._write(final=False)  # nothing measured is lost to a kill
+                        # Printed only once recorded and written: a user who stops the run
+                        # on seeing this line finds the episode in the reports.
+                        print(_episode_line(record, plan.init_states), flush=True)
         self.node.stop()
         self.node = None
 
@@ -530,13 +534,6 @@ class Runner:
             "objects": end.get("objects"),
             "video": video,
         }
-        print(
-            f"[{cfg.name}] {suite} task {task} {_init_label(plan.init_states)} {init}: "
-            f"{'SUCCESS' if record['success'] else 'fail'} ({record['reason']}) "
-            f"{record['steps']} steps, {record['wall_s']:.1f} s, {len(chunks)} chunks, latency "
-            f"p50 {_ms(record['latency_p50_ms'])} / p95 {_ms(record['latency_p95_ms'])} ms",
-            flush=True,
-        )
         return record
 
     def _write_video(
@@ -598,6 +595,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     return Runner(plan).run()
+
+
+def _episode_line(record: dict[str, Any], init_states: str) -> str:
+    """The one-line progress report of a finished episode."""
+    return (
+        f"[{record['config']}] {record['suite']} task {record['task_index']} "
+        f"{_init_label(init_states)} {record['init_state_index']}: "
+        f"{'SUCCESS' if record['success'] else 'fail'} ({record['reason']}) "
+        f"{record['steps']} steps, {record['wall_s']:.1f} s, {record['chunks']} chunks, latency "
+        f"p50 {_ms(record['latency_p50_ms'])} / p95 {_ms(record['latency_p95_ms'])} ms"
+    )
 
 
 def _interrupt(signum: int, frame: Any) -> None:
