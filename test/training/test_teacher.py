@@ -46,6 +46,28 @@ def test_command_is_offline_and_fits_the_dataset(dataset_root: Path, tmp_path: P
     assert env["HF_HUB_OFFLINE"] == "1" and env["WANDB_MODE"] == "disabled"
 
 
+def test_image_size_sets_the_vlm_input_and_its_token_count(
+    dataset_root: Path, tmp_path: Path
+) -> None:
+    vlm = write_vlm_folder(tmp_path / "vlm", "tiny", image_size=128)
+    config = json.loads((vlm / "config.json").read_text())
+    processor = json.loads((vlm / "processor_config.json").read_text())
+    assert config["vision_config"]["image_size"] == 128
+    assert processor["image_seq_len"] == 16  # (128 / 16-pixel patches / 2x2 shuffle) ** 2
+    recipe = TeacherRecipe(str(dataset_root), str(tmp_path / "run"), image_size=128)
+    command = build_command(recipe, vlm, tmp_path)
+    assert "--policy.resize_imgs_with_padding=[128,128]" in command
+    default = write_vlm_folder(tmp_path / "vlm64", "tiny")
+    assert json.loads((default / "processor_config.json").read_text())["image_seq_len"] == 4
+
+
+@pytest.mark.parametrize("size", [0, 100, 1024, True])
+def test_bad_image_sizes_are_refused(dataset_root: Path, tmp_path: Path, size: int) -> None:
+    with pytest.raises(DistillError, match="--image-size must be a multiple of 32"):
+        train_teacher(TeacherRecipe(str(dataset_root), str(tmp_path / "a"), image_size=size))
+    assert not (tmp_path / "a").exists()
+
+
 def test_bad_recipes_are_refused(dataset_root: Path, tmp_path: Path) -> None:
     with pytest.raises(DistillError, match="not a local LeRobot dataset"):
         train_teacher(TeacherRecipe(str(tmp_path / "nope"), str(tmp_path / "a")))
@@ -61,13 +83,16 @@ def test_bad_recipes_are_refused(dataset_root: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_lerobot_train_teacher_distils_and_runs(dataset_root: Path, tmp_path: Path) -> None:
     """The documented path: lerobot-train -> exported teacher -> distill -> runtime."""
-    recipe = TeacherRecipe(str(dataset_root), str(tmp_path / "t"), steps=6, batch_size=4)
+    recipe = TeacherRecipe(
+        str(dataset_root), str(tmp_path / "t"), steps=6, batch_size=4, image_size=96
+    )  # not the default 64: the option reaches lerobot-train, the export and the runtime
     teacher = train_teacher(recipe, quiet=True)
     assert teacher == tmp_path / "t" / TEACHER_DIR
     record = json.loads((tmp_path / "t" / "teacher.json").read_text())
     assert record["command"][1:3] == ["-m", "lerobot.scripts.lerobot_train"]
     config = json.loads((teacher / "config.json").read_text())
     assert config["type"] == "smolvla" and config["vlm_model_name"] == str(teacher / "vlm")
+    assert config["resize_imgs_with_padding"] == [96, 96]
     plain = PolicyRuntime(teacher, RuntimeOptions(device="cpu", warmup=0))
     assert not plain.is_snapflow and plain.default_num_steps == 10
     out = tmp_path / "d"

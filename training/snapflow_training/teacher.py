@@ -44,6 +44,7 @@ SMALL_VLM = {
 }
 VLM_DIR, LEROBOT_DIR, TEACHER_DIR, RECIPE_FILE = "vlm", "lerobot", "teacher", "teacher.json"
 LAST_PRETRAINED = Path("checkpoints") / "last" / "pretrained_model"
+IMAGE_MULTIPLE = 32  # the VLM's 16-pixel patches, pixel-shuffled 2x2 into one token
 
 
 @dataclass
@@ -53,6 +54,8 @@ class TeacherRecipe:
     ``train_expert_only`` / ``freeze_vision_encoder`` are LeRobot's SmolVLA options; the VLM
     here has random weights, so by default everything trains. ``lr`` is the peak of LeRobot's
     warm-up + cosine schedule (``warmup_steps``, decaying to ``lr / 10`` over ``steps``).
+    ``image_size``: the VLM's input size in pixels (camera frames are resized and padded to
+    it); a multiple of 32 (16-pixel patches, 2x2 pixel shuffle). Default: the VLM's 64.
     ``episodes``: train on these episodes only (e.g. keep evaluation episodes out).
     ``extra``: further ``--key=value`` arguments passed to ``lerobot-train`` unchanged.
     """
@@ -60,6 +63,7 @@ class TeacherRecipe:
     dataset: str
     output: str
     vlm_size: VlmSize = "tiny"
+    image_size: int | None = None
     steps: int = 3000
     batch_size: int = 32
     lr: float = 1e-3
@@ -83,6 +87,16 @@ class TeacherRecipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise DistillError(f"--{name.replace('_', '-')} must be an integer >= 1")
+        size = self.image_size
+        if size is not None and (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or not 32 <= size <= 512
+            or size % IMAGE_MULTIPLE
+        ):
+            raise DistillError(
+                f"--image-size must be a multiple of {IMAGE_MULTIPLE} in [32, 512], got {size!r}"
+            )
         if self.n_action_steps is not None and not 1 <= self.n_action_steps <= self.chunk_size:
             raise DistillError("--n-action-steps must be in [1, --chunk-size]")
         if not self.lr > 0 or self.warmup_steps < 0:
@@ -91,13 +105,13 @@ class TeacherRecipe:
             raise DistillError(f"--dataset {self.dataset} is not a local LeRobot dataset folder")
 
 
-def write_vlm_folder(dest: Path, size: VlmSize) -> Path:
+def write_vlm_folder(dest: Path, size: VlmSize, image_size: int | None = None) -> Path:
     """The local VLM folder (config, processor, tokenizer) the SmolVLA is built from."""
     from transformers import SmolVLMConfig
 
     from snapflow_ros.fixtures.tiny_checkpoints import _write_smolvla_vlm
 
-    _write_smolvla_vlm(dest, "tiny")
+    _write_smolvla_vlm(dest, "tiny", image_size)
     if size == "small":
         config = SmolVLMConfig.from_pretrained(dest)
         for key, value in SMALL_VLM["text"].items():
@@ -220,7 +234,7 @@ def train_teacher(recipe: TeacherRecipe, quiet: bool = False) -> Path:
     if out.exists() and any(out.iterdir()):
         raise DistillError(f"--output {out} is not empty")
     out.mkdir(parents=True, exist_ok=True)
-    vlm_dir = write_vlm_folder(out / VLM_DIR, recipe.vlm_size)
+    vlm_dir = write_vlm_folder(out / VLM_DIR, recipe.vlm_size, recipe.image_size)
     train_dir = out / LEROBOT_DIR
     command = build_command(recipe, vlm_dir, train_dir)
     record = {"recipe": asdict(recipe), "command": command}
@@ -260,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="local LeRobotDataset root folder")
     p.add_argument("--output", required=True, help="run folder (teacher in <output>/teacher)")
     p.add_argument("--vlm-size", choices=VLM_SIZES, default=d.vlm_size)
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help=f"VLM input size in pixels, a multiple of {IMAGE_MULTIPLE} (default: 64); match "
+        "the dataset's frames (e.g. demonstrations recorded with --image-size 128)",
+    )
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
@@ -288,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset=args.dataset,
         output=args.output,
         vlm_size=args.vlm_size,
+        image_size=args.image_size,
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
