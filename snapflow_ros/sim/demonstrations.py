@@ -54,8 +54,10 @@ from snapflow_ros.sim.dataset_checkpoint import (
 from snapflow_ros.sim.libero_env import LEROBOT_STATE_NAMES, LiberoSim, SimConfig, SimObservation
 from snapflow_ros.sim.placements import episode_seed
 from snapflow_ros.sim.scripted_expert import (
+    PRIVILEGED_STATE_NAMES,
     PickPlaceTask,
     expert_task,
+    privileged_state,
     run_expert_episode,
     sample_via_points,
     target_position,
@@ -91,9 +93,8 @@ class DemoSpec:
 def state_names(spec: DemoSpec, task: PickPlaceTask) -> list[str]:
     """Names of ``observation.state``: LeRobot's 8 LIBERO values (+ 6 privileged ones)."""
     names = list(LEROBOT_STATE_NAMES)
-    if spec.privileged:
-        names += [f"privileged_{task.object}_pos_{a}" for a in "xyz"]
-        names += [f"privileged_{task.target}_pos_{a}" for a in "xyz"]
+    if spec.privileged:  # which object and target: the expert task in meta/snapflow_demos.json
+        names += PRIVILEGED_STATE_NAMES
     return names
 
 
@@ -122,7 +123,7 @@ def make_frame(
     """One LeRobot frame: the observation's images and state with the action taken from it."""
     state = obs.state
     if spec.privileged:
-        extra = np.concatenate([obs.object_pos[task.object], target])
+        extra = privileged_state(obs, target, task)
         state = np.concatenate([state, extra.astype(np.float32)])
     frame: dict[str, Any] = {key: obs.images[cam] for cam, key in IMAGE_KEYS.items()}
     frame["observation.state"] = np.asarray(state, np.float32)

@@ -301,6 +301,20 @@ def target_position(sim: LiberoSim, obs: SimObservation, task: PickPlaceTask) ->
     return np.asarray(obs.object_pos[task.target], np.float64)
 
 
+PRIVILEGED_STATE_NAMES: tuple[str, ...] = tuple(
+    f"privileged_{part}_pos_{axis}" for part in ("object", "target") for axis in "xyz"
+)
+
+
+def privileged_state(obs: SimObservation, target: np.ndarray, task: PickPlaceTask) -> np.ndarray:
+    """The task object's position and its target's (6 values, world frame, metres; names
+    :data:`PRIVILEGED_STATE_NAMES`): what a ``--privileged`` dataset appends to
+    ``observation.state`` and the bridge publishes with ``privileged_state: true``."""
+    return np.concatenate(
+        [np.asarray(obs.object_pos[task.object], np.float64), np.asarray(target, np.float64)]
+    )
+
+
 def run_expert_episode(
     sim: LiberoSim,
     via: ViaPoints,
