@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snapflow_ros.eval.processes import LAUNCHERS, config_dir
+from snapflow_ros.eval.processes import LAUNCHERS, config_dir, params_with_overrides
 from snapflow_ros.eval.report import percentile_ms
 from snapflow_ros.fixtures.policy_paths import (
     LIBERO_POLICIES,
@@ -39,6 +39,7 @@ from snapflow_ros.fixtures.policy_paths import (
     resolve_policy_path,
 )
 from snapflow_ros.sim.placements import INIT_STATES_ENV
+from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES, expert_task
 from snapflow_ros.sim.suites import (
     NUM_INIT_STATES,
     SUITE_NUM_TASKS,
@@ -49,6 +50,7 @@ from snapflow_ros.sim.suites import (
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 CAMERAS = ("agentview", "wrist")
 INIT_STATES = ("benchmark", "fresh")
+PRIVILEGED_SOURCE = "privileged"  # the policy node's state source for libero/privileged_state
 NAME_CHECK_S = 2.0  # s to look for another run's nodes before starting
 
 
@@ -91,6 +93,7 @@ class EvalPlan:
     episode_timeout: float = 0.0
     init_states: str = "benchmark"
     seed: int = 0
+    privileged_state: bool = False
 
 
 def parse_config(text: str) -> PolicyConfig:
@@ -177,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no shadows/reflections (faster; images differ from the datasets')",
     )
+    p.add_argument(
+        "--privileged-state",
+        action="store_true",
+        help="the bridge also publishes the task object's and target's positions and the node "
+        "appends them to the state (policies trained on demonstrations --privileged)",
+    )
     p.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
     p.add_argument(
         "--video",
@@ -223,6 +232,13 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         if bad or not chosen:
             raise UsageError(f"--tasks: {suite} has tasks 0..{n - 1}, got {bad or 'none'}")
         tasks[suite] = chosen
+    if args.privileged_state:
+        for suite, chosen in tasks.items():
+            for task in chosen:
+                try:
+                    expert_task(suite, task)
+                except ValueError as exc:
+                    raise UsageError(f"--privileged-state: {exc}") from None
     if args.episodes < 1:
         raise UsageError(f"--episodes: must be >= 1, got {args.episodes}")
     if args.init_offset < 0 or args.init_offset + args.episodes > NUM_INIT_STATES:
@@ -293,7 +309,22 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         episode_timeout=args.episode_timeout,
         init_states=args.init_states,
         seed=args.seed,
+        privileged_state=args.privileged_state,
     )
+
+
+def privileged_source(policy_params: Path) -> dict[str, Any]:
+    """Policy node overrides that append the bridge's ``libero/privileged_state`` (6 values,
+    taken by name) to the state sources of ``policy_params``."""
+    data = params_with_overrides(policy_params, "policy_node", {})
+    params = next(iter(data.values()))["ros__parameters"]
+    sources = list((params.get("state") or {}).get("sources") or [])
+    return {
+        "state.sources": [*sources, PRIVILEGED_SOURCE],
+        f"state.{PRIVILEGED_SOURCE}.type": "joint_state",
+        f"state.{PRIVILEGED_SOURCE}.topic": "libero/privileged_state",
+        f"state.{PRIVILEGED_SOURCE}.names": list(PRIVILEGED_STATE_NAMES),
+    }
 
 
 def _ms(value: float | None) -> str:
@@ -404,6 +435,7 @@ class Runner:
                 "episode_length": plan.max_steps,
                 "suite": plan.suites[0],
                 "task_index": plan.tasks[plan.suites[0]][0],
+                "privileged_state": plan.privileged_state,
             },
             params_dir / "libero_bridge.yaml",
         )
@@ -445,6 +477,7 @@ class Runner:
         overrides = {
             "policy_path": path,
             "use_sim_time": plan.mode == "lockstep",
+            **(privileged_source(plan.policy_params) if plan.privileged_state else {}),
             **plan.policy_args,
         }
         policy_file = write_params(

@@ -8,7 +8,9 @@ episode results. Topics, parameters, services and the two timing modes are docum
 * out: ``libero/agentview/image_raw``, ``libero/wrist/image_raw`` (``sensor_msgs/Image`` rgb8,
   upright), ``libero/joint_states`` (arm + finger joints), ``libero/eef_pose``
   (``PoseStamped``), ``libero/state`` (LeRobot's 8-D state, ``Float64MultiArray``) and
-  ``libero/lerobot_state`` (the same, stamped, as a ``JointState``),
+  ``libero/lerobot_state`` (the same, stamped, as a ``JointState``), with
+  ``privileged_state: true`` also ``libero/privileged_state`` (``JointState``: the task
+  object's and its target's positions, for policies trained on privileged demonstrations),
   ``libero/task`` (latched ``String``), ``libero/episode`` (JSON events), ``/clock``
   (lock-step only);
 * in: ``command.topic`` (``JointState`` positions or ``Float64MultiArray``, 7 values);
@@ -62,7 +64,8 @@ from snapflow_ros.sim import (
     prepare_libero,
     validate_action,
 )
-from snapflow_ros.sim.episodes import EpisodeDriver
+from snapflow_ros.sim.episodes import EpisodeDriver, privileged_task
+from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
 from snapflow_ros.sim.suites import (
     CONTROL_FREQ,
     check_init_state,
@@ -131,6 +134,12 @@ PARAMS: list[tuple[str, Any, str]] = [
         10.0,
         "Simulation time skipped at each reset (s; expires old plans/inputs).",
     ),
+    (
+        "privileged_state",
+        False,
+        "Also publish the task object's and its target's positions on libero/privileged_state "
+        "(for policies trained on --privileged demonstrations; tasks with a scripted expert).",
+    ),
     ("topic_prefix", "libero", "Prefix of the published topics."),
     ("world_frame", "world", "frame_id of poses."),
 ]
@@ -194,6 +203,11 @@ class LiberoBridge(Node):
         self._pose_pub = self.create_publisher(PoseStamped, f"{prefix}/eef_pose", reliable)
         self._state_pub = self.create_publisher(Float64MultiArray, f"{prefix}/state", reliable)
         self._lerobot_pub = self.create_publisher(JointState, f"{prefix}/lerobot_state", reliable)
+        self._privileged_pub = (
+            self.create_publisher(JointState, f"{prefix}/privileged_state", reliable)
+            if self._p("privileged_state")
+            else None
+        )
         self._task_pub = self.create_publisher(String, f"{prefix}/task", latched)
         self._episode_pub = self.create_publisher(String, f"{prefix}/episode", events)
         self._clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
@@ -253,6 +267,7 @@ class LiberoBridge(Node):
     def _validate_all(self) -> None:
         for name, _, _ in PARAMS:
             self._check(name, self._p(name), self._p)
+        privileged_task(self._p, str(self._p("suite")), int(self._p("task_index")))
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         values = {p.name: p.value for p in params}
@@ -271,6 +286,10 @@ class LiberoBridge(Node):
                 self._check(p.name, p.value, current)
             except (ValueError, TypeError) as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
+        try:  # the next task must have an object and target to publish
+            privileged_task(current, str(current("suite")), int(current("task_index")))
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     # ================================================================== commands and services
@@ -329,7 +348,7 @@ class LiberoBridge(Node):
         msg.header.frame_id = frame
         return msg
 
-    def observation(self, obs: Any, stamp_ns: int) -> None:
+    def observation(self, obs: Any, stamp_ns: int, privileged: np.ndarray | None = None) -> None:
         """Publish an observation (the driver's outputs, see
         :class:`~snapflow_ros.sim.episodes.BridgeOutputs`)."""
         msgs: list[tuple[Any, Any]] = []
@@ -355,6 +374,11 @@ class LiberoBridge(Node):
         stamped.name = list(LEROBOT_STATE_NAMES)
         stamped.position = state.data
         msgs.append((self._lerobot_pub, stamped))
+        if self._privileged_pub is not None and privileged is not None:
+            extra = self._header(JointState(), stamp_ns, str(self._p("world_frame")))
+            extra.name = list(PRIVILEGED_STATE_NAMES)
+            extra.position = privileged.astype(np.float64).tolist()
+            msgs.append((self._privileged_pub, extra))
         for pub, msg in msgs:
             pub.publish(msg)
         with self._lock:

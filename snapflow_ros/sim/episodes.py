@@ -38,6 +38,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from snapflow_ros.control.stats import ThrottledLog
+from snapflow_ros.sim.scripted_expert import (
+    PickPlaceTask,
+    expert_task,
+    privileged_state,
+    target_position,
+)
 from snapflow_ros.sim.suites import CONTROL_FREQ, NOOP_ACTION, NUM_INIT_STATES
 
 DT_NS = 1_000_000_000 // CONTROL_FREQ
@@ -47,8 +53,9 @@ WAIT_WARNING_S = 10.0  # lock-step: warn when no command came for this long
 class BridgeOutputs(Protocol):
     """What the driver publishes (the node: messages on its topics, its logger)."""
 
-    def observation(self, obs: Any, stamp_ns: int) -> None:
-        """Publish the observation (cameras, joints, pose, state) stamped ``stamp_ns``."""
+    def observation(self, obs: Any, stamp_ns: int, privileged: np.ndarray | None = None) -> None:
+        """Publish the observation (cameras, joints, pose, state) stamped ``stamp_ns``;
+        ``privileged``: the object's and target's positions (``privileged_state`` on)."""
 
     def republish(self, stamp_ns: int | None = None) -> None:
         """Publish the last observation again (``stamp_ns``: with fresh stamps)."""
@@ -131,6 +138,17 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def privileged_task(param: Callable[[str], Any], suite: str, task: int) -> PickPlaceTask | None:
+    """The expert task whose object and target ``privileged_state`` publishes (None when
+    off); ValueError when the task has no scripted expert to name them."""
+    if not param("privileged_state"):
+        return None
+    try:
+        return expert_task(suite, task)
+    except ValueError as exc:
+        raise ValueError(f"privileged_state: {exc}") from None
+
+
 class EpisodeDriver:
     """The bridge's episodes (see the module docstring).
 
@@ -173,6 +191,7 @@ class EpisodeDriver:
         self._rt_next = 0.0
         self._rt_episode = -1
         self._rt_used = 0
+        self._privileged: PickPlaceTask | None = None
 
     # ================================================================== commands
     def command(self, values: Any, stamp_ns: int = 0, names: list[str] | None = None) -> None:
@@ -292,6 +311,7 @@ class EpisodeDriver:
             self._end("reset")
         sim = self.sim
         suite = str(self._p("suite"))
+        self._privileged = privileged_task(self._p, suite, int(self._p("task_index")))
         sim.config.max_steps = int(self._p("episode_length"))
         self.mode = str(self._p("mode"))
         obs = sim.reset(suite, int(self._p("task_index")), int(self._p("init_state_index")))
@@ -392,7 +412,13 @@ class EpisodeDriver:
 
     def _publish_obs(self, obs: Any, stamp_ns: int) -> None:
         start = time.perf_counter()
-        self._out.observation(obs, stamp_ns)
+        task = self._privileged
+        extra = (
+            None
+            if task is None
+            else privileged_state(obs, target_position(self.sim, obs, task), task)
+        )
+        self._out.observation(obs, stamp_ns, extra)
         with self._lock:
             self._obs_seq = self._seq
         if self.mode == "lockstep":

@@ -14,11 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from snapflow_ros.eval.libero_eval import (
     EvalPlan,
@@ -58,6 +60,10 @@ DOMAIN = (os.getpid() * 11 + 29) % 100 + 1
         (["--namespace", "no slash"], "not a ROS namespace"),
         (["--bridge-params", "/no/file.yaml"], "does not exist"),
         (["--init-states", "fresh", "--seed", "-1"], "--seed: must be >= 0"),
+        (
+            ["--privileged-state", "--suites", "libero_goal", "--tasks", "0"],
+            "--privileged-state: no scripted expert for libero_goal task 0",
+        ),
     ],
 )
 def test_bad_arguments_exit_2(argv, message, capsys):
@@ -268,6 +274,40 @@ def test_eval_on_fresh_placements(tmp_path):
         assert [int(r["placement_seed"]) for r in csv.DictReader(f)] == seeds
     assert "fresh object placements 0..1" in (out / "summary.md").read_text()
     assert "task 0 fresh 1:" in done.stdout
+
+
+def test_privileged_state_reaches_a_policy_that_takes_it(tmp_path, tiny_cache):
+    """A policy with a 14-D state (LIBERO's 8 + the object's and target's positions) runs with
+    --privileged-state; without it the node refuses the policy and the error says why."""
+    ckpt = ensure_tiny_checkpoint(replace(libero_tiny_spec("smolvla"), state_dim=14), tiny_cache)
+
+    def run(name: str, *extra: str) -> tuple[Path, subprocess.CompletedProcess]:
+        out = tmp_path / name
+        cmd = [
+            str(Path(sys.executable).parent / "libero_eval"),
+            "--suites", "libero_object", "--tasks", "0", "--episodes", "1",
+            "--config", f"a={ckpt},1", "--max-steps", "3", "--image-size", "32", "--fast-render",
+            "--out", str(out), "--domain-id", str(DOMAIN + 150), "--namespace", f"/pv{os.getpid()}",
+            "--policy-arg", "torch_threads:=1", "--startup-timeout", "300", *extra,
+        ]  # fmt: skip
+        return out, subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+    out, done = run("privileged", "--privileged-state")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["plan"]["privileged_state"] is True
+    (ep,) = results["episodes"]
+    # lock-step: each of the 3 steps waited for a command computed from all inputs
+    assert ep["steps"] == 3 and ep["reason"] == "max_steps" and ep["chunks"] >= 1
+    assert ep["rejected_commands"] == 0
+    node = yaml.safe_load((out / "params" / "policy_node_0.yaml").read_text())
+    state = next(iter(node.values()))["ros__parameters"]["state"]
+    assert state["sources"] == ["libero", "privileged"]
+    assert state["privileged"]["topic"] == "libero/privileged_state"
+    assert len(state["privileged"]["names"]) == 6
+    _, plain = run("plain")
+    assert plain.returncode == 1, plain.stdout[-3000:]
+    assert "the policy expects 14" in plain.stderr, plain.stderr[-3000:]
 
 
 def test_sigterm_stops_the_run_and_keeps_the_episodes(tmp_path, tiny_cache):

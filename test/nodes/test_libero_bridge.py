@@ -35,6 +35,7 @@ from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 from snapflow_ros.sim import ARM_JOINTS, GRIPPER_JOINTS, LEROBOT_STATE_NAMES
+from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
 
 from .harness import LoggedProcess, console_script, ros_env, wait_for
 
@@ -79,6 +80,7 @@ class Probe:
             "pose": (PoseStamped, f"{NS}/libero/eef_pose", reliable),
             "state": (Float64MultiArray, f"{NS}/libero/state", reliable),
             "lerobot": (JointState, f"{NS}/libero/lerobot_state", reliable),
+            "privileged": (JointState, f"{NS}/libero/privileged_state", reliable),
             "episode": (String, f"{NS}/libero/episode", latched),
             "clock": (Clock, "/clock", QoSProfile(depth=200)),
             "command": (JointState, f"{NS}/policy_node/command", reliable),
@@ -145,6 +147,7 @@ def bridge(workdir: Path, probe: Probe) -> Proc:
             "image_width": 64,
             "fast_render": True,
             "episode_length": EPISODE,
+            "privileged_state": True,  # libero_spatial task 0 (the bowl) has a scripted expert
         },
         workdir / "bridge.yaml",
     )
@@ -213,6 +216,7 @@ def test_publishes_the_observation_task_and_clock(bridge: Proc, probe: Probe):
         and probe.get("state")
         and probe.get("joints")
         and probe.get("lerobot")
+        and probe.get("privileged")
         and probe.get("pose")
         and probe.get("clock"),
         60,
@@ -237,6 +241,12 @@ def test_publishes_the_observation_task_and_clock(bridge: Proc, probe: Probe):
     assert list(lerobot.name) == list(LEROBOT_STATE_NAMES)
     assert stamp_to_ns(lerobot.header.stamp) == first
     np.testing.assert_array_equal(np.array(lerobot.position), state)
+    privileged = probe.get("privileged")[-1]
+    assert list(privileged.name) == list(PRIVILEGED_STATE_NAMES)
+    assert stamp_to_ns(privileged.header.stamp) == first and privileged.header.frame_id == "world"
+    bowl, plate = np.array(privileged.position[:3]), np.array(privileged.position[3:])
+    assert 0.85 < bowl[2] < 0.95 and 0.85 < plate[2] < 0.95  # both bases on the table (z 0.90)
+    assert np.linalg.norm(bowl[:2] - plate[:2]) > 0.05
     # /clock sits just behind the observation stamps (kicks also send it one period back)
     clocks = wait_for(
         lambda: (c := {stamp_to_ns(m.clock) for m in probe.get("clock")}) >= {first - LEAD_NS}
@@ -327,6 +337,8 @@ def test_services_and_parameter_checks(bridge: Proc, policy: Proc, probe: Probe)
     assert not bad[0].successful and "tasks 0..9" in bad[0].reason
     bad = probe.set_params(f"{NS}/libero_bridge", image_height=32)
     assert not bad[0].successful and "start-up" in bad[0].reason
+    bad = probe.set_params(f"{NS}/libero_bridge", task_index=5)  # no object/target to publish
+    assert not bad[0].successful and "privileged_state: no scripted expert" in bad[0].reason
     last = probe.events("start")[-1]
     assert probe.trigger(f"{NS}/policy_node/pause").success
     reply = probe.trigger(f"{NS}/libero_bridge/next_episode")

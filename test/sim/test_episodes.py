@@ -84,8 +84,10 @@ class Outputs:
         with self.lock:
             self.items.append(item)
 
-    def observation(self, obs: Any, stamp_ns: int) -> None:
+    def observation(self, obs: Any, stamp_ns: int, privileged: Any = None) -> None:
         self._add("obs", stamp_ns)
+        if privileged is not None:
+            self._add("privileged", stamp_ns, np.array(privileged))
 
     def republish(self, stamp_ns: int | None = None) -> None:
         self._add("republish", stamp_ns)
@@ -130,6 +132,7 @@ PARAMS = {
     "lockstep.stamp_lead": LEAD_NS * 1e-9,
     "clock.start": 1.0,
     "clock.reset_gap": 10.0,
+    "privileged_state": False,
 }
 
 
@@ -273,6 +276,49 @@ def test_requests_reset_the_episode_and_answer_with_its_start(rig):
     assert ok and r.params["init_state_index"] == 1
     ends = r.out.events("end")
     assert [e["reason"] for e in ends] == ["reset"]
+
+
+class BasketSim(FakeSim):
+    """libero_object task 0's scene: the soup can (moved by the steps) and the basket's site."""
+
+    BASKET = np.array([-0.1, 0.25, 0.95])
+
+    def reset(self, suite: str, task: int, init: int) -> Any:
+        obs = super().reset(suite, task, init)
+        obs.object_pos = {"alphabet_soup_1": obs.object_pos["can_1"]}
+        return obs
+
+    def step(self, action: np.ndarray) -> Any:
+        result = super().step(action)
+        result.observation.object_pos = {"alphabet_soup_1": result.observation.object_pos["can_1"]}
+        return result
+
+    def site_pos(self, name: str) -> np.ndarray:
+        assert name == "basket_1_contain_region"
+        return self.BASKET.copy()
+
+
+def test_privileged_state_goes_out_with_every_observation(rig):
+    r = rig(sim=BasketSim(), suite="libero_object", privileged_state=True)
+    start = r.started()
+    (first,) = r.out.of("privileged")
+    assert first[1] == start["first_stamp_ns"]
+    np.testing.assert_allclose(first[2], [0.1, -0.2, 0.9, -0.1, 0.25, 0.95])  # can, basket
+    r.driver.command([0.0] * 7, stamp_ns=r.clock())
+    second = r.wait(lambda: r.out.of("privileged")[1:], "the next observation's")[0]
+    assert second[1] == start["first_stamp_ns"] + DT_NS
+    np.testing.assert_allclose(second[2][:3], [0.1, -0.2, 0.95])  # the can rose 5 cm
+    assert len(r.out.of("privileged")) == len(r.out.of("obs"))
+
+
+def test_privileged_state_refuses_a_task_without_an_expert(rig):
+    r = rig(autostart=False, suite="libero_goal", privileged_state=True)
+    ok, message = r.driver.request("reset", timeout=10)
+    assert not ok and "privileged_state: no scripted expert for libero_goal task 0" in message
+    assert not r.out.events("start") and not r.out.of("obs") and not r.driver.fatal
+    r.params["privileged_state"] = False  # the driver keeps serving requests
+    ok, _ = r.driver.request("reset", timeout=10)
+    assert ok and r.out.of("obs") and not r.out.of("privileged")
 
 
 def test_realtime_steps_on_the_wall_clock_with_noops_and_holds(rig):
