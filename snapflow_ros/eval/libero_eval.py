@@ -486,9 +486,16 @@ class Runner:
         self.node = self._start("policy_node", policy_file, f"policy_node_{index}.log")
         state = self.client.lifecycle_state(self.names.policy, plan.startup_timeout, self._alive)
         if state != "active":
+            tail = self.node.log_tail()
+            hint = ""
+            if "the policy expects" in tail and not plan.privileged_state:
+                hint = (
+                    "\nhint: a policy trained on `demonstrations --privileged` takes the 8 "
+                    "LIBERO values + 6 privileged ones: add --privileged-state"
+                )
             raise EvalError(
                 f"the policy node is {state!r}, not active (configure failed?); its log ends "
-                f"with:\n{self.node.log_tail()}"
+                f"with:\n{tail}{hint}"
             )
         for cfg in configs:
             self.client.set_params(

@@ -308,6 +308,7 @@ def test_privileged_state_reaches_a_policy_that_takes_it(tmp_path, tiny_cache):
     _, plain = run("plain")
     assert plain.returncode == 1, plain.stdout[-3000:]
     assert "the policy expects 14" in plain.stderr, plain.stderr[-3000:]
+    assert "add --privileged-state" in plain.stderr
 
 
 def test_sigterm_stops_the_run_and_keeps_the_episodes(tmp_path, tiny_cache):
