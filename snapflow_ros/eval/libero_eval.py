@@ -30,7 +30,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snapflow_ros.eval.processes import LAUNCHERS, config_dir, params_with_overrides
+from snapflow_ros.eval.processes import (
+    LAUNCHERS,
+    config_dir,
+    node_parameters,
+    params_with_overrides,
+)
 from snapflow_ros.eval.report import percentile_ms
 from snapflow_ros.fixtures.policy_paths import (
     LIBERO_POLICIES,
@@ -316,8 +321,7 @@ def validate(args: argparse.Namespace) -> EvalPlan:
 def privileged_source(policy_params: Path) -> dict[str, Any]:
     """Policy node overrides that append the bridge's ``libero/privileged_state`` (6 values,
     taken by name) to the state sources of ``policy_params``."""
-    data = params_with_overrides(policy_params, "policy_node", {})
-    params = next(iter(data.values()))["ros__parameters"]
+    params = node_parameters(params_with_overrides(policy_params, "policy_node", {}), "policy_node")
     sources = list((params.get("state") or {}).get("sources") or [])
     return {
         "state.sources": [*sources, PRIVILEGED_SOURCE],
@@ -488,7 +492,12 @@ class Runner:
         if state != "active":
             tail = self.node.log_tail()
             hint = ""
-            if "the policy expects" in tail and not plan.privileged_state:
+            # the node's state-width error, short by exactly the privileged values
+            width = re.search(
+                r"state: the sources give (\d+) values .*the policy expects (\d+)", tail
+            )
+            missing = int(width[2]) - int(width[1]) if width else 0
+            if missing == len(PRIVILEGED_STATE_NAMES) and not plan.privileged_state:
                 hint = (
                     "\nhint: a policy trained on `demonstrations --privileged` takes the 8 "
                     "LIBERO values + 6 privileged ones: add --privileged-state"

@@ -54,13 +54,19 @@ def ros_env(domain: int | None = None, base: dict[str, str] | None = None) -> di
     return env
 
 
+def node_parameters(data: dict[str, Any], node_key: str) -> dict[str, Any]:
+    """The ``ros__parameters`` of the ``/**/<node_key>`` section (any key ending in
+    ``node_key``) of a params file's content; created when the file has none."""
+    key = next((k for k in data if str(k).rstrip("/").endswith(node_key)), f"/**/{node_key}")
+    return data.setdefault(key, {}).setdefault("ros__parameters", {})
+
+
 def params_with_overrides(
     base_file: Path, node_key: str, overrides: dict[str, Any]
 ) -> dict[str, Any]:
     """A ``/**/<node>:`` params file's content with ``overrides`` (dotted names) applied."""
     data = yaml.safe_load(Path(base_file).read_text()) or {}
-    key = next((k for k in data if str(k).rstrip("/").endswith(node_key)), f"/**/{node_key}")
-    params = data.setdefault(key, {}).setdefault("ros__parameters", {})
+    params = node_parameters(data, node_key)
     for name, value in overrides.items():
         node = params
         parts = name.split(".")

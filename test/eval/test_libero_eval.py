@@ -28,6 +28,7 @@ from snapflow_ros.eval.libero_eval import (
     build_parser,
     main,
     parse_config,
+    privileged_source,
     validate,
 )
 from snapflow_ros.eval.report import initial_states_line, percentile_ms, wilson_interval
@@ -274,6 +275,17 @@ def test_eval_on_fresh_placements(tmp_path):
         assert [int(r["placement_seed"]) for r in csv.DictReader(f)] == seeds
     assert "fresh object placements 0..1" in (out / "summary.md").read_text()
     assert "task 0 fresh 1:" in done.stdout
+
+
+def test_privileged_source_follows_the_policy_nodes_own_sources(tmp_path):
+    params = tmp_path / "both.yaml"  # the policy node's section is not the first one
+    params.write_text(
+        "/**/libero_bridge:\n  ros__parameters:\n    suite: libero_object\n"
+        "/**/policy_node:\n  ros__parameters:\n    state:\n      sources: [arm, gripper]\n"
+    )
+    overrides = privileged_source(params)
+    assert overrides["state.sources"] == ["arm", "gripper", "privileged"]
+    assert overrides["state.privileged.topic"] == "libero/privileged_state"
 
 
 def test_privileged_state_reaches_a_policy_that_takes_it(tmp_path, tiny_cache):
