@@ -202,7 +202,7 @@ def test_an_episode_starts_with_its_task_clock_and_observation(rig):
 def test_a_fresh_command_makes_exactly_one_step(rig):
     r = rig()
     start = r.started()
-    clock = r.clock()
+    clock = start["first_stamp_ns"] - LEAD_NS  # not r.clock(): a kick may have set it back
     r.driver.command([0.1] * 6 + [1.0], stamp_ns=clock)
     r.wait(lambda: r.sim.steps == 1, "one step")
     np.testing.assert_allclose(r.sim.actions[0], [0.1] * 6 + [1.0])
@@ -304,7 +304,7 @@ def test_privileged_state_goes_out_with_every_observation(rig):
     (first,) = r.out.of("privileged")
     assert first[1] == start["first_stamp_ns"]
     np.testing.assert_allclose(first[2], [0.1, -0.2, 0.9, -0.1, 0.25, 0.95])  # can, basket
-    r.driver.command([0.0] * 7, stamp_ns=r.clock())
+    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)  # this tick's
     second = r.wait(lambda: r.out.of("privileged")[1:], "the next observation's")[0]
     assert second[1] == start["first_stamp_ns"] + DT_NS
     np.testing.assert_allclose(second[2][:3], [0.1, -0.2, 0.95])  # the can rose 5 cm
