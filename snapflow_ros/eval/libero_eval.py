@@ -318,6 +318,19 @@ def validate(args: argparse.Namespace) -> EvalPlan:
     )
 
 
+def privileged_hint(node_log: str, privileged_state: bool) -> str:
+    """A hint line when the node refused the policy for a state short by exactly the
+    privileged values and ``--privileged-state`` is off; otherwise ``""``."""
+    width = re.search(r"state: the sources give (\d+) values .*the policy expects (\d+)", node_log)
+    missing = int(width[2]) - int(width[1]) if width else 0
+    if privileged_state or missing != len(PRIVILEGED_STATE_NAMES):
+        return ""
+    return (
+        "\nhint: a policy trained on `demonstrations --privileged` takes the 8 "
+        "LIBERO values + 6 privileged ones: add --privileged-state"
+    )
+
+
 def privileged_source(policy_params: Path) -> dict[str, Any]:
     """Policy node overrides that append the bridge's ``libero/privileged_state`` (6 values,
     taken by name) to the state sources of ``policy_params``."""
@@ -491,20 +504,9 @@ class Runner:
         state = self.client.lifecycle_state(self.names.policy, plan.startup_timeout, self._alive)
         if state != "active":
             tail = self.node.log_tail()
-            hint = ""
-            # the node's state-width error, short by exactly the privileged values
-            width = re.search(
-                r"state: the sources give (\d+) values .*the policy expects (\d+)", tail
-            )
-            missing = int(width[2]) - int(width[1]) if width else 0
-            if missing == len(PRIVILEGED_STATE_NAMES) and not plan.privileged_state:
-                hint = (
-                    "\nhint: a policy trained on `demonstrations --privileged` takes the 8 "
-                    "LIBERO values + 6 privileged ones: add --privileged-state"
-                )
             raise EvalError(
                 f"the policy node is {state!r}, not active (configure failed?); its log ends "
-                f"with:\n{tail}{hint}"
+                f"with:\n{tail}{privileged_hint(tail, plan.privileged_state)}"
             )
         for cfg in configs:
             self.client.set_params(

@@ -28,6 +28,7 @@ from snapflow_ros.eval.libero_eval import (
     build_parser,
     main,
     parse_config,
+    privileged_hint,
     privileged_source,
     validate,
 )
@@ -286,6 +287,24 @@ def test_privileged_source_follows_the_policy_nodes_own_sources(tmp_path):
     overrides = privileged_source(params)
     assert overrides["state.sources"] == ["arm", "gripper", "privileged"]
     assert overrides["state.privileged.topic"] == "libero/privileged_state"
+
+
+@pytest.mark.parametrize(
+    ("log", "flag", "hinted"),
+    [
+        ("state: the sources give 8 values (libero=8), the policy expects 14", False, True),
+        ("state: the sources give 8 values (libero=8), the policy expects 14", True, False),
+        ("state: the sources give 8 values (libero=8), the policy expects 10", False, False),
+        (
+            "cameras: the policy expects image keys ['a']; missing ['a'], unknown ['b']",
+            False,
+            False,
+        ),
+        ("", False, False),
+    ],
+)
+def test_privileged_hint_only_for_a_state_short_by_the_privileged_values(log, flag, hinted):
+    assert ("add --privileged-state" in privileged_hint(log, flag)) is hinted
 
 
 def test_privileged_state_reaches_a_policy_that_takes_it(tmp_path, tiny_cache):
