@@ -36,7 +36,7 @@ from snapflow_ros.eval.processes import (
     node_parameters,
     params_with_overrides,
 )
-from snapflow_ros.eval.report import percentile_ms
+from snapflow_ros.eval.report import percentile_ms, recorded_path
 from snapflow_ros.fixtures.policy_paths import (
     LIBERO_POLICIES,
     is_embedded,
@@ -55,6 +55,7 @@ from snapflow_ros.sim.suites import (
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 CAMERAS = ("agentview", "wrist")
 INIT_STATES = ("benchmark", "fresh")
+RENDER_CHOICES = ("auto", "every", "on-demand")
 PRIVILEGED_SOURCE = "privileged"  # the policy node's state source for libero/privileged_state
 NAME_CHECK_S = 2.0  # s to look for another run's nodes before starting
 
@@ -99,6 +100,7 @@ class EvalPlan:
     init_states: str = "benchmark"
     seed: int = 0
     privileged_state: bool = False
+    render: str = "every"  # "every" step, or "on-demand" (render_mode)
 
 
 def parse_config(text: str) -> PolicyConfig:
@@ -192,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         "appends them to the state (policies trained on demonstrations --privileged)",
     )
     p.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
+    p.add_argument(
+        "--render",
+        choices=RENDER_CHOICES,
+        default="auto",
+        help="render the cameras every step, or only for the observations the policy node "
+        "reads (on-demand: same outcomes, several times faster; lock-step, whole chunks, no "
+        "video); auto: on-demand where it applies",
+    )
     p.add_argument(
         "--video",
         nargs="?",
@@ -287,6 +297,15 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         raise UsageError(f"--namespace: not a ROS namespace: {args.namespace!r} (e.g. /eval)")
     if args.startup_timeout <= 0 or args.episode_timeout < 0:
         raise UsageError("--startup-timeout must be > 0 and --episode-timeout >= 0")
+    render = render_mode(
+        args.render,
+        args.mode,
+        bool(video),
+        node_parameters(
+            params_with_overrides(files["--policy-params"], "policy_node", policy_args),
+            "policy_node",
+        ),
+    )
     out = (
         Path(args.out)
         if args.out
@@ -315,7 +334,35 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         init_states=args.init_states,
         seed=args.seed,
         privileged_state=args.privileged_state,
+        render=render,
     )
+
+
+def render_mode(choice: str, mode: str, video: bool, node: dict[str, Any]) -> str:
+    """``every`` or ``on-demand`` for ``--render choice`` (``node``: the policy node's
+    parameters). On demand, the bridge renders only where the node's chunk runs out, which is
+    where the node reads an image only when it executes whole chunks: lock-step, a replan
+    threshold of 0, chunks published; every frame is needed for a video."""
+    threshold = node.get("replan_threshold", -1.0)
+    chunk = node.get("chunk") or {}
+    why = ""
+    if mode != "lockstep":
+        why = "it needs --mode lockstep"
+    elif video:
+        why = "a video needs every frame"
+    elif not isinstance(threshold, int | float) or float(threshold) != 0.0:
+        why = f"the node re-plans before its chunk runs out (replan_threshold {threshold!r})"
+    elif chunk.get("publish") is False:
+        why = "the node publishes no chunks (chunk.publish false)"
+    if choice == "on-demand" and why:
+        raise UsageError(f"--render on-demand: {why}")
+    return "every" if why or choice == "every" else "on-demand"
+
+
+def chunk_topic(node: dict[str, Any]) -> str:
+    """The policy node's chunk topic as the bridge names it (relative to the namespace)."""
+    topic = str((node.get("chunk") or {}).get("topic") or "~/action_chunk")
+    return f"policy_node/{topic[2:]}" if topic.startswith("~/") else topic
 
 
 def privileged_hint(node_log: str, privileged_state: bool) -> str:
@@ -346,6 +393,19 @@ def privileged_source(policy_params: Path) -> dict[str, Any]:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def plan_record(plan: EvalPlan) -> dict[str, Any]:
+    """The plan as results.json records it: checkpoints, files and folders as the user named
+    them (:func:`~snapflow_ros.eval.report.recorded_path`), not as this machine resolved them."""
+    record = asdict(plan)
+    for key, value in record.items():
+        if isinstance(value, Path):
+            record[key] = recorded_path(value)
+    for cfg in record["configs"]:
+        cfg["policy_path"] = recorded_path(cfg["policy_path"])
+        cfg["resolved_path"] = recorded_path(cfg["resolved_path"])
+    return record
 
 
 def _init_label(init_states: str) -> str:
@@ -453,6 +513,14 @@ class Runner:
                 "suite": plan.suites[0],
                 "task_index": plan.tasks[plan.suites[0]][0],
                 "privileged_state": plan.privileged_state,
+                "render.on_demand": plan.render == "on-demand",
+                "render.chunk_topic": chunk_topic(
+                    node_parameters(
+                        params_with_overrides(plan.policy_params, "policy_node", plan.policy_args),
+                        "policy_node",
+                    )
+                ),
+                "policy_node": "",  # this run pauses, resets and resumes the node itself
             },
             params_dir / "libero_bridge.yaml",
         )
@@ -553,7 +621,7 @@ class Runner:
         totals = [c["timings"]["total"] for c in chunks if c.get("timings")]
         record = {
             "config": cfg.name,
-            "policy_path": cfg.policy_path,
+            "policy_path": recorded_path(cfg.policy_path),
             "num_steps": cfg.num_steps,
             "suite": suite,
             "task_index": task,
@@ -579,6 +647,7 @@ class Runner:
             "inference_s": totals,
             "chunk_num_steps": sorted({c.get("num_steps") for c in chunks}),
             "kicks": end["kicks"],
+            "rendered_steps": end.get("rendered_steps"),
             "rejected_commands": end["commands"]["rejected"],
             "commands": end["commands"],
             "final_state": end.get("final_state"),
@@ -601,7 +670,7 @@ class Runner:
             return ""
         label = _init_label(self.plan.init_states)
         path = self.plan.out / "videos" / cfg.name / f"{suite}_task{task}_{label}{init}.mp4"
-        return str(write_mp4(path, images, fps=20))
+        return recorded_path(write_mp4(path, images, fps=20))
 
     def _write(self, final: bool = True) -> None:
         """Write the reports of the episodes so far (``final``: and print the table)."""
@@ -614,9 +683,7 @@ class Runner:
         except Exception:  # machine info is best effort
             machine = {}
         meta = {
-            "plan": {
-                k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.plan).items()
-            },
+            "plan": plan_record(self.plan),
             "machine": machine,
             "domain_id": self.domain,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from snapflow_ros.eval.report import start_key, write_reports
+from snapflow_ros.eval.report import recorded_path, start_key, write_reports
 
 SAME_SETTINGS = ("image_size", "fast_render", "mode", "max_steps", "init_states")
 
@@ -118,7 +118,7 @@ def merge_runs(
         name: sorted({e.get("init_state_index") or 0 for e in episodes if e["config"] == name})
         for name in configs
     }
-    plan["merged_from"] = [run["_source"] for run in runs]
+    plan["merged_from"] = [recorded_path(run["_source"]) for run in runs]
     machines = [run.get("machine") for run in runs if run.get("machine")]
     meta = {
         "plan": plan,

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from snapflow_ros.fixtures.policy_paths import is_embedded, is_tiny
+
 EPISODE_FIELDS = [
     "config",
     "policy_path",
@@ -63,6 +65,35 @@ OUTCOMES = (
     "lifted, then put down or dropped",
     "not recorded",
 )
+
+
+def repository_root() -> Path | None:
+    """The source checkout this package runs from (None when it is installed elsewhere)."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "package.xml").is_file() and (root / "snapflow_ros").is_dir() else None
+
+
+def recorded_path(given: str | Path, root: Path | None = None) -> str:
+    """How a checkpoint, file or folder named by the user is written into results.
+
+    A policy name (``tiny:...``, ``libero:...``) and anything that is not a local path (a
+    Hub id) stay as given; an existing path inside the repository (``root``, default
+    :func:`repository_root`) becomes relative to it; any other path stays as given. Results
+    then name what a reader can resolve, not where one machine kept its files.
+    """
+    text = str(given)
+    if not text or is_tiny(text) or is_embedded(text):
+        return text
+    local = Path(text).expanduser()
+    if not local.exists():
+        return text
+    base = repository_root() if root is None else root
+    if base is None:
+        return text
+    try:
+        return local.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return text
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:

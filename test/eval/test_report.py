@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from snapflow_ros.eval.report import LIFT_M, outcome, outcome_counts, write_reports
+from snapflow_ros.eval.report import (
+    LIFT_M,
+    outcome,
+    outcome_counts,
+    recorded_path,
+    repository_root,
+    write_reports,
+)
 
 
 def _episode(config: str, success: bool, **rises: tuple[float, float]) -> dict[str, Any]:
@@ -79,3 +86,67 @@ def test_the_not_recorded_column_appears_only_when_needed(tmp_path):
     write_reports(tmp_path, {"plan": {}}, [_episode("a", False, soup=(0.0, 0.0))])
     table = (tmp_path / "summary.md").read_text()
     assert "nothing lifted" in table and "not recorded" not in table
+
+
+# --------------------------------------------------------------------------- recorded paths
+def test_recorded_paths_name_what_a_reader_can_resolve(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "runs" / "ckpt").mkdir(parents=True)
+    outside = tmp_path / "elsewhere" / "ckpt"
+    outside.mkdir(parents=True)
+    # policy names stay as given (also where a folder of that name exists), Hub ids too
+    (repo / "libero:teacher").mkdir()
+    monkeypatch.chdir(repo)
+    for name in ("libero:teacher", "libero:snapflow", "tiny:libero", "lerobot/smolvla_base"):
+        assert recorded_path(name, repo) == name
+    # a path inside the repository: relative to it, however it was given
+    assert recorded_path(repo / "runs" / "ckpt", repo) == "runs/ckpt"
+    assert recorded_path("runs/ckpt", repo) == "runs/ckpt"
+    monkeypatch.chdir(repo / "runs")
+    assert recorded_path("ckpt", repo) == "runs/ckpt"
+    assert recorded_path("../runs/./ckpt", repo) == "runs/ckpt"
+    # outside it: as given (absolute or relative), not resolved
+    assert recorded_path(str(outside), repo) == str(outside)
+    assert recorded_path("../../elsewhere/ckpt", repo) == "../../elsewhere/ckpt"
+    # a path that does not exist here is not guessed at
+    assert recorded_path("runs/missing", repo) == "runs/missing"
+    assert recorded_path("", repo) == ""
+
+
+def test_the_repository_root_is_this_checkout():
+    root = repository_root()
+    if root is None:
+        pytest.skip("snapflow_ros is installed, not run from its source checkout")
+    assert (root / "snapflow_ros" / "eval" / "report.py").is_file()
+    assert recorded_path(root / "config" / "libero_policy.yaml") == "config/libero_policy.yaml"
+
+
+def test_an_eval_plan_records_names_and_repository_paths(tmp_path):
+    """What results.json gets for the plan: the shipped name and the repository's configs
+    without this machine's absolute paths; a folder outside the repository as given."""
+    from snapflow_ros.eval.libero_eval import build_parser, plan_record, validate
+    from snapflow_ros.fixtures.policy_paths import embedded_dir
+
+    root = repository_root()
+    if root is None:
+        pytest.skip("snapflow_ros is installed, not run from its source checkout")
+    try:
+        embedded_dir("libero:teacher")
+    except ValueError:
+        pytest.skip("the shipped policies are not installed")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    args = ["--config", "t=libero:teacher,10", "--config", f"x={ckpt}", "--out", str(tmp_path)]
+    plan = validate(build_parser().parse_args(args))
+    assert plan.policy_params.is_absolute()  # found by the package: this machine's path
+    plan.configs[0].resolved_path = str(embedded_dir("libero:teacher"))
+    plan.configs[1].resolved_path = str(ckpt.resolve())
+    record = plan_record(plan)
+    assert record["configs"][0]["policy_path"] == "libero:teacher"
+    assert record["configs"][0]["resolved_path"] == "snapflow_ros/models/libero_object_t0/teacher"
+    assert record["configs"][1]["policy_path"] == str(ckpt)
+    if not plan.policy_params.resolve().is_relative_to(root.resolve()):
+        pytest.skip("the configs come from an install prefix outside the repository")
+    assert record["policy_params"] == "config/libero_policy.yaml"
+    assert record["bridge_params"] == "config/libero_bridge.yaml"
+    assert str(root) not in json.dumps(record)
