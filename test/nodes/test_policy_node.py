@@ -96,19 +96,32 @@ def replay(harness: Harness, since_ns: int):
 
     Returns [(command_msg, TickResult, plan_before_or_None, (merged_event, its actions) or
     None)].
+
+    One consistent cut of three streams that arrive on different topics: the chunk events
+    are read first; the node merges chunks one at a time and sends their events in merge
+    order, so every merge before the last event read is known, and only commands ticked
+    before that merge are replayed. The chunk messages (sent just before their events, on
+    another topic) are then awaited for every published event read; messages that arrived
+    later than the events read are left out.
     """
     all_events = harness.events("chunk")
-    chunks = harness.snapshot(harness.chunks)
-    # the node publishes each chunk message just before its event: pair them in order
     published = [e for e in all_events if e.published]
-    assert len(chunks) <= len(published)
+    chunks = wait_for(
+        lambda: (c := harness.snapshot(harness.chunks)) is not None
+        and len(c) >= len(published)
+        and (c,),
+        10,
+        f"the chunk messages of {len(published)} published chunk events",
+    )[0]
     actions_of = {}
+    # the node publishes each chunk message just before its event: pair them in order
     for ev, rec in zip(published, chunks, strict=False):
         assert header_ns(rec.msg) == ev.stamp_ns, "chunk messages and events out of step"
         actions_of[id(ev)] = chunk_actions(rec.msg)
     events = [e for e in all_events if e.received_ns > since_ns and id(e) in actions_of]
     merges = [(ev.received_ns, ev.stamp_ns, actions_of[id(ev)], ev) for ev in events]
     merges.sort(key=lambda m: m[0])
+    cut_ns = max((e.received_ns for e in all_events), default=0)  # the last merge known
     loop = CommandLoop(
         dt=DT,
         action_dim=len(ACTIONS),
@@ -119,9 +132,7 @@ def replay(harness: Harness, since_ns: int):
     commands = [
         c
         for c in harness.snapshot(harness.commands)
-        if first_merge is not None
-        and header_ns(c.msg) > first_merge
-        and (not merges or header_ns(c.msg) <= merges[-1][0] + int(HORIZON * DT * 1e9))
+        if first_merge is not None and first_merge < header_ns(c.msg) < cut_ns
     ]
     out = []
     i = 0
@@ -192,9 +203,12 @@ def test_commands_at_control_rate_with_bounded_jitter(node):
         print(f"window {attempt + 1} spoilt ({'; '.join(problems)}), measuring again")
     report = node.latest_report()
     info = {
-        k: getattr(report, k) for k in ("counters", "latency_s", "replan_threshold_s", "problems")
+        k: getattr(report, k)
+        for k in ("counters", "latency_s", "replan_threshold_s", "problems", "command_rate_hz")
     }
     assert not problems, f"{problems}: {info}"
+    # the node's own rate meter agrees (its 5 s window may reach back before this window)
+    assert report.command_rate_hz > 0.5 * RATE, info
     assert list(cmds[-1].msg.name) == ACTIONS
     values = np.array([list(c.msg.position) for c in cmds])
     assert np.all(np.isfinite(values)) and np.all(np.abs(values) <= LIMIT)
@@ -276,19 +290,40 @@ def test_blending_is_continuous_at_chunk_boundaries(node):
     ],
 )
 def test_bad_inputs_give_no_command_then_recover(node, mode, level, text):
+    """No command (and no chunk) once the node sees the bad input; WARN/ERROR; recovery.
+
+    Exact, not a timing window: the node's status reports, its control ticks and its input
+    callbacks run on one executor thread and judge the inputs the same way, so once a report
+    stamped ``t`` names the problem, no tick after ``t`` may command and no chunk triggered
+    after ``t`` may exist (the input stays bad meanwhile). ``wait_quiet``'s deadline bounds
+    how long after the switch the commands may go on at all (a silent camera's last image
+    stays usable until input_timeout, 1 s, has passed).
+    """
     if mode == "silent_wrist":
         node.feed.silent = {"wrist"}
     else:
         node.feed.mode = mode
     switch = time.time_ns()
-    quiet_start = wait_quiet(node, quiet=1.0, timeout=15)
+    wait_quiet(node, quiet=1.0, timeout=15)
     start, _ = measure(1.0)
     assert not node.snapshot(node.commands, start), "a command was published from bad inputs"
-    # a silent camera's last image stays usable until input_timeout (1 s) has passed
-    grace = 1.3 if mode == "silent_wrist" else 0.3
-    fresh = [e for e in node.events("chunk", switch) if e.trigger_ns > switch + grace * 1e9]
+    held = wait_for(
+        lambda: next(
+            (
+                r
+                for r in node.events("periodic", switch)
+                if any(text in p["message"] for p in r.problems)
+            ),
+            None,
+        ),
+        10,
+        f"a status report naming {text!r}",
+    )
+    assert not held.healthy, held.problems
+    late = [c for c in node.snapshot(node.commands, switch) if header_ns(c.msg) > held.t_ns]
+    assert not late, f"{len(late)} commands ticked after the node reported {held.problems}"
+    fresh = [e for e in node.events("chunk", switch) if e.trigger_ns > held.t_ns]
     assert not fresh, "a chunk was computed from bad inputs"
-    assert quiet_start >= switch - 2e9
     diag = node.latest_diagnostics()
     lvl, message, values = diag["inputs"]
     assert lvl == level, diag["inputs"]
@@ -371,6 +406,6 @@ def test_diagnostics_report_latency_rates_and_inputs(node):
     for name in ("camera.front", "camera.wrist", "state.joints"):
         assert 0.0 <= float(inputs[f"{name}.age_ms"]) < 1000.0
     _, _, commands = diag["commands"]
-    assert float(commands["command_rate_hz"]) > 0.5 * RATE
+    assert float(commands["command_rate_hz"]) > 0  # its value: the timing test above
     for key in ("jitter_std_ms", "jitter_p99_ms", "starvation_events", "starved_ticks"):
         assert key in commands
