@@ -32,6 +32,7 @@ from .harness import (
 
 DOMAIN = domain_id(11)
 RATE = 20.0
+HORIZON = 10  # actions per chunk of the tiny policy
 TASK = "pick up the red cube"
 
 
@@ -94,6 +95,34 @@ def fault_onset(node, slot: str) -> int:
     )
 
 
+def wait_ticks(node, n: int = HORIZON + 2) -> None:
+    """Wait until the node's control loop has ticked ``n`` more times, held or not (by
+    default longer than any plan in force can run): the node's own progress, not wall time."""
+    counters = node.controller.session.loop.counters
+    start = counters.ticks
+    wait_for(lambda: counters.ticks >= start + n, 30, f"{n} control ticks", poll=0.005)
+
+
+def halt_feed(harness: Harness) -> None:
+    """Stop the harness' feed thread and wait for it to end: nothing is being published
+    after this (unlike ``feed.paused``, which a frame already being published misses)."""
+    harness._stop.set()
+    harness._feed_thread.join(10)
+    assert not harness._feed_thread.is_alive(), "the feed thread did not stop"
+    harness._stop.clear()
+
+
+def restart_feed(harness: Harness) -> None:
+    """Start the feed thread again after :func:`halt_feed`."""
+    harness._feed_thread = None
+    harness.start_feed()
+
+
+def input_faults(node) -> int:
+    """How many observations the node has rejected (its own count, exact)."""
+    return node.report().counters["input_faults"]
+
+
 def inputs_diagnostic(harness: Harness, text: str) -> tuple[int, str]:
     """The next inputs diagnostic whose message mentions ``text``."""
     return wait_for(
@@ -111,6 +140,7 @@ def inputs_diagnostic(harness: Harness, text: str) -> tuple[int, str]:
         ("duplicate_joint", "state.joints", "more than once"),
         ("bad_size", "camera.wrist", "bytes"),
         ("bad_encoding", "camera.wrist", "yuv422"),
+        ("missing_joint", "state.joints", "lacks joints"),
     ],
 )
 def test_malformed_input_holds_at_the_next_tick(fed, mode, slot, text):
@@ -122,7 +152,7 @@ def test_malformed_input_holds_at_the_next_tick(fed, mode, slot, text):
     wait_for(lambda: any(e.accepted for e in harness.events("chunk", since)), 30, "a fresh chunk")
     harness.feed.mode = mode
     bad_ns = fault_onset(node, slot)
-    time.sleep(0.6)  # longer than the plan that was in force
+    wait_ticks(node)  # longer than the plan that was in force
     late = commands_after(harness, bad_ns)
     assert not late, f"{len(late)} commands after the malformed input arrived"
     level, message = inputs_diagnostic(harness, text)
@@ -134,27 +164,103 @@ def test_malformed_input_holds_at_the_next_tick(fed, mode, slot, text):
     harness.wait_commands(5, timeout=30)
 
 
+def stale_onset(node, mode: str, timeout_ns: int) -> int:
+    """Node-clock time from which the inputs are stale: the receive time of the first message
+    stamped older than input_timeout (``stale``), or the silent wrist camera's last stamp
+    plus input_timeout (``silent_wrist``; waits until that time has passed)."""
+    slots = node.controller.session.inputs.slots
+    if mode == "stale":
+        return wait_for(
+            lambda: min(
+                (
+                    st.recv_ns
+                    for st in (s.state() for s in slots.values())
+                    if st.recv_ns - st.stamp_ns > timeout_ns
+                ),
+                default=None,
+            ),
+            10,
+            "a message stamped older than input_timeout",
+            poll=0.001,
+        )
+    wrist = slots["camera.wrist"]
+    wait_for(
+        lambda: time.time_ns() - wrist.state().stamp_ns > timeout_ns + 1e8,
+        10,
+        "the silent wrist camera's last image to turn stale",
+    )
+    return wrist.state().stamp_ns + timeout_ns
+
+
+@pytest.mark.parametrize(("mode", "text"), [("stale", "stale"), ("silent_wrist", "camera wrist")])
+def test_stale_or_silent_input_holds_at_the_next_tick(fed, mode, text):
+    """Inputs that turn stale stop the commands at the first tick that judges them stale
+    (the plan in force is not run out); not a rejection; commands again once they are fresh."""
+    harness, node = fed
+    timeout_ns = int(node.get_parameter("input_timeout").value * 1e9)
+    assert node.set_parameters([Parameter("replan_threshold", value=0.0)])[0].successful
+    since = time.time_ns()
+    wait_for(lambda: any(e.accepted for e in harness.events("chunk", since)), 30, "a fresh chunk")
+    faults = input_faults(node)
+    if mode == "silent_wrist":
+        harness.feed.silent = {"wrist"}
+    else:
+        harness.feed.mode = mode
+    stale_ns = stale_onset(node, mode, timeout_ns)
+    wait_ticks(node)
+    # a tick at exactly the onset is not stale yet (older than the timeout, not as old)
+    late = commands_after(harness, stale_ns + 1000)
+    assert not late, f"{len(late)} commands after the inputs turned stale"
+    if mode == "silent_wrist":
+        wrist = node.controller.session.inputs.slots["camera.wrist"].state()
+        assert wrist.stamp_ns + timeout_ns == stale_ns, "a wrist image arrived meanwhile"
+    level, message = inputs_diagnostic(harness, text)
+    assert level == 1 and "stale" in message
+    assert input_faults(node) == faults, "stale inputs were counted as malformed"
+    assert not harness.events("rejected", since)
+    harness.feed.mode = "good"
+    harness.feed.silent = set()
+    harness.wait_commands(5, timeout=30)
+
+
 def test_a_malformed_observation_is_rejected_once_with_its_stamp(fed):
     """The contract with ``replay``: one ``rejected`` event per attempted observation, stamped
     as its chunk would have been; missing or stale inputs are not a rejection."""
     harness, node = fed
-    harness.feed.paused = True
-    time.sleep(0.15)
-    with harness.lock:
-        camera_ns = harness.image_stamps[-1]
-    since = time.time_ns()
-    joint_ns = harness.publish_joints(nan=True)
-    time.sleep(0.7)  # the worker loops meanwhile; the inputs stay fresh (input_timeout 1 s)
-    events = harness.events("rejected", since)
-    assert len(events) == 1, events
-    event = events[0]
-    assert event.input == "state.joints"
-    assert event.stamp_ns == min(camera_ns, joint_ns)  # observation_stamp: oldest
-    assert "NaN" in event.reason and len(event.reason) <= 200
-    assert event.node == "/policy_node" and event.t_ns >= joint_ns
-    time.sleep(1.0)  # now the cameras are stale: not a rejection
-    assert len(harness.events("rejected", since)) == 1
-    assert any(p["severity"] == "stale" for p in node.report().problems)
+    slots = node.controller.session.inputs.slots
+    halt_feed(harness)
+    try:
+        with harness.lock:
+            camera_ns = harness.image_stamps[-1]
+        # the last frames have landed (nothing else is on its way: the feed has ended)
+        cameras = [slots[f"camera.{name}"] for name in harness.feed.cameras]
+        wait_for(
+            lambda: all(slot.state().stamp_ns == camera_ns for slot in cameras),
+            10,
+            "the node to hold the last camera frames",
+        )
+        faults = input_faults(node)
+        since = time.time_ns()
+        joint_ns = harness.publish_joints(nan=True)
+        events = wait_for(lambda: harness.events("rejected", since), 10, "a rejected event")
+        # the inputs stay fresh (input_timeout 1 s) while the worker looks again at every tick
+        wait_ticks(node, 10)
+        assert input_faults(node) == faults + 1, "the same observation was rejected again"
+        event = events[0]
+        assert event.input == "state.joints"
+        assert event.stamp_ns == min(camera_ns, joint_ns)  # observation_stamp: oldest
+        assert "NaN" in event.reason and len(event.reason) <= 200
+        assert event.node == "/policy_node" and event.t_ns >= joint_ns
+        # now the cameras turn stale: not a rejection
+        wait_for(
+            lambda: any(p["severity"] == "stale" for p in node.report().problems),
+            10,
+            "the cameras to turn stale",
+        )
+        assert input_faults(node) == faults + 1
+        assert len(harness.events("rejected", since)) == 1
+    finally:
+        restart_feed(harness)
 
 
 # --------------------------------------------------------------------- future stamps
@@ -172,7 +278,7 @@ def test_future_stamps_are_a_clock_skew_fault_and_never_block_replanning(fed):
     )
     visible_ns = time.time_ns()  # the skewed camera is in its slot (a chunk merged from here on
     # sees it; one computed from the good inputs before it may finish between skew_ns and now)
-    time.sleep(1.0)
+    wait_ticks(node)
     assert not commands_after(harness, skew_ns), "commands from inputs stamped 10 s ahead"
     level, message = inputs_diagnostic(harness, "clock skew")
     assert level == 2 and "max_future_stamp 0.25" in message
@@ -210,7 +316,7 @@ def test_a_huge_task_is_refused_and_never_echoed(fed):
         10,
         "the task to be refused",
     )
-    time.sleep(0.5)
+    wait_ticks(node)
     assert not commands_after(harness, seen_ns), "commands with a refused task"
     level, message = inputs_diagnostic(harness, "characters")
     assert level == 2 and "100000 characters" in message and "at most 1000" in message
@@ -306,7 +412,7 @@ def test_non_finite_policy_output_is_rejected_and_held(fed):
         )[0]
         assert "NaN" in event.reason
         held_ns = wait_for(lambda: node.controller.fault and time.time_ns(), 10, "the node to hold")
-        time.sleep(0.5)
+        wait_ticks(node)
         assert not commands_after(harness, held_ns)
         level, message, _ = harness.latest_diagnostics()["inference"]
         assert level == 2 and "policy" in message
