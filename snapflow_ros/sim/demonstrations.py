@@ -51,7 +51,13 @@ from snapflow_ros.sim.dataset_checkpoint import (
     roll_back,
     save_checkpoint,
 )
-from snapflow_ros.sim.libero_env import LEROBOT_STATE_NAMES, LiberoSim, SimConfig, SimObservation
+from snapflow_ros.sim.libero_env import (
+    ARM_STARTS,
+    LEROBOT_STATE_NAMES,
+    LiberoSim,
+    SimConfig,
+    SimObservation,
+)
 from snapflow_ros.sim.placements import episode_seed
 from snapflow_ros.sim.scripted_expert import (
     PRIVILEGED_STATE_NAMES,
@@ -88,6 +94,7 @@ class DemoSpec:
     fast_render: bool = False
     seed: int = 0
     repo_id: str = "local/libero_demos"
+    arm_start: str = "benchmark"  # SimConfig.arm_start of the fresh placements
 
 
 def state_names(spec: DemoSpec, task: PickPlaceTask) -> list[str]:
@@ -328,6 +335,7 @@ def _make_sim(spec: DemoSpec) -> LiberoSim:
             image_width=spec.image_size,
             fast_render=spec.fast_render,
             init_states="benchmark",
+            arm_start=spec.arm_start,
         )
     )
 
@@ -512,6 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes running attempts (one simulator each; same dataset for any number)",
     )
+    p.add_argument(
+        "--arm-start",
+        choices=ARM_STARTS,
+        default=DemoSpec.arm_start,
+        help="arm start pose of each placement: drawn like the task's benchmark initial states "
+        "(default) or LIBERO's one fixed reset pose (datasets made before this option)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -541,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         fast_render=args.fast_render,
         seed=args.seed,
         repo_id=args.repo_id,
+        arm_start=args.arm_start,
     )
     try:
         summary = record_demonstrations(

@@ -46,6 +46,8 @@ MUJOCO_CAMERAS: dict[str, str] = {"agentview": "agentview", "wrist": "robot0_eye
 ARM_JOINTS = tuple(f"robot0_joint{i}" for i in range(1, 8))
 GRIPPER_JOINTS = ("gripper0_finger_joint1", "gripper0_finger_joint2")
 OUT_OF_RANGE = ("clip", "reject")
+ARM_STARTS = ("benchmark", "fixed")
+ARM_START_STREAM = 7  # mixed into a placement seed for the arm's start pose draw
 LEROBOT_STATE_NAMES = (
     "eef_pos_x", "eef_pos_y", "eef_pos_z",
     "eef_axis_angle_x", "eef_axis_angle_y", "eef_axis_angle_z",
@@ -121,6 +123,13 @@ def validate_action(values: Any, out_of_range: str = "clip") -> tuple[np.ndarray
     return np.clip(action, -1.0, 1.0), True
 
 
+def joint_distribution(states: np.ndarray, qpos_index: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint mean and standard deviation of the robot joints over a set of initial
+    states (flattened MuJoCo states: time, qpos, qvel; ``qpos_index`` into qpos)."""
+    values = np.asarray(states, np.float64)[:, [1 + int(i) for i in qpos_index]]
+    return values.mean(axis=0), values.std(axis=0)
+
+
 @dataclass
 class SimConfig:
     """What to simulate and how (see the module docstring)."""
@@ -141,6 +150,10 @@ class SimConfig:
     # "benchmark": the task's 50 benchmark initial states; else a folder of fresh ones
     # (snapflow_ros.sim.placements); default $SNAPFLOW_LIBERO_INIT_STATES or "benchmark".
     init_states: str = field(default_factory=default_init_states)
+    # Arm start pose of fresh placements (sample_init_state): "benchmark" draws each robot
+    # joint from a normal fitted to the task's benchmark initial states; "fixed" keeps
+    # LIBERO's reset pose (no noise: every fresh scene starts the arm in one exact pose).
+    arm_start: str = "benchmark"
 
 
 @dataclass
@@ -220,6 +233,7 @@ class LiberoSim:
         self._built_for: tuple[str, int, str] | None = None
         self._task: Any = None
         self._init_states: Any = None
+        self._benchmark_states: Any = None
         self._steps = 0
         self._done = True
         self._success = False
@@ -324,6 +338,7 @@ class LiberoSim:
         self._env = env
         self._task = task
         self._init_states = init_states
+        self._benchmark_states = suite.get_task_init_states(cfg.task_index)
         self._built_for = self._build_key()
         self.timing.build_s = time.perf_counter() - start
 
@@ -347,7 +362,7 @@ class LiberoSim:
             self._real_sensors = {}
 
     def pause_rendering(self, paused: bool) -> None:
-        """Benchmarks: step without rendering the cameras (their images stay blank) or resume."""
+        """Step without rendering the cameras (observations then hold no images) or resume."""
         if self._env is None or not self.config.render or paused == bool(self._real_sensors):
             return
         self._blank_cameras(paused)
@@ -435,13 +450,57 @@ class LiberoSim:
         result is a flattened MuJoCo state like a benchmark initial state (pass it to
         :meth:`reset` as ``init_state``; like those, it holds the movable objects, not fixtures
         placed in the model). Ends any running episode.
+
+        LIBERO's reset always starts the arm from one exact pose, while the benchmark's
+        initial states perturb every arm joint (about 0.02 rad each). With
+        ``arm_start="benchmark"`` (default) each arm joint is drawn from a normal with the
+        per-joint mean and standard deviation of the task's benchmark states
+        (:func:`joint_distribution`), seeded from ``seed``, so fresh scenes cover the
+        start poses the benchmark evaluates.
         """
+        if self.config.arm_start not in ARM_STARTS:
+            raise ValueError(
+                f"arm_start must be one of {ARM_STARTS}, got {self.config.arm_start!r}"
+            )
         if self._env is None or self._built_for != self._build_key():
             self._build()
         self._done = True
         self._env.seed(int(seed))
         self._env.reset()
-        return np.array(self._env.sim.get_state().flatten(), np.float64)
+        state = np.array(self._env.sim.get_state().flatten(), np.float64)
+        if self.config.arm_start == "benchmark":
+            arm = self.robot_qpos_index()[: len(ARM_JOINTS)]  # the fingers start open
+            mean, std = joint_distribution(self._benchmark_states, arm)
+            rng = np.random.default_rng([int(seed), ARM_START_STREAM])
+            state[[1 + i for i in arm]] = mean + std * rng.standard_normal(len(arm))
+        return state
+
+    def robot_qpos_index(self) -> list[int]:
+        """qpos indices of the robot's arm joints, then its gripper joints."""
+        if self._env is None or self._built_for != self._build_key():
+            self._build()
+        robot = self._env.env.robots[0]
+        joints = [*robot._ref_joint_pos_indexes, *robot._ref_gripper_joint_pos_indexes]
+        return [int(i) for i in joints]
+
+    def movable_objects(self) -> dict[str, tuple[int, int]]:
+        """Each movable object's free joint as its (start, end) qpos addresses (position 3,
+        quaternion w, x, y, z 4)."""
+        if self._env is None or self._built_for != self._build_key():
+            self._build()
+        model = self._env.sim.model
+        out = {}
+        for name, obj in self._env.env.objects_dict.items():
+            start, end = model.get_joint_qpos_addr(obj.joints[0])
+            out[name] = (int(start), int(end))
+        return out
+
+    def benchmark_states(self) -> np.ndarray:
+        """The task's benchmark initial states (flattened MuJoCo states), whatever
+        ``init_states`` the simulator episodes use."""
+        if self._env is None or self._built_for != self._build_key():
+            self._build()
+        return np.asarray(self._benchmark_states, np.float64)
 
     def step(self, action: Any) -> StepResult:
         """Apply one 7-D action (validated, clipped to [-1, 1]) for one control period."""
@@ -472,7 +531,7 @@ class LiberoSim:
 
     def _observation(self, raw: dict[str, Any]) -> SimObservation:
         images = {}
-        if self.config.render:
+        if self.config.render and not self._real_sensors:  # paused: blank frames, not sent
             for name, key in CAMERAS.items():
                 images[name] = np.ascontiguousarray(raw[key][::-1, ::-1])
         eef_pos = np.asarray(raw["robot0_eef_pos"], np.float64)

@@ -1,0 +1,127 @@
+"""The coverage check (snapflow_ros.sim.coverage) and the arm start pose of fresh placements."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from snapflow_ros.sim import LiberoSim, SimConfig
+from snapflow_ros.sim.coverage import compare, main, named_dimensions, quat_yaw
+from snapflow_ros.sim.placements import episode_seed
+
+ARM = [f"arm_joint{k}" for k in range(1, 8)]
+
+
+def test_compare_names_a_dimension_that_varies_in_one_set_only():
+    rng = np.random.default_rng(0)
+    bench = {"a": rng.normal(0, 0.02, 50), "b": rng.normal(1, 0.01, 50), "c": np.zeros(50)}
+    demo = {"a": np.zeros(40), "b": rng.normal(1, 0.01, 40), "c": rng.normal(0, 0.01, 40)}
+    rows = {r.name: r for r in compare(demo, bench)}
+    assert rows["a"].problem == "varies in the benchmark, not in the demonstrations"
+    assert rows["b"].problem == ""
+    assert rows["c"].problem == "varies in the demonstrations, not in the benchmark"
+    assert rows["b"].std_bench == pytest.approx(np.std(bench["b"]))
+
+
+def test_compare_names_spreads_far_apart_and_missing_dimensions():
+    rng = np.random.default_rng(1)
+    bench = {"a": rng.normal(0, 0.02, 50), "only_bench": rng.normal(0, 1, 50)}
+    demo = {"a": rng.normal(0, 0.002, 50), "only_demo": rng.normal(0, 1, 50)}
+    rows = {r.name: r for r in compare(demo, bench)}
+    assert rows["a"].problem == "spreads differ by more than 3x"
+    assert rows["only_bench"].problem == "only in the benchmark"
+    assert rows["only_demo"].problem == "only in the demonstrations"
+
+
+def test_a_yaw_around_pi_is_one_place_not_a_spread():
+    yaws = np.array([np.pi - 0.01, -np.pi + 0.01, np.pi - 0.02, -np.pi + 0.02])
+    rows = compare({"box.yaw": yaws}, {"box.yaw": yaws[::-1].copy()})
+    assert rows[0].std_bench < 0.05 and rows[0].problem == ""
+    half = np.pi / 4  # a quaternion of yaw pi/2 about z
+    assert quat_yaw(np.array([[np.cos(half), 0, 0, np.sin(half)]]))[0] == pytest.approx(np.pi / 2)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    sim = LiberoSim(
+        SimConfig(suite="libero_object", task_index=0, render=False, init_states="benchmark")
+    )
+    yield sim
+    sim.close()
+
+
+def test_fresh_arm_start_is_drawn_like_the_benchmark_and_keeps_the_objects(sim):
+    seeds = [episode_seed(3, i, "demo") for i in range(8)]
+    sim.config.arm_start = "fixed"
+    fixed = np.stack([sim.sample_init_state(s) for s in seeds])
+    sim.config.arm_start = "benchmark"
+    try:
+        drawn = np.stack([sim.sample_init_state(s) for s in seeds])
+        np.testing.assert_array_equal(sim.sample_init_state(seeds[0]), drawn[0])  # seeded
+    finally:
+        sim.config.arm_start = "benchmark"
+    robot = [1 + i for i in sim.robot_qpos_index()]
+    others = np.setdiff1d(np.arange(fixed.shape[1]), robot)
+    np.testing.assert_array_equal(drawn[:, others], fixed[:, others])  # same placements
+    assert np.ptp(fixed[:, robot], axis=0).max() == 0.0  # LIBERO's reset: one exact pose
+    arm = robot[:7]
+    spread = drawn[:, arm].std(axis=0)
+    bench = sim.benchmark_states()[:, arm]
+    assert np.all(spread > 0.004) and np.all(spread < 0.06), spread
+    assert np.abs(drawn[:, arm].mean(axis=0) - bench.mean(axis=0)).max() < 0.03
+    np.testing.assert_array_equal(drawn[:, robot[7:]], fixed[:, robot[7:]])  # fingers: no spread
+    sim.config.arm_start = "bogus"
+    try:
+        with pytest.raises(ValueError, match="arm_start"):
+            sim.sample_init_state(1)
+    finally:
+        sim.config.arm_start = "benchmark"
+
+
+def test_the_reset_pose_fails_the_check_and_the_fitted_pose_passes_it(sim):
+    bench = named_dimensions(sim, sim.benchmark_states())
+    seeds = [episode_seed(0, i, "demo") for i in range(12)]
+    for arm_start, expect_arm_problem in (("fixed", True), ("benchmark", False)):
+        sim.config.arm_start = arm_start
+        try:
+            demo = named_dimensions(sim, np.stack([sim.sample_init_state(s) for s in seeds]))
+        finally:
+            sim.config.arm_start = "benchmark"
+        rows = {r.name: r for r in compare(demo, bench)}
+        assert set(ARM) <= set(rows) and "basket_1.yaw" in rows
+        flagged = {n for n, r in rows.items() if r.problem}
+        if expect_arm_problem:
+            assert flagged == set(ARM), flagged
+        else:
+            assert not flagged, {n: rows[n].problem for n in flagged}
+
+
+def _fake_dataset(root, seeds, arm_start):
+    (root / "meta").mkdir(parents=True)
+    spec = {"suite": "libero_object", "task_index": 0}
+    if arm_start is not None:
+        spec["arm_start"] = arm_start
+    (root / "meta/snapflow_demos.json").write_text(json.dumps({"spec": spec}))
+    lines = [json.dumps({"episode_index": i, "seed": s}) for i, s in enumerate(seeds)]
+    (root / "meta/snapflow_episodes.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_the_command_refuses_an_old_dataset_and_accepts_a_covering_one(tmp_path, capsys):
+    """A dataset's ledger (its placement seeds) is all the command reads; datasets recorded
+    before ``--arm-start`` existed (no key in their spec) started every arm at the reset pose."""
+    seeds = [episode_seed(0, i, "demo") for i in range(12)]
+    old, new = tmp_path / "old", tmp_path / "new"
+    _fake_dataset(old, seeds, None)
+    _fake_dataset(new, seeds, "benchmark")
+    assert main([str(old), "--states", "50"]) == 1
+    err = capsys.readouterr().err
+    assert "NOT COVERED" in err and "arm_joint1" in err and "basket" not in err
+    out = tmp_path / "cov.json"
+    assert main([str(new), "--states", "50", "--out", str(out)]) == 0
+    assert "covered: all" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert not [d for d in report["dimensions"] if d["problem"]]
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "not a demonstration dataset" in capsys.readouterr().err
