@@ -50,6 +50,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.nodes.process import exit_process, init_ros, log_at, spin
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image_fields, stamp_to_ns
@@ -64,7 +65,7 @@ from snapflow_ros.sim import (
     prepare_libero,
     validate_action,
 )
-from snapflow_ros.sim.episodes import EpisodeDriver, privileged_task
+from snapflow_ros.sim.episodes import NO_POLICY_NODE, EpisodeDriver, privileged_task
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
 from snapflow_ros.sim.suites import (
     CONTROL_FREQ,
@@ -75,6 +76,8 @@ from snapflow_ros.sim.suites import (
 
 NODE_NAME = "libero_bridge"
 MODES = ("lockstep", "realtime")
+POLICY_ACTIONS = ("pause", "reset", "resume")  # what auto_next asks of the policy node
+POLICY_CALL_TIMEOUT = 10.0  # s
 COMMAND_TYPES = ("joint_state", "float64_multi_array")
 MISSING_MODES = ("noop", "hold")
 STATE_LABEL = "eef_pos(3) axis_angle(3) gripper_qpos(2)"
@@ -101,6 +104,12 @@ PARAMS: list[tuple[str, Any, str]] = [
     ("gl", "auto", "OpenGL backend: auto (EGL, then OSMesa), egl or osmesa."),
     ("autostart", True, "Start the first episode at start-up (false: wait for ~/reset)."),
     ("auto_next", False, "After an episode ends, start the next initial state by itself."),
+    (
+        "policy_node",
+        "",
+        "auto_next: the policy node to pause, reset and resume around each new episode, as "
+        "libero_eval does ('' : none; relative names follow the namespace).",
+    ),
     ("command.type", "joint_state", "joint_state (positions) or float64_multi_array."),
     ("command.topic", "policy_node/command", "Command topic (7 values: deltas + gripper)."),
     ("command.names", None, "JointState names in action order (unset: positions in order)."),
@@ -128,6 +137,24 @@ PARAMS: list[tuple[str, Any, str]] = [
     ("lockstep.clock_delay", 0.01, "lockstep: pause between an observation and its /clock (s)."),
     ("lockstep.stamp_lead", 1e-5, "lockstep: observation stamps lead /clock by this much (s)."),
     ("lockstep.kick_max", 0.5, "lockstep: longest wait between re-triggers (s; doubles up to it)."),
+    (
+        "render.on_demand",
+        False,
+        "lockstep: render the cameras only for the observations the policy node reads (where "
+        "its last chunk runs out, at least every render.max_age); other steps publish the "
+        "state without images. For whole-chunk policies (no replan threshold) without video.",
+    ),
+    (
+        "render.chunk_topic",
+        "policy_node/action_chunk",
+        "render.on_demand: the policy node's chunk topic (trajectory_msgs/JointTrajectory).",
+    ),
+    (
+        "render.max_age",
+        0.5,
+        "render.on_demand: render at least this often (s of simulation time; keep it under "
+        "the policy node's input_timeout).",
+    ),
     ("clock.start", 1.0, "Simulation time of the first episode (s)."),
     (
         "clock.reset_gap",
@@ -144,6 +171,8 @@ PARAMS: list[tuple[str, Any, str]] = [
     ("world_frame", "world", "frame_id of poses."),
 ]
 RUNTIME = {
+    "render.on_demand",
+    "render.max_age",
     "suite",
     "task_index",
     "init_state_index",
@@ -223,6 +252,24 @@ class LiberoBridge(Node):
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
             callback_group=self._cb_cmd,
         )
+        self.create_subscription(
+            JointTrajectory,
+            str(self._p("render.chunk_topic")),
+            self._on_chunk,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+            callback_group=self._cb_cmd,
+        )
+        policy = str(self._p("policy_node")).strip()
+        self._policy_clients = (
+            {
+                action: self.create_client(
+                    Trigger, f"{policy}/{action}", callback_group=self._cb_srv
+                )
+                for action in POLICY_ACTIONS
+            }
+            if policy
+            else {}
+        )
         self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._cb_srv)
         self.create_service(Trigger, "~/next_episode", self._srv_next, callback_group=self._cb_srv)
         self._sim_thread = threading.Thread(target=self.driver.run, name="libero_sim", daemon=True)
@@ -253,9 +300,12 @@ class LiberoBridge(Node):
             raise ValueError(f"{name}: must be in 16..2048, got {value}")
         elif name in ("episode_length", "settle_steps") and value < 0:
             raise ValueError(f"{name}: must be >= 0, got {value}")
-        elif name in ("lockstep.kick_period", "lockstep.kick_max", "realtime.command_timeout") and (
-            not value > 0
-        ):
+        elif name in (
+            "lockstep.kick_period",
+            "lockstep.kick_max",
+            "realtime.command_timeout",
+            "render.max_age",
+        ) and (not value > 0):
             raise ValueError(f"{name}: must be > 0, got {value}")
         elif name == "lockstep.clock_delay" and not 0 <= value <= 1:
             raise ValueError(f"lockstep.clock_delay: must be in [0, 1] s, got {value}")
@@ -299,6 +349,28 @@ class LiberoBridge(Node):
             self.driver.command(list(msg.position), stamp_to_ns(msg.header.stamp), names)
         else:
             self.driver.command(list(msg.data))
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        self.driver.chunk(stamp_to_ns(msg.header.stamp), len(msg.points))
+
+    def policy(self, action: str, timeout: float = POLICY_CALL_TIMEOUT) -> str:
+        """Call the policy node's ``~/<action>`` (pause, reset, resume); '' when it
+        succeeded, else why not (the driver's outputs)."""
+        client = self._policy_clients.get(action)
+        if client is None:
+            return NO_POLICY_NODE
+        if not client.wait_for_service(timeout_sec=timeout):
+            return f"{client.srv_name} is not available"
+        done = threading.Event()
+        future = client.call_async(Trigger.Request())
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            future.cancel()
+            return f"{client.srv_name}: no answer within {timeout:.0f} s"
+        result = future.result()
+        if result is None or not result.success:
+            return f"{client.srv_name}: {getattr(result, 'message', '') or 'failed'}"
+        return ""
 
     def _srv_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.driver.request("reset")

@@ -22,6 +22,14 @@ Time:
   ``realtime.command_timeout`` old); optionally the episode waits at step 0 for the first
   command. It never tries to catch up after an overrun.
 
+Rendering on demand (``render.on_demand``, lock-step only): rendering the cameras costs most of
+a step, yet a policy that executes whole chunks reads an image only where its plan runs out.
+The node's chunk messages say where (:meth:`EpisodeDriver.chunk`: capture stamp + length), so
+the driver renders the observation of that step, of an episode's start and, so that no camera
+goes silent for longer than the node tolerates, at least every ``render.max_age`` seconds;
+other steps publish the state without images. A step whose chunk is not known yet (its
+message still in flight) is rendered: a late message costs time, never a wrong image.
+
 This module imports no ROS; it is tested with a fake simulator.
 """
 
@@ -47,6 +55,7 @@ from snapflow_ros.sim.scripted_expert import (
 from snapflow_ros.sim.suites import CONTROL_FREQ, NOOP_ACTION, NUM_INIT_STATES
 
 DT_NS = 1_000_000_000 // CONTROL_FREQ
+NO_POLICY_NODE = "no policy_node set"  # BridgeOutputs.policy: nothing to ask
 WAIT_WARNING_S = 10.0  # lock-step: warn when no command came for this long
 
 
@@ -68,6 +77,11 @@ class BridgeOutputs(Protocol):
 
     def episode(self, event: dict[str, Any]) -> None:
         """Publish an episode event (``start`` / ``end``)."""
+
+    def policy(self, action: str) -> str:
+        """Ask the policy node to ``pause``, ``reset`` or ``resume``: '' when done, else why
+        not ("no policy_node set" when there is none to ask)."""
+        ...
 
     def log(self, level: str, message: str) -> None:
         """Log at ``level`` (info, warning, error)."""
@@ -99,6 +113,7 @@ class EpisodeStats:
     noop: int = 0
     kicks: int = 0
     overruns: int = 0
+    rendered: int = 0  # observations whose cameras were rendered (the start one included)
     step_s: list[float] = field(default_factory=list)
     publish_s: list[float] = field(default_factory=list)
     wait_s: list[float] = field(default_factory=list)
@@ -192,6 +207,8 @@ class EpisodeDriver:
         self._rt_episode = -1
         self._rt_used = 0
         self._privileged: PickPlaceTask | None = None
+        self._plan_end_ns = 0  # render.on_demand: where the node's latest chunk runs out
+        self._last_render_step = 0
 
     # ================================================================== commands
     def command(self, values: Any, stamp_ns: int = 0, names: list[str] | None = None) -> None:
@@ -225,6 +242,28 @@ class EpisodeDriver:
                 f"{np.round(action, 3).tolist()}",
             )
 
+    def chunk(self, stamp_ns: int, length: int) -> None:
+        """The policy node published a chunk of ``length`` actions computed from the
+        observation stamped ``stamp_ns`` (render.on_demand: its plan runs out ``length``
+        steps later). Chunks from before the current episode are ignored."""
+        if length <= 0:
+            return
+        with self._lock:
+            if stamp_ns >= self.stats.start_ns:
+                self._plan_end_ns = max(self._plan_end_ns, stamp_ns + length * DT_NS)
+
+    def _render_next(self) -> bool:
+        """Must the observation of the next step be rendered? (see the module docstring)"""
+        if self.mode != "lockstep" or not self._p("render.on_demand"):
+            return True
+        next_ns = self._time_ns + DT_NS
+        with self._lock:
+            plan_end = self._plan_end_ns
+        if next_ns >= plan_end - DT_NS // 2:
+            return True  # the plan runs out here (or is unknown): the node reads this image
+        age_s = (self.sim.steps + 1 - self._last_render_step) * DT_NS * 1e-9
+        return age_s >= float(self._p("render.max_age")) - 1e-9
+
     def _reject(self, why: str, kind: str) -> None:
         with self._lock:
             self.stats.rejected += 1
@@ -255,10 +294,15 @@ class EpisodeDriver:
         except queue.Empty:
             return False
         try:
-            if kind == "next":
+            if kind in ("next", "auto_next"):
                 count = self.sim.num_init_states or NUM_INIT_STATES
                 self._set_param("init_state_index", (int(self._p("init_state_index")) + 1) % count)
+            if kind == "auto_next":  # as libero_eval: no command from the old plan meanwhile
+                self._ask_policy("pause")
             info = self._reset()
+            if kind == "auto_next":  # a new plan and noise seed from the new first observation
+                self._ask_policy("reset")
+                self._ask_policy("resume")
             result.update(success=True, message=json.dumps(info))
         except Exception as exc:  # a bad suite/task/index must not kill the bridge
             result.update(success=False, message=f"{kind} failed: {type(exc).__name__}: {exc}")
@@ -266,6 +310,11 @@ class EpisodeDriver:
         finally:
             done.set()
         return True
+
+    def _ask_policy(self, action: str) -> None:
+        why = self._out.policy(action)
+        if why and why != NO_POLICY_NODE:
+            self._out.log("warning", f"auto_next: policy node {action} failed: {why}")
 
     # ================================================================== simulation thread
     def run(self) -> None:
@@ -291,8 +340,14 @@ class EpisodeDriver:
                     self._out.log("error", f"step failed: {type(exc).__name__}: {exc}")
                     if self.running:
                         self._end("sim_error")
-            if self.running:
+            if self.running and self.sim.steps > 0:
                 self._end("shutdown")
+            elif self.running:  # reset, but not one step taken: no result to report
+                self.running = False
+                self._out.log(
+                    "info",
+                    f"episode {self._episode_id} stopped before its first step (no result)",
+                )
         except Exception as exc:  # report; the node exits non-zero
             self.fatal = f"{type(exc).__name__}: {exc}"
             self._out.log("error", f"simulation stopped: {self.fatal}")
@@ -317,13 +372,16 @@ class EpisodeDriver:
         obs = sim.reset(suite, int(self._p("task_index")), int(self._p("init_state_index")))
         self._time_ns += int(round(self._p("clock.reset_gap") * 1e9 / DT_NS)) * DT_NS
         self._episode_id += 1
+        self._last_render_step = 0
         with self._lock:
             self._latest = None
+            self._plan_end_ns = 0
             self.stats = EpisodeStats(
                 episode_id=self._episode_id,
                 start_wall=time.monotonic(),
                 start_ns=self._time_ns,
                 objects=ObjectMotion(obs.object_pos),
+                rendered=1,
             )
         self._last_gripper = -1.0
         self._out.task(sim.task_language)
@@ -397,6 +455,7 @@ class EpisodeDriver:
             "noop_steps": st.noop,
             "kicks": st.kicks,
             "overruns": st.overruns,
+            "rendered_steps": st.rendered,
             "end_ns": self._time_ns,
             "final_state": [round(float(v), 6) for v in sim.observation.state],
             "objects": st.objects.report() if st.objects is not None else {},
@@ -408,7 +467,7 @@ class EpisodeDriver:
             f"{sim.steps} steps in {wall:.1f} s",
         )
         if self._p("auto_next") and reason not in ("reset", "shutdown"):
-            self._requests.put(("next", threading.Event(), {}))
+            self._requests.put(("auto_next", threading.Event(), {}))
 
     def _publish_obs(self, obs: Any, stamp_ns: int) -> None:
         start = time.perf_counter()
@@ -428,7 +487,12 @@ class EpisodeDriver:
         self.stats.publish_s.append(time.perf_counter() - start)
 
     def _apply(self, action: np.ndarray, source: str = "command") -> None:
+        render = self._render_next()
+        self.sim.pause_rendering(not render)
         result = self.sim.step(action)
+        if render:
+            self._last_render_step = self.sim.steps
+            self.stats.rendered += 1
         self.stats.step_s.append(result.step_s)
         if self.stats.objects is not None:
             self.stats.objects.update(result.observation.object_pos)

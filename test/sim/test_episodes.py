@@ -40,6 +40,8 @@ class FakeSim:
         self.actions: list[np.ndarray] = []
         self.ended = 0
         self.closed = False
+        self.paused = False
+        self.rendered: list[int] = []  # steps whose observation had its cameras rendered
 
     @staticmethod
     def _can(rise: float, slide: float) -> dict[str, np.ndarray]:
@@ -51,9 +53,14 @@ class FakeSim:
         self.observation.object_pos = self._can(0.0, 0.0)
         return self.observation
 
+    def pause_rendering(self, paused: bool) -> None:
+        self.paused = paused
+
     def step(self, action: np.ndarray) -> Any:
         self.steps += 1
         self.actions.append(np.array(action))
+        if not self.paused:
+            self.rendered.append(self.steps)
         self.observation.object_pos = (
             self._can(0.05, 0.0) if self.steps == 1 else self._can(0, 0.04)
         )
@@ -104,6 +111,12 @@ class Outputs:
     def log(self, level: str, message: str) -> None:
         self._add("log", level, message)
 
+    policy_answer = "no policy_node set"  # what policy() answers (NO_POLICY_NODE: none set)
+
+    def policy(self, action: str) -> str:
+        self._add("policy", action)
+        return self.policy_answer
+
     def of(self, kind: str) -> list[tuple]:
         with self.lock:
             return [i for i in self.items if i[0] == kind]
@@ -133,6 +146,8 @@ PARAMS = {
     "clock.start": 1.0,
     "clock.reset_gap": 10.0,
     "privileged_state": False,
+    "render.on_demand": False,
+    "render.max_age": 0.5,
 }
 
 
@@ -266,6 +281,41 @@ def test_the_end_of_an_episode_and_the_next_one(rig):
     assert starts[1]["start_ns"] > end["end_ns"]  # a reset gap of simulation time
 
 
+def test_auto_next_pauses_resets_and_resumes_the_policy_node_around_the_next_episode(rig):
+    """What libero_eval does between episodes: pause the node, reset the bridge (the first
+    observation and clock of the new episode go out), reset the node, resume it."""
+    r = rig(sim=FakeSim(done_after=1), auto_next=True)
+    r.out.policy_answer = ""
+    start = r.started()
+    assert not r.out.of("policy")  # the first episode: started at start-up, as before
+    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)
+    r.wait(lambda: len(r.out.events("start")) == 2 and len(r.out.of("policy")) == 3, "next")
+    kinds = [
+        i[1] if i[0] == "policy" else i[0]
+        for i in r.out.items
+        if i[0] in ("policy", "obs") or (i[0] == "episode" and i[1]["event"] != "end")
+    ]
+    second = kinds.index("episode", 1)  # the second start event
+    assert kinds[second - 1] == "pause" and kinds[second + 1 : second + 4] == [
+        "obs",
+        "reset",
+        "resume",
+    ], kinds
+    assert not [i for i in r.out.of("log") if "auto_next" in i[2]]
+
+
+def test_auto_next_warns_when_the_policy_node_does_not_answer_and_goes_on(rig):
+    r = rig(sim=FakeSim(done_after=1), auto_next=True)
+    r.out.policy_answer = "/policy_node/reset is not available"
+    start = r.started()
+    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)
+    r.wait(lambda: len(r.out.events("start")) == 2, "the next episode")
+    warnings = r.wait(
+        lambda: [i for i in r.out.of("log") if "auto_next: policy node" in i[2]], "warnings"
+    )
+    assert warnings[0][1] == "warning" and "is not available" in warnings[0][2]
+
+
 def test_requests_reset_the_episode_and_answer_with_its_start(rig):
     r = rig(autostart=False)
     time.sleep(0.05)
@@ -337,10 +387,22 @@ def test_realtime_steps_on_the_wall_clock_with_noops_and_holds(rig):
 
 def test_stopping_ends_the_episode_in_progress(rig):
     r = rig()
-    r.wait(lambda: r.out.events("start"), "the start event")
+    start = r.started()
+    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)
+    r.wait(lambda: r.sim.steps == 1, "one step")
     r.close()
     (end,) = r.out.events("end")
-    assert end["reason"] == "shutdown" and r.sim.closed and not r.driver.fatal
+    assert end["reason"] == "shutdown" and end["steps"] == 1
+    assert r.sim.closed and not r.driver.fatal
+
+
+def test_stopping_before_the_first_step_reports_no_episode(rig):
+    """Ctrl-C between a reset and the first command: the episode never ran, no result."""
+    r = rig()
+    r.started()
+    r.close()
+    assert not r.out.events("end") and r.sim.closed and not r.driver.fatal
+    assert any("stopped before its first step (no result)" in i[2] for i in r.out.of("log"))
 
 
 def test_the_driver_imports_no_ros():
@@ -353,3 +415,49 @@ def test_the_driver_imports_no_ros():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def _steps(r: Rig, count: int, start: dict[str, Any]) -> None:
+    """Send ``count`` fresh commands, one per step, waiting for each step."""
+    for _ in range(count):
+        done = r.sim.steps
+        clock = start["first_stamp_ns"] - LEAD_NS + done * DT_NS
+        r.driver.command([0.0] * 7, stamp_ns=clock)
+        r.wait(lambda d=done: r.sim.steps == d + 1, f"step {done + 1}")
+
+
+def test_on_demand_rendering_renders_where_the_chunk_runs_out(rig):
+    r = rig(**{"render.on_demand": True, "render.max_age": 10.0})
+    start = r.started()
+    first = start["first_stamp_ns"]
+    r.driver.chunk(first - 100 * DT_NS, 50)  # a chunk from before this episode: ignored
+    r.driver.chunk(first, 10)  # computed from the start observation: actions for steps 0..9
+    _steps(r, 12, start)
+    assert r.sim.rendered == [10, 11, 12]  # step 10: the plan is used up; then unknown again
+    r.driver.chunk(first + 10 * DT_NS, 10)  # from step 10's observation: steps 10..19
+    _steps(r, 8, start)
+    assert r.sim.rendered == [10, 11, 12, 20]
+    (end,) = _end_after_reset(r)
+    assert end["rendered_steps"] == 1 + 4  # the start observation + four steps
+
+
+def test_on_demand_rendering_keeps_cameras_younger_than_max_age(rig):
+    r = rig(**{"render.on_demand": True, "render.max_age": 0.2})  # 4 steps at 20 Hz
+    start = r.started()
+    r.driver.chunk(start["first_stamp_ns"], 25)
+    _steps(r, 12, start)
+    assert r.sim.rendered == [4, 8, 12]
+
+
+def test_without_on_demand_or_in_realtime_every_step_is_rendered(rig):
+    r = rig()
+    start = r.started()
+    r.driver.chunk(start["first_stamp_ns"], 10)
+    _steps(r, 3, start)
+    assert r.sim.rendered == [1, 2, 3]
+
+
+def _end_after_reset(r: Rig) -> list[dict[str, Any]]:
+    ok, _ = r.driver.request("reset")
+    assert ok
+    return r.out.events("end")
