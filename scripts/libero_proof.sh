@@ -11,9 +11,11 @@
 # Every stage reuses what an earlier run left in $WORK (the demonstrations resume; delete a
 # stage's folder to redo it). Settings (environment variables, defaults in brackets):
 #   WORK [artifacts/libero_proof]  EPISODES [150]  TEACHER_STEPS [3000]  DISTILL_STEPS [1000]
-#   EVAL_EPISODES [50] (benchmark initial states 0..N-1)  VIDEO [agentview] (empty: none)  SEED [0]
+#   EVAL_EPISODES [50] (benchmark initial states 0..N-1)  VIDEO [] (agentview: a video per
+#   episode; it needs every frame rendered, so the evaluation is several times slower)  SEED [0]
 #   EVAL_JOBS [2] (2: the five configurations as two runs side by side, merged by
-#   libero_eval_merge; 1: one run)  EVAL_DOMAIN [120] (ROS domains EVAL_DOMAIN, EVAL_DOMAIN+1)
+#   libero_eval_merge; 1: one run)  EVAL_DOMAIN [96] (ROS domains EVAL_DOMAIN, EVAL_DOMAIN+1;
+#   keep both in the portable range 52..101)
 #   EVAL_MAX_STEPS [0] (0: the suite's step limit; a small number checks the stage quickly)
 #   DEMO_WORKERS [2] (simulator processes recording demonstrations; the dataset is the same)
 set -euo pipefail
@@ -26,10 +28,10 @@ EPISODES="${EPISODES:-150}"
 TEACHER_STEPS="${TEACHER_STEPS:-3000}"
 DISTILL_STEPS="${DISTILL_STEPS:-1000}"
 EVAL_EPISODES="${EVAL_EPISODES:-50}"
-VIDEO="${VIDEO-agentview}"
+VIDEO="${VIDEO-}"
 SEED="${SEED:-0}"
 EVAL_JOBS="${EVAL_JOBS:-2}"
-EVAL_DOMAIN="${EVAL_DOMAIN:-120}"
+EVAL_DOMAIN="${EVAL_DOMAIN:-96}"
 EVAL_MAX_STEPS="${EVAL_MAX_STEPS:-0}"
 DEMO_WORKERS="${DEMO_WORKERS:-2}"
 for var in EVAL_EPISODES EVAL_DOMAIN EVAL_MAX_STEPS; do
@@ -50,6 +52,8 @@ stage_demos() {
   python -m snapflow_ros.sim.demonstrations "$DATA" --suite libero_object --task 0 \
     --episodes "$EPISODES" --image-size 64 --seed "$SEED" --repo-id local/libero_object_t0_demos \
     --workers "$DEMO_WORKERS"
+  # the demonstrations must start where the benchmark starts (arm pose, objects)
+  python -m snapflow_ros.sim.coverage "$DATA" --out "$WORK/coverage.json"
 }
 
 stage_teacher() {
