@@ -10,7 +10,6 @@ spend 3-6 s idle, over 15 s loaded, in Python's exit-time clean-up of the model 
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
@@ -34,13 +33,10 @@ def test_a_running_node_ends_promptly_on_a_signal(tiny_smolvla_dir, tmp_path, si
             harness.start_feed()
             harness.wait_matched(120)
             harness.wait_commands(5, timeout=120)
-            start = time.monotonic()
             proc.proc.send_signal(sig)
             rc = proc.proc.wait(SIGINT_GRACE_S)  # raises if launch would have escalated
-            took = time.monotonic() - start
     finally:
         harness.close()
     log = proc.log()
     assert rc == 0, log[-3000:]
     assert "Traceback" not in log and log.count("policy node stopped") == 1, log[-3000:]
-    assert took < SIGINT_GRACE_S
