@@ -1,0 +1,42 @@
+"""The policy node and the runtime run a distilled checkpoint without the training code
+(``snapflow_training``): README, "Layout"."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import snapflow_ros
+
+from ..import_scan import forbidden_imports
+
+PACKAGE = Path(snapflow_ros.__file__).parent
+NODE_SIDE = ("nodes", "runtime", "control", "ros_conversions", "client", "fixtures")
+
+
+def test_the_node_side_sources_import_no_training_code():
+    offenders = [
+        o for layer in NODE_SIDE for o in forbidden_imports(PACKAGE / layer, ("snapflow_training",))
+    ]
+    assert offenders == []
+
+
+def test_the_shipped_student_runs_with_the_training_code_unimportable():
+    code = (
+        "import sys\n"
+        "sys.modules['snapflow_training'] = None  # any import of it raises ImportError\n"
+        "import snapflow_ros.nodes.policy_node\n"
+        "from snapflow_ros.fixtures.policy_paths import resolve_policy_path\n"
+        "from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions\n"
+        "path = resolve_policy_path('libero:snapflow')\n"
+        "rt = PolicyRuntime(path, RuntimeOptions(device='cpu', warmup=0))\n"
+        "assert rt.is_snapflow and rt.default_num_steps == 1\n"
+        "chunk = rt.predict_chunk(rt.dummy_observation())\n"
+        "print('OK', chunk.actions.shape)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().startswith("OK (10, 7)"), result.stdout
