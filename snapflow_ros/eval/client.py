@@ -51,7 +51,15 @@ class Names:
 class EvalClient:
     """Services and recordings of one evaluation (bridge + policy node)."""
 
-    def __init__(self, domain: int, names: Names, video_cameras: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        domain: int,
+        names: Names,
+        video_cameras: tuple[str, ...] = (),
+        video_topic: str = "image_raw",
+    ) -> None:
+        """``video_cameras``: record these cameras' ``<camera>/<video_topic>`` frames
+        (``image_raw``: the policy's images; ``video_raw``: the bridge's ``video.size``)."""
         self.names = names
         self.ros = NodeClient(names.policy, domain, name="libero_eval")
         node = self.ros.node
@@ -70,7 +78,7 @@ class EvalClient:
         for cam in video_cameras:
             node.create_subscription(
                 Image,
-                names.topic(f"{cam}/image_raw"),
+                names.topic(f"{cam}/{video_topic}"),
                 self._frame_cb(cam),
                 QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
             )

@@ -101,6 +101,7 @@ class EvalPlan:
     seed: int = 0
     privileged_state: bool = False
     render: str = "every"  # "every" step, or "on-demand" (render_mode)
+    video_size: int = 0  # the bridge's video.size (0: videos of the policy's images)
 
 
 def parse_config(text: str) -> PolicyConfig:
@@ -209,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="write an mp4 per episode: agentview (default), wrist or both",
     )
+    p.add_argument(
+        "--video-size",
+        type=int,
+        default=0,
+        help="--video: render the video cameras at this size for people, besides the "
+        "policy's images (0: the policy's images, enlarged)",
+    )
     p.add_argument("--out", default="", help="output folder (default artifacts/libero_eval/<time>)")
     p.add_argument("--launcher", choices=LAUNCHERS, default="subprocess")
     p.add_argument("--bridge-params", default="", help="base bridge params file")
@@ -276,6 +284,10 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         video = CAMERAS if args.video == "both" else (args.video,)
         if any(v not in CAMERAS for v in video):
             raise UsageError(f"--video: agentview, wrist or both, got {args.video!r}")
+    if not (args.video_size == 0 or 16 <= args.video_size <= 1024):
+        raise UsageError(f"--video-size: must be 0 or in 16..1024, got {args.video_size}")
+    if args.video_size and not video:
+        raise UsageError("--video-size needs --video")
     policy_args: dict[str, Any] = {}
     for item in args.policy_arg:
         key, sep, value = item.partition(":=")
@@ -335,6 +347,7 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         seed=args.seed,
         privileged_state=args.privileged_state,
         render=render,
+        video_size=args.video_size,
     )
 
 
@@ -426,7 +439,9 @@ class Runner:
         self.names = Names(plan.namespace)
         self.env = ros_env(plan.domain)
         self.domain = int(self.env.get("ROS_DOMAIN_ID", "0") or 0)
-        self.client = EvalClient(self.domain, self.names, plan.video)
+        self.client = EvalClient(
+            self.domain, self.names, plan.video, "video_raw" if plan.video_size else "image_raw"
+        )
         self.bridge: Any = None
         self.node: Any = None
         self.episodes: list[dict[str, Any]] = []
@@ -521,6 +536,8 @@ class Runner:
                     )
                 ),
                 "policy_node": "",  # this run pauses, resets and resumes the node itself
+                "video.size": plan.video_size,
+                "video.cameras": list(plan.video) or ["agentview"],
             },
             params_dir / "libero_bridge.yaml",
         )
@@ -663,9 +680,9 @@ class Runner:
 
         frames = self.client.frames(first_stamp)
         self.client.record_frames(None)
-        images = [
-            upscale_for_viewing(side_by_side([f[c] for c in self.plan.video])) for f in frames
-        ]
+        images = [side_by_side([f[c] for c in self.plan.video]) for f in frames]
+        if not self.plan.video_size:  # the policy's small images: enlarged to be seen
+            images = [upscale_for_viewing(image) for image in images]
         if not images:
             return ""
         label = _init_label(self.plan.init_states)

@@ -97,6 +97,13 @@ PARAMS: list[tuple[str, Any, str]] = [
     ("image_height", 256, "Camera image height."),
     ("image_width", 256, "Camera image width."),
     ("render", True, "Render the cameras (false: physics only, no images published)."),
+    (
+        "video.size",
+        0,
+        "Also render video.cameras at this size for people (<prefix>/<camera>/video_raw; "
+        "0: none). The policy's images keep image_height x image_width.",
+    ),
+    ("video.cameras", ["agentview"], "Cameras of video.size (agentview, wrist)."),
     ("fast_render", False, "No shadows/reflections: faster, but images differ from the datasets'."),
     ("hard_reset", True, "Rebuild the MuJoCo model at each reset (LeRobot's default)."),
     ("seed", 0, "Seed passed to LIBERO's env.seed at each reset (<0: none)."),
@@ -232,6 +239,10 @@ class LiberoBridge(Node):
         self._pose_pub = self.create_publisher(PoseStamped, f"{prefix}/eef_pose", reliable)
         self._state_pub = self.create_publisher(Float64MultiArray, f"{prefix}/state", reliable)
         self._lerobot_pub = self.create_publisher(JointState, f"{prefix}/lerobot_state", reliable)
+        self._video_pubs = {
+            name: self.create_publisher(Image, f"{prefix}/{name}/video_raw", reliable)
+            for name in (self._p("video.cameras") if self._p("video.size") > 0 else ())
+        }
         self._privileged_pub = (
             self.create_publisher(JointState, f"{prefix}/privileged_state", reliable)
             if self._p("privileged_state")
@@ -296,6 +307,14 @@ class LiberoBridge(Node):
             check_task(current("suite"), value)
         elif name == "init_state_index":
             check_init_state(value)
+        elif name == "video.size" and not (value == 0 or 16 <= value <= 2048):
+            raise ValueError(f"video.size: must be 0 or in 16..2048, got {value}")
+        elif name == "video.cameras" and (
+            not value or any(c not in MUJOCO_CAMERAS for c in value) or len(set(value)) < len(value)
+        ):
+            raise ValueError(
+                f"video.cameras: one or both of {', '.join(MUJOCO_CAMERAS)}, got {list(value)}"
+            )
         elif name in ("image_height", "image_width") and not 16 <= value <= 2048:
             raise ValueError(f"{name}: must be in 16..2048, got {value}")
         elif name in ("episode_length", "settle_steps") and value < 0:
@@ -412,6 +431,8 @@ class LiberoBridge(Node):
             seed=int(self._p("seed")),
             assets_path=str(self._p("assets_path")),
             gl=str(self._p("gl")),
+            video_size=int(self._p("video.size")),
+            video_cameras=tuple(self._p("video.cameras")),
         )
 
     # ================================================================== driver outputs
@@ -429,6 +450,11 @@ class LiberoBridge(Node):
                 Image(**rgb_to_image_fields(img, "rgb8")), stamp_ns, MUJOCO_CAMERAS[name]
             )
             msgs.append((self._cam_pubs[name], msg))
+        for name, img in obs.video.items():
+            msg = self._header(
+                Image(**rgb_to_image_fields(img, "rgb8")), stamp_ns, MUJOCO_CAMERAS[name]
+            )
+            msgs.append((self._video_pubs[name], msg))
         js = self._header(JointState(), stamp_ns, "")
         js.name = [*ARM_JOINTS, *GRIPPER_JOINTS]
         js.position = [*obs.joint_pos.tolist(), *obs.gripper_qpos.tolist()]

@@ -154,6 +154,10 @@ class SimConfig:
     # joint from a normal fitted to the task's benchmark initial states; "fixed" keeps
     # LIBERO's reset pose (no noise: every fresh scene starts the arm in one exact pose).
     arm_start: str = "benchmark"
+    # Videos for people: these cameras also rendered at video_size x video_size (0: none) into
+    # SimObservation.video; the policy's images stay at image_height x image_width.
+    video_size: int = 0
+    video_cameras: tuple[str, ...] = ("agentview",)
 
 
 @dataclass
@@ -173,6 +177,7 @@ class SimObservation:
     # (cans and bottles: their centre; bowls, plates, baskets: their base) and quaternion (x y z w).
     object_pos: dict[str, np.ndarray] = field(default_factory=dict)
     object_quat: dict[str, np.ndarray] = field(default_factory=dict)
+    video: dict[str, np.ndarray] = field(default_factory=dict)  # SimConfig.video_size frames
 
 
 @dataclass
@@ -530,10 +535,16 @@ class LiberoSim:
         return bool(self._env is not None and self._env.check_success())
 
     def _observation(self, raw: dict[str, Any]) -> SimObservation:
-        images = {}
+        images, video = {}, {}
         if self.config.render and not self._real_sensors:  # paused: blank frames, not sent
             for name, key in CAMERAS.items():
                 images[name] = np.ascontiguousarray(raw[key][::-1, ::-1])
+            size = self.config.video_size
+            for name in self.config.video_cameras if size > 0 else ():
+                frame = self._env.sim.render(
+                    width=size, height=size, camera_name=MUJOCO_CAMERAS[name]
+                )
+                video[name] = np.ascontiguousarray(frame[::-1, ::-1])
         eef_pos = np.asarray(raw["robot0_eef_pos"], np.float64)
         eef_quat = np.asarray(raw["robot0_eef_quat"], np.float64)
         gripper_qpos = np.asarray(raw["robot0_gripper_qpos"], np.float64)
@@ -550,6 +561,7 @@ class LiberoSim:
             gripper_qvel=np.asarray(raw["robot0_gripper_qvel"], np.float64),
             object_pos={n: np.asarray(raw[f"{n}_pos"], np.float64) for n in names},
             object_quat={n: np.asarray(raw[f"{n}_quat"], np.float64) for n in names},
+            video=video,
         )
 
     def end_episode(self) -> None:

@@ -1,5 +1,6 @@
-"""Rendering on demand changes nothing but the time: ``libero_eval --render on-demand`` ends the
-same episodes in the same final states as ``--render every``, rendering about one step in ten.
+"""Rendering on demand, and a video camera rendered for people, change nothing but the time:
+``libero_eval --render on-demand`` ends the same episodes in the same final states as
+``--render every`` with a 96 px video camera, rendering about one step in ten.
 
 The shipped 10-step teacher (whole chunks of 10 actions, lock-step) runs two benchmark initial
 states for 40 steps each way, in one session: the two runs' final states must be equal to the
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 from snapflow_ros.eval.libero_eval import UsageError, chunk_topic, render_mode
@@ -49,14 +51,14 @@ def test_the_bridge_is_told_the_nodes_chunk_topic():
     assert chunk_topic({}) == "policy_node/action_chunk"
 
 
-def _run(out: Path, render: str, domain: int) -> dict:
+def _run(out: Path, render: str, domain: int, *extra: str) -> dict:
     cmd = [
         str(Path(sys.executable).parent / "libero_eval"),
         "--suites", "libero_object", "--tasks", "0", "--episodes", "2", "--init-offset", "4",
         "--image-size", "64", "--max-steps", str(STEPS), "--config", "t=libero:teacher,10",
         "--policy-arg", "torch_threads:=1", "--render", render, "--out", str(out),
         "--domain-id", str(domain), "--namespace", f"/rd{os.getpid()}",
-        "--startup-timeout", "300",
+        "--startup-timeout", "300", *extra,
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -65,7 +67,8 @@ def _run(out: Path, render: str, domain: int) -> dict:
 
 @pytest.mark.slow
 def test_on_demand_rendering_gives_the_same_episodes(tmp_path):
-    every = _run(tmp_path / "every", "every", domain_id(41))
+    # every step, with a 96 px video camera rendered besides the policy's 64 px images
+    every = _run(tmp_path / "every", "every", domain_id(41), "--video", "--video-size", "96")
     on_demand = _run(tmp_path / "on_demand", "on-demand", domain_id(42))
     assert every["plan"]["render"] == "every" and on_demand["plan"]["render"] == "on-demand"
     pairs = list(zip(every["episodes"], on_demand["episodes"], strict=True))
@@ -79,3 +82,8 @@ def test_on_demand_rendering_gives_the_same_episodes(tmp_path):
         # whole chunks of 10: the start + where each chunk runs out (plus an unknown chunk's
         # step now and then: a chunk message that arrives after its first command)
         assert b["steps"] // 10 + 1 <= b["rendered_steps"] <= b["steps"] // 4, b
+        video = cv2.VideoCapture(str(tmp_path / "every" / a["video"]))
+        ok, frame = video.read()
+        assert ok and frame.shape[:2] == (96, 96)  # the video camera, not the 64 px input
+        assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == a["steps"] + 1
+        video.release()
