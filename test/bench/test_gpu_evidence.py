@@ -55,9 +55,10 @@ def test_dry_run_of_the_whole_plan_through_the_script(tmp_path, tiny_cache):
             assert [r["engine"].split("+")[0] for r in item["rows"]] == list(planned.engines)
             for row in item["rows"]:
                 assert row["engine"].endswith("+prefix") == planned.compile_prefix
-                one, ten = row["steps"]["1"], row["steps"]["10"]
-                assert 0 < one["total"]["median_ms"] < ten["total"]["median_ms"]
-                assert ten["denoise"]["median_ms"] > one["denoise"]["median_ms"]
+                # the planned step counts, each timed (that N steps make N expert passes is
+                # counted in test_runtime_latency.py: times alone can invert on a loaded box)
+                assert set(row["steps"]) == {"1", "10"}
+                assert all(s["total"]["median_ms"] > 0 for s in row["steps"].values())
         elif planned.kind == "profile":
             (row,) = item["rows"]
             assert row["policy"] == planned.policy and row["steps"] == 1
@@ -66,7 +67,9 @@ def test_dry_run_of_the_whole_plan_through_the_script(tmp_path, tiny_cache):
         else:
             (row,) = item["rows"]
             assert row["policy"] == planned.policy and row["batch_size"] == 2
-            assert row["samples_per_s"] == pytest.approx(2 / row["step_s"])
+            # the timed steps lie inside the item, which the runner timed on its own
+            assert 0 < row["timed_steps"] * row["step_s"] <= item["seconds"] + 0.05, item
+            assert len(row["losses"]) == row["warmup_steps"] + 1  # each warm-up, the last
             assert all(loss == loss and loss < 1e6 for loss in row["losses"])
     summary = report["latency_summary"]
     assert len(summary) == 8  # 2 policies x eager, fast, compiled+prefix, compiled
@@ -231,9 +234,35 @@ def test_the_carried_versions_are_the_installed_ones_and_the_download_names_them
     assert all(f"{name}=={version}" in cmd for name, version in pins.items())
 
 
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_the_carried_size_counts_tracked_and_untracked_files_and_the_carried_folders(tmp_path):
+    """Sizes written here, added up by hand: tracked and untracked files travel, ignored
+    files and links do not; a carried folder counts file by file."""
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / ".gitignore").write_bytes(b"build/\n")  # 7 bytes
+    (repo / "src" / "tracked.py").write_bytes(b"x" * 100)
+    _git(repo, "add", ".gitignore", "src/tracked.py")
+    (repo / "untracked.txt").write_bytes(b"y" * 30)
+    (repo / "build").mkdir()
+    (repo / "build" / "ignored.bin").write_bytes(b"z" * 5000)
+    (repo / "link.py").symlink_to(repo / "src" / "tracked.py")
+    carried = repo / "build" / "venv"
+    (carried / "lib").mkdir(parents=True)
+    (carried / "a.so").write_bytes(b"a" * 2000)
+    (carried / "lib" / "b.py").write_bytes(b"b" * 400)
+    assert gpu_carry.report_size(repo, [])[0] == 7 + 100 + 30
+    total, account = gpu_carry.report_size(repo, [carried])
+    assert total == 7 + 100 + 30 + 2000 + 400, account
+    assert "venv/" in account
+
+
 def test_the_working_tree_leaves_room_for_the_wheels():
     total, account = gpu_carry.report_size(REPO, [])
-    assert total == gpu_carry.size_bytes(gpu_carry.working_tree_files(REPO))
     assert SCRIPT in gpu_carry.working_tree_files(REPO)
     prepared = REPO / gpu_carry.WHEEL_DIR
     # without a prepared .whl/: the 47.2 MiB measured when this test was written

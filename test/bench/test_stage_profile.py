@@ -3,6 +3,8 @@ total timed separately."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -14,16 +16,24 @@ from snapflow_ros.bench import stage_profile
 OUTSIDE_STAGES_MAX_MS, OUTSIDE_STAGES_MAX_SHARE = 2.0, 0.1
 
 
-def test_parts_are_measured_separately_and_fit_in_the_total(tmp_path, capsys):
-    out = tmp_path / "profile.json"
-    code = stage_profile.main(
-        ["--policies", "smolvla,pi05", "--repeats", "4", "--device", "cpu", "--out", str(out)]
-    )
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory) -> tuple[dict, str]:
+    """One profile of both tiny models (4 repeats on the CPU): the JSON report and the table."""
+    out = tmp_path_factory.mktemp("stage_profile") / "profile.json"
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        code = stage_profile.main(
+            ["--policies", "smolvla,pi05", "--repeats", "4", "--device", "cpu", "--out", str(out)]
+        )
     assert code == 0
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text()), table.getvalue()
+
+
+def test_parts_are_measured_separately_and_fit_in_the_total(profile):
+    report, table = profile
     assert [r["policy"] for r in report["rows"]] == ["smolvla", "pi05"]
     for row in report["rows"]:
-        parts, total = row["parts_ms"], row["total_ms"]
+        parts = row["parts_ms"]
         assert set(parts) == set(stage_profile.PARTS)
         assert all(v > 0 for v in parts.values()), parts
         # each timer fired once per prediction: one image pass, one prefix pass (not the
@@ -37,16 +47,24 @@ def test_parts_are_measured_separately_and_fit_in_the_total(tmp_path, capsys):
         # also prepares the images, embeds the text and builds the masks (none of the parts;
         # a language prefix defined as the stage's remainder would leave nothing here)
         inside = parts["vision encoder"] + parts["image projector"] + parts["language prefix"]
-        unhooked_prefix = row["prefix_stage_ms"] - inside
-        assert unhooked_prefix > 0.01, row
+        assert row["prefix_stage_ms"] - inside > 0.01, row
         # every repeat: the parts are disjoint intervals inside the separately timed total
         assert len(row["other_ms_per_repeat"]) == row["repeats"], row
         assert min(row["other_ms_per_repeat"]) >= 0, row
-        # and nothing else is missing: beyond the un-hooked prefix work, the total is the
-        # runtime's stages (preprocess, prefix, denoise, postprocess)
-        outside = row["other_ms"] - unhooked_prefix
+    assert "| pi05 | tiny | fast | float32 | 1 |" in table
+
+
+@pytest.mark.timing
+def test_nothing_but_the_runtime_stages_is_left_in_the_total(profile):
+    """Beyond the un-hooked prefix work, the total is the runtime's stages (preprocess,
+    prefix, denoise, postprocess): what lies outside them (the call, the final checks) is
+    small, within a window that allows for a stall landing there."""
+    report, _ = profile
+    for row in report["rows"]:
+        parts, total = row["parts_ms"], row["total_ms"]
+        inside = parts["vision encoder"] + parts["image projector"] + parts["language prefix"]
+        outside = row["other_ms"] - (row["prefix_stage_ms"] - inside)
         assert outside <= OUTSIDE_STAGES_MAX_MS + OUTSIDE_STAGES_MAX_SHARE * total, row
-    assert "| pi05 | tiny | fast | float32 | 1 |" in capsys.readouterr().out
 
 
 def test_hooks_are_removed_after_profiling(tiny_pi05_dir):
