@@ -267,6 +267,19 @@ def _eval_only(run: Path, policies: dict[str, Path], dataset_root: Path, *extra:
     return json.loads((folder / "report.json").read_text())
 
 
+def test_error_metrics_of_known_errors_skip_padded_actions():
+    """Worked by hand: two frames of two steps of two dimensions against zero targets; the
+    second frame's second step is padding (its error of 81 counts nowhere)."""
+    from snapflow_training.evaluate import error_metrics
+
+    pred = torch.tensor([[[1.0, 2.0], [3.0, 0.0]], [[0.0, 2.0], [9.0, 9.0]]])
+    valid = torch.tensor([[True, True], [True, False]])
+    metrics = error_metrics(pred, torch.zeros_like(pred), valid)
+    assert metrics["mse"] == pytest.approx((1 + 4 + 9 + 0 + 0 + 4) / 6)
+    assert metrics["per_dim_mse"] == pytest.approx([(1 + 9 + 0) / 3, (4 + 0 + 4) / 3])
+    assert metrics["per_horizon_mse"] == pytest.approx([(1 + 4 + 0 + 4) / 4, (9 + 0) / 2])
+
+
 def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], dataset_root: Path):
     run = trained["smolvla"]
     final = json.loads((run / "eval" / f"step_{STEPS:08d}" / "report.json").read_text())
@@ -286,11 +299,8 @@ def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], datase
         m = report["methods"][name]
         assert len(m["per_dim_mse"]) == 7 and len(m["per_horizon_mse"]) == 10
         assert np.isfinite(m["mse"]) and m["mse"] > 0 and m["normalized_mse"] > 0
-        assert m["mse"] == pytest.approx(np.mean(m["per_dim_mse"]), rel=1e-5)
         assert m["sample_spread"] > 0
-        assert m["latency"]["total_ms"] == pytest.approx(
-            m["latency"]["prefix_ms"] + m["latency"]["denoise_ms"]
-        )
+        assert m["latency"]["prefix_ms"] > 0 and m["latency"]["denoise_ms"] > 0
         # a separately loaded teacher / the reloaded student reproduce the in-training eval
         assert m["mse"] == pytest.approx(final["methods"][name]["mse"], rel=1e-6)
         fid = m["fidelity"]
