@@ -3,7 +3,7 @@
 Usage::
 
     python -m snapflow_ros.bench.soak [--good 600] [--bad 600] [--cycle 20] [--window 5]
-        [--rate 50] [--busy-core 0] [--out artifacts/soak.json]
+        [--rate 50] [--busy-core 0] [--domain-id N] [--out artifacts/soak.json]
 
 The policy node (tiny SmolVLA, one step, ``--rate`` Hz) runs in its own process, fed by this
 process like :mod:`snapflow_ros.bench.node_overhead` (two 64x48 cameras at 20 Hz, joint states
@@ -17,6 +17,12 @@ fraction of status reports that called the node healthy.
 
 Writes JSON (the whole time series, per-phase and per-class summaries) and a PNG plot next to it,
 and prints a markdown summary. Compare runs made on the same machine.
+
+Isolation: the soak publishes NaN and duplicate joint states, broken images and a 100 kB task,
+so it never joins the caller's ROS graph: discovery is localhost-only whatever the environment
+says, and the domain is ``--domain-id`` or else a free id of the portable range 52..101 (held
+by a lock file while the soak runs, see :mod:`snapflow_ros.dds_domains`) other than the
+caller's ``ROS_DOMAIN_ID``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from snapflow_ros.bench.node_overhead import (
     stop_node,
     wait_for_commands,
 )
+from snapflow_ros.dds_domains import DomainReservation, reserve_domains
 
 FUTURE_NS = 10_000_000_000  # +10 s: a camera driver with a broken clock
 HUGE_TASK = "pick up the red cube " * 5000  # ~100 kB
@@ -127,6 +134,28 @@ class SoakBench(Bench):
         js = JointState(name=names, position=values)
         js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
         self.joints.publish(js)
+
+
+def isolate(domain_id: int | None) -> tuple[int, DomainReservation | None]:
+    """Localhost-only discovery and the soak's domain (``domain_id``, else a free one other
+    than the caller's), set in this process's environment (the node inherits it); the
+    reservation holding a chosen id (None for a given one)."""
+    caller = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.pop("ROS_STATIC_PEERS", None)
+    reservation = None
+    if domain_id is None:
+        reservation = reserve_domains(1, exclude={int(caller)} if caller.isdigit() else ())
+        domain_id = reservation.ids[0]
+    elif caller == str(domain_id):
+        print(
+            f"soak: warning: --domain-id {domain_id} is this shell's ROS_DOMAIN_ID: local nodes "
+            "on it receive the bad inputs",
+            file=sys.stderr,
+            flush=True,
+        )
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    return domain_id, reservation
 
 
 def rss_mb(pid: int) -> float:
@@ -336,19 +365,34 @@ def main(argv: list[str] | None = None) -> int:
         metavar="P",
         help="the node's realtime_priority parameter (0: normal scheduling)",
     )
+    p.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ROS_DOMAIN_ID of the soak (default: a free id in 52..101 other than the "
+        "caller's; discovery is localhost-only either way)",
+    )
     p.add_argument("--out", type=Path, default=Path("artifacts/soak.json"))
     args = p.parse_args(argv)
     for name in ("good", "bad", "cycle", "window", "rate"):
         if not getattr(args, name) > 0:
             p.error(f"--{name} must be > 0")
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        p.error(f"--domain-id must be in 0..232, got {args.domain_id}")
 
     from snapflow_ros.bench.machine import machine_info
     from snapflow_ros.bench.report import emit
-    from snapflow_ros.cli.demo import isolate_dds
 
-    isolate_dds(None)
-    raw = run(args)
+    domain, reservation = isolate(args.domain_id)
+    print(f"soak: ROS_DOMAIN_ID={domain}, localhost-only discovery", flush=True)
+    try:
+        raw = run(args)
+    finally:
+        if reservation is not None:
+            reservation.release()
     result = {
+        "domain_id": domain,
         "rate": args.rate,
         "good_s": args.good,
         "bad_s": args.bad,

@@ -36,9 +36,10 @@ from snapflow_ros.eval.report import initial_states_line, percentile_ms, wilson_
 from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
 from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 from snapflow_ros.sim.placements import episode_seed, init_states_file
+from test.nodes.harness import domain_id
 
 STEPS = 12
-DOMAIN = (os.getpid() * 11 + 29) % 100 + 1  # offsets up to +120 stay in ROS's 0..232
+DOMAIN = domain_id(31)
 
 
 @pytest.mark.parametrize(
@@ -253,7 +254,7 @@ def test_eval_on_fresh_placements(tmp_path):
         "--suites", "libero_object", "--tasks", "0", "--episodes", "2",
         "--init-states", "fresh", "--seed", "11",
         "--config", "a=libero:snapflow", "--max-steps", "3", "--image-size", "64", "--fast-render",
-        "--out", str(out), "--domain-id", str(DOMAIN + 100), "--namespace", f"/fr{os.getpid()}",
+        "--out", str(out), "--domain-id", str(domain_id(32)), "--namespace", f"/fr{os.getpid()}",
         "--policy-arg", "torch_threads:=1", "--startup-timeout", "300",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -318,7 +319,8 @@ def test_privileged_state_reaches_a_policy_that_takes_it(tmp_path, tiny_cache):
             str(Path(sys.executable).parent / "libero_eval"),
             "--suites", "libero_object", "--tasks", "0", "--episodes", "1",
             "--config", f"a={ckpt},1", "--max-steps", "3", "--image-size", "32", "--fast-render",
-            "--out", str(out), "--domain-id", str(DOMAIN + 120), "--namespace", f"/pv{os.getpid()}",
+            "--out", str(out), "--domain-id", str(domain_id(33)),
+            "--namespace", f"/pv{os.getpid()}",
             "--policy-arg", "torch_threads:=1", "--startup-timeout", "300", *extra,
         ]  # fmt: skip
         return out, subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -349,7 +351,7 @@ def test_sigterm_stops_the_run_and_keeps_the_episodes(tmp_path, tiny_cache):
         str(Path(sys.executable).parent / "libero_eval"),
         "--suites", "libero_object", "--tasks", "0", "--episodes", "5",
         "--config", f"a={ckpt},1", "--max-steps", "3", "--image-size", "32", "--fast-render",
-        "--out", str(out), "--domain-id", str(DOMAIN + 50), "--namespace", f"/tm{os.getpid()}",
+        "--out", str(out), "--domain-id", str(domain_id(34)), "--namespace", f"/tm{os.getpid()}",
         "--policy-arg", "torch_threads:=1", "--startup-timeout", "300",
     ]  # fmt: skip
     proc = subprocess.Popen(
@@ -381,7 +383,7 @@ def test_a_second_run_on_the_same_names_is_refused(tmp_path):
     import rclpy
     from rclpy.context import Context
 
-    domain, ns = DOMAIN + 70, f"/busy{os.getpid()}"
+    domain, ns = domain_id(35), f"/busy{os.getpid()}"
     context = Context()
     rclpy.init(context=context, domain_id=domain)
     squatter = rclpy.create_node("libero_bridge", namespace=ns, context=context)

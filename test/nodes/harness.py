@@ -2,9 +2,10 @@
 rclpy Context) and talk to it over real DDS, through the package's own client
 (:class:`snapflow_ros.client.NodeClient`) plus the topics a robot would publish and read.
 
-Isolation: every test module gets its own ``ROS_DOMAIN_ID`` (derived from the pid and a
-per-module offset) and localhost-only discovery; everything waits for matching or for the
-awaited messages instead of sleeping for fixed times.
+Isolation: every test module gets ``ROS_DOMAIN_ID`` values of its own (:func:`domain_id`: ids
+of the portable range that no other process on this host holds while this session runs) and
+localhost-only discovery; everything waits for matching or for the awaited messages instead of
+sleeping for fixed times.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.client import ClientError, NodeClient, wait_until
 from snapflow_ros.control.status import PeriodicEvent
+from snapflow_ros.dds_domains import DomainReservation, DomainsExhausted, reserve_domains
 from snapflow_ros.eval import processes
 from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
 from snapflow_ros.ros_conversions import (
@@ -48,9 +50,79 @@ JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "joi
 ACTIONS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "gripper"]
 
 
-def domain_id(offset: int) -> int:
-    """A ROS domain id for one test module (1..100), derived from the pid."""
-    return (os.getpid() * 13 + offset * 37) % 100 + 1
+DOMAIN_POOL_SIZE = 8
+"""Domain ids a test session holds (about six sessions fit the portable range at once)."""
+DOMAIN_POOL_MIN = 5
+"""Fewer free ids than this: the session fails to start instead of sharing too few."""
+
+
+class _DomainPool:
+    """The session's domain ids: :data:`DOMAIN_POOL_SIZE` ids reserved (lock files, see
+    :mod:`snapflow_ros.dds_domains`) on first use and held until the process exits; each new
+    key gets the next one in turn."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reservations: list[DomainReservation] = []
+        self._ids: list[int] = []
+        self._next = 0
+        self._by_key: dict[tuple[int, int], int] = {}
+        self._by_module: dict[str, set[int]] = {}  # the ids each test module uses
+
+    def _exclude(self) -> set[int]:
+        caller = os.environ.get("ROS_DOMAIN_ID", "")
+        return {int(caller)} if caller.isdigit() else set()  # the developer's own graph
+
+    def _reserve_pool(self) -> None:
+        try:
+            held = reserve_domains(DOMAIN_POOL_SIZE, exclude=self._exclude(), contiguous=True)
+        except DomainsExhausted:
+            held = reserve_domains(
+                DOMAIN_POOL_SIZE, minimum=DOMAIN_POOL_MIN, exclude=self._exclude()
+            )
+        self._reservations.append(held)
+        self._ids = held.ids
+
+    def get(self, key: int, span: int, module: str = "") -> int:
+        with self._lock:
+            if (key, span) in self._by_key:
+                return self._by_key[(key, span)]
+            if not self._ids:
+                self._reserve_pool()
+            taken = self._by_module.setdefault(module, set())
+            n = len(self._ids)
+            runs = []  # (ring position, first id) of each run of ``span`` consecutive ids
+            for step in range(n):
+                i = (self._next + step) % n
+                block = self._ids[i : i + span]
+                if block == list(range(block[0], block[0] + span)):
+                    runs.append((i, block[0]))
+            # the next run in turn that this module does not use yet, else the next run
+            fresh = [r for r in runs if not taken & set(range(r[1], r[1] + span))]
+            if fresh or runs:
+                i, first = (fresh or runs)[0]
+                self._next = (i + span) % n
+            else:  # no run of ``span`` consecutive ids in the pool: a block of its own
+                extra = reserve_domains(span, exclude=self._exclude(), contiguous=True)
+                self._reservations.append(extra)
+                first = extra.ids[0]
+            taken.update(range(first, first + span))
+            self._by_key[(key, span)] = first
+            return first
+
+
+_DOMAINS = _DomainPool()
+
+
+def domain_id(offset: int, span: int = 1) -> int:
+    """The ROS domain id of ``offset`` (any int naming a module's or test's domain) in this
+    session: an id of the portable range 52..101 that no other process on this host holds
+    (a lock file per id, held until this process exits). The same offset gives the same id;
+    new offsets take the session's ids in turn, each of one test module a different one
+    (modules run one after the other; an id comes back about :data:`DOMAIN_POOL_SIZE`
+    offsets later). ``span``: the first of that many consecutive ids, for a tool that
+    numbers its domains itself (``libero_proof.sh``)."""
+    return _DOMAINS.get(offset, span, sys._getframe(1).f_globals.get("__name__", ""))
 
 
 def ros_env(domain: int) -> dict[str, str]:
@@ -65,13 +137,13 @@ def ros_env(domain: int) -> dict[str, str]:
 
 
 def tool_env_with_cache(tiny_cache: Path, tmp_path: Path, domain: int) -> dict[str, str]:
-    """Environment of a tool that isolates DDS itself (no ROS_DOMAIN_ID), reusing the
+    """Environment of a tool run on ``domain`` (:func:`ros_env`; the tools that isolate DDS
+    themselves take their domain from ``ROS_DOMAIN_ID`` when it is set), reusing the
     session's tiny checkpoints through ``$SNAPFLOW_CACHE/tiny``."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "tiny").symlink_to(tiny_cache)
     env = ros_env(domain)
-    env.pop("ROS_DOMAIN_ID")
     env["SNAPFLOW_CACHE"] = str(cache)
     return env
 

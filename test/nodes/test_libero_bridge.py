@@ -2,8 +2,8 @@
 policy node (tiny LIBERO-shaped policy), services, real-time mode and the assets error.
 
 One bridge process serves the whole module (64x64 renders, no shadows); the tests run in
-file order and share it. Isolation: a ROS domain derived from the pid, localhost discovery and
-a namespace of their own.
+file order and share it. Isolation: a ROS domain of the session (``domain_id``), localhost
+discovery and a namespace of their own.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 from snapflow_ros.sim import ARM_JOINTS, GRIPPER_JOINTS, LEROBOT_STATE_NAMES
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
 
-from .harness import LoggedProcess, console_script, ros_env, wait_for
+from .harness import LoggedProcess, console_script, domain_id, ros_env, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-DOMAIN = (os.getpid() * 7 + 53) % 100 + 1
+DOMAIN = domain_id(17)
 NS = f"/lb{os.getpid()}"
 DT_NS = 50_000_000
 LEAD_NS = 10_000
