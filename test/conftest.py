@@ -14,12 +14,17 @@ reach (helpers, harness), without running anything.
   such modules start the simulator by executable name too) reaches the simulator layers
   (``snapflow_ros.sim``, ``snapflow_ros.eval.libero_eval``, ``snapflow_ros.bench.libero_sim``,
   ``libero``, ``robosuite``, ``mujoco``).
+
+Failures off the test's thread (an in-process node's callback, a harness feed thread,
+``test/nodes/harness.py``) fail the test during which they happened: checked after the setup,
+the call and the teardown of every test.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 
@@ -140,6 +145,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.ros)
         if _in_libero_module(item) or _uses(roots, _is_libero):
             item.add_marker(pytest.mark.libero)
+
+
+def _off_thread_failures() -> str:
+    """Failures recorded by the harness since the last check ('' when none)."""
+    harness = sys.modules.get(HARNESS_MODULE)  # not imported: nothing ran in the background
+    if harness is None:
+        return ""
+    return harness.describe(harness.take_failures())
+
+
+def _check_after(phase: str) -> Generator:
+    __tracebackhide__ = True
+    try:
+        result = yield
+    except BaseException as exc:
+        if failures := _off_thread_failures():
+            exc.add_note(f"also, in the background during the {phase}:\n{failures}")
+        raise
+    if failures := _off_thread_failures():
+        raise AssertionError(f"in the background during the {phase}:\n{failures}")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator:
+    """Fail the setup when something failed in the background meanwhile."""
+    __tracebackhide__ = True
+    return (yield from _check_after("setup"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator:
+    """Fail the test when something failed in the background while it ran."""
+    __tracebackhide__ = True
+    return (yield from _check_after("test"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+    """Fail the teardown when something failed in the background during it."""
+    __tracebackhide__ = True
+    return (yield from _check_after("teardown"))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,10 @@ Isolation: every test module gets ``ROS_DOMAIN_ID`` values of its own (:func:`do
 of the portable range that no other process on this host holds while this session runs) and
 localhost-only discovery; everything waits for matching or for the awaited messages instead of
 sleeping for fixed times.
+
+Failures off the test's thread are not lost: a callback of an in-process node that raises, or a
+feed thread that dies, is recorded; every wait of this module fails at once naming it, and
+test/conftest.py fails the test during which it happened (:func:`take_failures`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,10 +153,68 @@ def tool_env_with_cache(tiny_cache: Path, tmp_path: Path, domain: int) -> dict[s
     return env
 
 
+@dataclass(eq=False)
+class Failure:
+    """Something that failed off the test's thread (a node callback, a feed thread)."""
+
+    source: str
+    text: str
+    reported: bool = False
+
+
+_failures_lock = threading.Lock()
+_failures: list[Failure] = []
+_dead_feeds: dict[int, Failure] = {}  # id(Harness) -> its feed thread's failure, while open
+
+
+def record_failure(source: str, text: str) -> Failure:
+    """Record a failure that happened on another thread (see :func:`take_failures`)."""
+    failure = Failure(source, text)
+    with _failures_lock:
+        _failures.append(failure)
+    return failure
+
+
+def take_failures() -> list[Failure]:
+    """The failures not reported yet, now marked reported (test/conftest.py calls this after
+    each phase of each test, so a failure fails the test during which it happened)."""
+    with _failures_lock:
+        new = [f for f in _failures if not f.reported]
+        for f in new:
+            f.reported = True
+        _failures[:] = []
+    return new
+
+
+def describe(failures: list[Failure]) -> str:
+    """Failures as one message."""
+    lines = []
+    for f in failures:
+        last = f.text.strip().splitlines()[-1] if f.text.strip() else ""
+        lines.append(f"{f.source} failed: {last}\n{f.text.rstrip()}")
+    return "\n".join(lines)
+
+
+def broken() -> str | None:
+    """What stops a wait from ever succeeding: a feed thread that died (reported by every
+    wait while its harness is open) or a node callback that failed (reported once)."""
+    with _failures_lock:
+        new = [f for f in _failures if not f.reported and f not in _dead_feeds.values()]
+        dead = list(_dead_feeds.values())
+    if not new and not dead:
+        return None
+    for f in new:
+        f.reported = True
+    for f in dead:  # the test that sees it in a wait reports it; later waits still name it
+        f.reported = True
+    return describe([*dead, *new])
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
-    """Poll ``predicate`` until it is truthy; fail naming ``what`` after ``timeout`` s."""
+    """Poll ``predicate`` until it is truthy; fail naming ``what`` after ``timeout`` s, or at
+    once when a feed thread or a node callback has failed (:func:`broken`)."""
     try:
-        return wait_until(predicate, timeout, what, poll=poll)
+        return wait_until(predicate, timeout, what, alive=broken, poll=poll)
     except ClientError as exc:
         raise AssertionError(str(exc)) from None
 
@@ -279,7 +342,14 @@ class Harness:
         self._stop.set()
         if self._feed_thread is not None:
             self._feed_thread.join(5)
+        with _failures_lock:
+            _dead_feeds.pop(id(self), None)
         self.client.close()
+
+    def _waited(self, exc: ClientError) -> AssertionError:
+        """The assertion for a failed wait of the client, naming a dead feed or callback."""
+        cause = broken()
+        return AssertionError(f"{exc} ({cause})" if cause else str(exc))
 
     # ------------------------------------------------------------------ feeding
     def publish_task(self, text: str = "pick up the red cube") -> None:
@@ -293,13 +363,18 @@ class Harness:
         def run() -> None:
             period = 1.0 / camera_rate
             next_t = time.monotonic()
-            while not self._stop.is_set():
-                if not self.feed.paused:
-                    self._publish_once()
-                next_t += period
-                time.sleep(max(0.0, next_t - time.monotonic()))
+            try:
+                while not self._stop.is_set():
+                    if not self.feed.paused:
+                        self._publish_once()
+                    next_t += period
+                    time.sleep(max(0.0, next_t - time.monotonic()))
+            except Exception:  # every wait names it (instead of timing out)
+                failure = record_failure("the harness feed thread", traceback.format_exc())
+                with _failures_lock:
+                    _dead_feeds[id(self)] = failure
 
-        self._feed_thread = threading.Thread(target=run, daemon=True)
+        self._feed_thread = threading.Thread(target=run, name="harness_feed", daemon=True)
         self._feed_thread.start()
 
     def _publish_once(self) -> None:
@@ -387,7 +462,7 @@ class Harness:
         try:
             return self.client.latest_report(timeout)
         except ClientError as exc:
-            raise AssertionError(str(exc)) from None
+            raise self._waited(exc) from None
 
     def latest_diagnostics(self, timeout: float = 10.0) -> dict[str, Any]:
         """The next /diagnostics message from the node: {part: (level, message, values)}."""
@@ -412,7 +487,12 @@ class Harness:
     # ------------------------------------------------------------------ services
     def call(self, srv_type: type, name: str, request: Any, timeout: float = 60.0) -> Any:
         """Call a service (waits for it to appear)."""
-        return self.client.call(srv_type, name, request, timeout)
+        try:
+            return self.client.call(srv_type, name, request, timeout)
+        except ClientError as exc:
+            if (cause := broken()) is None:
+                raise
+            raise AssertionError(f"{exc} ({cause})") from exc
 
     def trigger(self, name: str) -> Trigger.Response:
         """Call a std_srvs/Trigger service of the node (``reset``, ``pause``, ``resume``)."""
@@ -483,16 +563,19 @@ class InProcessNode:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.errors: list[str] = []
+        self.failures: list[Failure] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread = threading.Thread(target=self._spin, name="in_process_node", daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():
             try:
                 self.executor.spin_once(timeout_sec=0.05)
-            except Exception as exc:  # a failing callback is a test failure, reported in close
+            except Exception as exc:  # a failing callback fails the test it happened in
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+                text = traceback.format_exc()
+                self.failures.append(record_failure("a callback of the in-process node", text))
 
     def close(self) -> None:
         """Shut the node down (shutdown transition), stop spinning, end the context."""
@@ -541,7 +624,8 @@ def fed_node_process(
 @contextlib.contextmanager
 def active_in_process_node(domain: int, overrides: dict[str, Any]) -> Iterator[tuple[Harness, Any]]:
     """A :class:`Harness` and an active policy node in this process (config/policy.yaml with
-    ``overrides``); on the way out no callback of the node may have failed."""
+    ``overrides``); on the way out no callback of the node may have failed since the last
+    test (a failure during a test fails that test, see :func:`take_failures`)."""
     harness = Harness(domain)
     proc = InProcessNode(domain, node_parameters(overrides))
     try:
@@ -551,4 +635,7 @@ def active_in_process_node(domain: int, overrides: dict[str, Any]) -> Iterator[t
     finally:
         proc.close()
         harness.close()
-    assert not proc.errors, proc.errors
+    late = [f for f in proc.failures if not f.reported]  # the others failed their test
+    for f in late:
+        f.reported = True
+    assert not late, describe(late)
