@@ -15,6 +15,15 @@ reach (helpers, harness), without running anything.
   (``snapflow_ros.sim``, ``snapflow_ros.eval.libero_eval``, ``snapflow_ros.bench.libero_sim``,
   ``libero``, ``robosuite``, ``mujoco``).
 
+Per-test timeouts (pytest-timeout, ``timeout`` in setup.cfg): a test that hangs fails with its
+name instead of blocking the run. Tests marked ``libero`` or ``slow`` get more time
+(:data:`MARKER_TIMEOUTS`); a ``timeout`` marker on a test wins, and ``--timeout=0`` turns all
+of it off. The method is ``signal``: SIGALRM interrupts the test in the main thread, so only
+that test fails and the session goes on with its teardown (the ``thread`` method ends the
+whole run). A signal cannot interrupt the main thread while it is stuck inside C code (a DDS
+call that never returns): :data:`HARD_EXIT_AFTER` seconds after the timeout a backstop thread
+dumps every stack and ends the run, naming the test (ini ``timeout_hard_exit_after``).
+
 Failures off the test's thread (an in-process node's callback, a harness feed thread,
 ``test/nodes/harness.py``) fail the test during which they happened: checked after the setup,
 the call and the teardown of every test.
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
@@ -45,6 +55,14 @@ LIBERO_MODULES = (
     "robosuite",
     "mujoco",
 )
+MARKER_TIMEOUTS = {"libero": 900.0, "slow": 1200.0}
+"""Per-test timeouts (s) of the markers that need more than setup.cfg's ``timeout`` (600 s);
+the largest that applies wins. Measured on the loaded 2-core machine (load 4-8): the slowest
+tests take 86 s (libero_proof eval stage, slow), 72 s (soak, slow), 50 s (a libero_eval run);
+these leave room for the tests' own subprocess timeouts (600 s libero_eval, 900 s the slow
+proof and GPU-plan runs), which fail with a more specific message."""
+HARD_EXIT_AFTER = 120.0
+"""Default of the ini option ``timeout_hard_exit_after`` (s after a test's timeout)."""
 
 
 def _origin(value: object) -> str:
@@ -138,13 +156,81 @@ def _in_libero_module(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test ``ros`` / ``libero`` from what it uses (see the module docstring)."""
+    """Mark every test ``ros`` / ``libero`` from what it uses (see the module docstring), then
+    give it its marker's timeout."""
     for item in items:
         roots = _roots(item)
         if _uses(roots, _is_ros):
             item.add_marker(pytest.mark.ros)
         if _in_libero_module(item) or _uses(roots, _is_libero):
             item.add_marker(pytest.mark.libero)
+        _set_timeout(config, item)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The backstop's delay (see the module docstring)."""
+    parser.addini(
+        "timeout_hard_exit_after",
+        "seconds after a test's timeout at which a test still running ends the run",
+        default=str(HARD_EXIT_AFTER),
+    )
+
+
+def _base_timeout(config: pytest.Config) -> float:
+    """``--timeout`` / ``PYTEST_TIMEOUT`` / setup.cfg's ``timeout`` (0: none)."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return 0.0
+    import pytest_timeout
+
+    return float(pytest_timeout.get_env_settings(config).timeout or 0.0)
+
+
+def _item_timeout(item: pytest.Item) -> float:
+    """The timeout pytest-timeout applies to ``item`` (0: none)."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None:
+        value = marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
+        if value is not None:
+            return float(value)
+    return _base_timeout(item.config)
+
+
+def _set_timeout(config: pytest.Config, item: pytest.Item) -> None:
+    base = _base_timeout(config)
+    if base <= 0 or item.get_closest_marker("timeout") is not None:
+        return
+    longer = [MARKER_TIMEOUTS[m.name] for m in item.iter_markers() if m.name in MARKER_TIMEOUTS]
+    if longer and max(longer) > base:
+        item.add_marker(pytest.mark.timeout(max(longer)))
+
+
+def _hard_exit(item: pytest.Item, after: float, grace: float) -> None:
+    """The backstop: the test did not come back after its timeout's signal."""
+    import pytest_timeout
+
+    item.config.get_terminal_writer().line(
+        f"\n{item.nodeid}: still running {grace:g} s after its {after:g} s timeout "
+        "(stuck in C code?): ending the run"
+    )
+    pytest_timeout.timeout_timer(item, pytest_timeout.get_env_settings(item.config))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+    """Arm the backstop of the test's timeout (see the module docstring)."""
+    timeout = _item_timeout(item)
+    grace = float(item.config.getini("timeout_hard_exit_after"))
+    timer = None
+    if timeout > 0:
+        timer = threading.Timer(timeout + grace, _hard_exit, (item, timeout, grace))
+        timer.name = f"timeout backstop {item.nodeid}"
+        timer.daemon = True
+        timer.start()
+    try:
+        return (yield)
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def _off_thread_failures() -> str:
