@@ -256,13 +256,13 @@ def load_processors(config, checkpoint_dir: Path, device: str, tokenizer_dir: Pa
     from lerobot.policies.factory import make_pre_post_processors
 
     overrides: dict[str, Any] = {"device_processor": {"device": device}}
-    if tokenizer_dir is not None:
-        from transformers import AutoTokenizer
-
-        overrides["tokenizer_processor"] = {
-            "tokenizer": AutoTokenizer.from_pretrained(tokenizer_dir)
-        }
     try:
+        if tokenizer_dir is not None:
+            from transformers import AutoTokenizer
+
+            overrides["tokenizer_processor"] = {
+                "tokenizer": AutoTokenizer.from_pretrained(tokenizer_dir)
+            }
         return make_pre_post_processors(
             config, pretrained_path=str(checkpoint_dir), preprocessor_overrides=overrides
         )
@@ -271,6 +271,18 @@ def load_processors(config, checkpoint_dir: Path, device: str, tokenizer_dir: Pa
             f"could not load the pre/post-processors of {checkpoint_dir}: {exc}. "
             "A pi0.5 checkpoint offline needs tokenizer_path (a local PaliGemma tokenizer folder)."
         ) from exc
+
+
+def local_folder(path: str | Path, option: str, marker: str, what: str) -> Path:
+    """``path`` (given as ``option``) as a folder holding ``marker``; a clear
+    :class:`CheckpointError` otherwise (``what``: what the folder should be)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise CheckpointError(f"{option} {folder} {state}: expected {what}")
+    if not (folder / marker).is_file():
+        raise CheckpointError(f"{option} {folder} has no {marker}: expected {what}")
+    return folder
 
 
 def write_snapflow_files(out_dir: Path, meta: SnapFlowMeta, embedding: TargetTimeEmbedding) -> None:
@@ -332,7 +344,18 @@ def load_checkpoint(
             f"{checkpoint_dir}: snapflow.json is for {meta.policy_type!r} but config.json is "
             f"{policy_type!r}"
         )
-    vlm_dir = Path(vlm_path) if vlm_path else None
+    vlm_dir = None
+    if vlm_path:
+        what = "a local VLM folder (its config.json, tokenizer and processor files)"
+        vlm_dir = local_folder(vlm_path, "vlm_path", "config.json", what)
+    tokenizer_override = None
+    if tokenizer_path:
+        what = "a local tokenizer folder"
+        tokenizer_override = local_folder(
+            tokenizer_path, "tokenizer_path", "tokenizer_config.json", what
+        )
+    elif policy_type == "smolvla" and vlm_dir and (vlm_dir / "tokenizer_config.json").is_file():
+        tokenizer_override = vlm_dir  # SmolVLA's tokenizer is its VLM's
     if vlm_dir is None and (checkpoint_dir / "vlm" / "config.json").is_file():
         vlm_dir = checkpoint_dir / "vlm"
     config = load_policy_config(checkpoint_dir, policy_type, device, vlm_dir)
@@ -343,9 +366,7 @@ def load_checkpoint(
     if meta is not None:
         target_time = load_target_time(checkpoint_dir, meta)
         attach_target_time(policy, policy_type, target_time)
-    tokenizer_dir = local_tokenizer_dir(
-        checkpoint_dir, policy_type, Path(tokenizer_path) if tokenizer_path else None
-    )
+    tokenizer_dir = local_tokenizer_dir(checkpoint_dir, policy_type, tokenizer_override)
     pre, post = load_processors(config, checkpoint_dir, device, tokenizer_dir)
     return LoadedPolicy(
         checkpoint_dir=checkpoint_dir,
