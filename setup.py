@@ -36,6 +36,7 @@ setup(
         "console_scripts": [
             f"snapflow_demo = {PACKAGE}.cli.demo:main",
             f"snapflow_bench = {PACKAGE}.bench.suite:main",
+            f"snapflow_export = {PACKAGE}.export.cli:main",
             f"snapflow_make_tiny = {PACKAGE}.fixtures.cli:main",
             f"policy_node = {PACKAGE}.nodes.policy_node:main",
             f"synthetic_source = {PACKAGE}.nodes.synthetic_source:main",

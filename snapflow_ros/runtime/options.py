@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from snapflow_ros.runtime.errors import CheckpointError
 
-ENGINES = ("eager", "fast", "compiled")
+ENGINES = ("eager", "fast", "compiled", "onnxruntime")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DTYPE_NAMES = ("float32", "bfloat16")  # the keys of policy_runtime.DTYPES
 
@@ -33,7 +33,9 @@ class RuntimeOptions:
     ``engine``: ``eager`` (LeRobot's denoise step, the reference), ``fast`` (per-step work
     hoisted out of the loop, prompts padded to a fixed length, with ``bfloat16`` the matrix
     weights stored in bfloat16; bit-identical to eager in float32) or
-    ``compiled`` (``fast`` with the expert pass under ``torch.compile``).
+    ``compiled`` (``fast`` with the expert pass under ``torch.compile``) or ``onnxruntime``
+    (the checkpoint is an export folder written by ``snapflow_export``, run by ONNX Runtime;
+    float32 only; providers from ``device``: see :mod:`snapflow_ros.runtime.onnx_engine`).
     ``compile_mode``: the ``torch.compile`` mode of the ``compiled`` engine
     (``reduce-overhead`` uses CUDA graphs on a GPU).
     ``compile_prefix``: also compile the prefix (vision + language) encoder.
@@ -60,5 +62,7 @@ class RuntimeOptions:
             raise CheckpointError(
                 f"unknown compile_mode {self.compile_mode!r} ({', '.join(COMPILE_MODES)})"
             )
+        if self.engine == "onnxruntime" and self.dtype != "float32":
+            raise CheckpointError("engine 'onnxruntime' runs float32 graphs: dtype must be float32")
         if self.compile_prefix and self.engine != "compiled":
             raise CheckpointError("compile_prefix needs engine 'compiled'")

@@ -15,6 +15,7 @@ from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.errors import CheckpointError, NonFiniteOutputError, ObservationError
 from snapflow_ros.runtime.fast_path import FastSampler, cast_matrix_weights, compile_pass
+from snapflow_ros.runtime.onnx_format import is_export_dir
 from snapflow_ros.runtime.options import COMPILE_MODES as COMPILE_MODES  # re-exported
 from snapflow_ros.runtime.options import DTYPE_NAMES, RuntimeOptions
 from snapflow_ros.runtime.options import ENGINES as ENGINES  # re-exported
@@ -40,11 +41,27 @@ def resolve_device(device: str) -> str:
 
 
 class PolicyRuntime:
-    """A loaded LeRobot SmolVLA / pi0.5 policy (plain or SnapFlow) ready to predict chunks."""
+    """A loaded LeRobot SmolVLA / pi0.5 policy (plain or SnapFlow) ready to predict chunks.
+
+    With ``engine: onnxruntime`` the checkpoint is an ONNX export folder and the object is an
+    :class:`~snapflow_ros.runtime.onnx_engine.OnnxPolicyRuntime` (same interface).
+    """
+
+    def __new__(cls, checkpoint: str | Path | None = None, options: RuntimeOptions | None = None):
+        if cls is PolicyRuntime and options is not None and options.engine == "onnxruntime":
+            from snapflow_ros.runtime.onnx_engine import OnnxPolicyRuntime
+
+            return super().__new__(OnnxPolicyRuntime)
+        return super().__new__(cls)
 
     def __init__(self, checkpoint: str | Path, options: RuntimeOptions | None = None) -> None:
         self.options = options or RuntimeOptions()
         self.options.check()
+        if is_export_dir(checkpoint):
+            raise CheckpointError(
+                f"{checkpoint} is an ONNX export: run it with engine 'onnxruntime' (engine "
+                f"{self.options.engine!r} needs the LeRobot checkpoint it was exported from)"
+            )
         self.device = resolve_device(self.options.device)
         loaded = ckpt.load_checkpoint(
             checkpoint, self.device, self.options.vlm_path, self.options.tokenizer_path
