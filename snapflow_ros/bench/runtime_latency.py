@@ -201,8 +201,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--sizes: unknown size in {args.sizes} (tiny, full)")
     if not args.dtypes or not set(args.dtypes) <= {"float32", "bfloat16"}:
         p.error(f"--dtypes: unknown dtype in {args.dtypes} (float32, bfloat16)")
-    if not args.engines or not set(args.engines) <= set(ENGINES):
-        p.error(f"--engines: unknown engine in {list(args.engines)} ({', '.join(ENGINES)})")
+    torch_engines = [e for e in ENGINES if e != "onnxruntime"]  # that one: bench.onnx_latency
+    if not args.engines or not set(args.engines) <= set(torch_engines):
+        p.error(
+            f"--engines: unknown engine in {list(args.engines)} ({', '.join(torch_engines)}; "
+            "onnxruntime: python -m snapflow_ros.bench.onnx_latency)"
+        )
     if not args.steps or min(args.steps) < 1:
         p.error("--steps must be integers >= 1")
     if args.repeats is not None and args.repeats < 1:

@@ -16,6 +16,9 @@ runtime   ``snapflow_ros.bench.runtime_latency``      preprocess / prefix / deno
                                                       postprocess per policy, size, dtype,
                                                       engine (eager, fast, compiled) and step
                                                       count; 10/1 and engine ratios in one run
+onnx      ``snapflow_ros.bench.onnx_latency``         whole chunk, onnxruntime engine (ONNX
+                                                      export) vs torch engines, 1 and 10 steps,
+                                                      ratio to the fastest torch engine
 profile   ``snapflow_ros.bench.stage_profile``        one-step chunk split into vision encoder,
                                                       projector, language prefix, expert, rest
 node      ``snapflow_ros.bench.node_overhead``        ROS node overhead over the bare runtime,
@@ -46,9 +49,10 @@ from typing import Any
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
 
-SECTIONS = ("runtime", "profile", "node", "sim", "distill")
+SECTIONS = ("runtime", "onnx", "profile", "node", "sim", "distill")
 MODULES = {
     "runtime": "snapflow_ros.bench.runtime_latency",
+    "onnx": "snapflow_ros.bench.onnx_latency",
     "profile": "snapflow_ros.bench.stage_profile",
     "node": "snapflow_ros.bench.node_overhead",
     "sim": "snapflow_ros.bench.libero_sim",
@@ -60,6 +64,8 @@ PROFILES: dict[str, dict[str, list[str]]] = {
             "--sizes", "tiny", "--steps", "1,2,5,10", "--engines", "eager,fast,compiled",
             "--dtypes", "float32", "--repeats", "5",
         ],
+        "onnx": ["--models", "tiny-smolvla,tiny-pi05,student", "--steps", "1,10",
+                 "--repeats", "10", "--threads", "1"],
         "profile": ["--size", "tiny", "--steps", "1", "--engine", "fast"],
         "node": ["--duration", "5", "--rate", "50", "--repeats", "20"],
         "sim": ["--sizes", "128", "--steps", "10", "--lockstep-sizes", ""],
@@ -70,6 +76,8 @@ PROFILES: dict[str, dict[str, list[str]]] = {
             "--sizes", "tiny,full", "--steps", "1,2,5,10", "--engines", "eager,fast,compiled",
             "--dtypes", "float32,bfloat16", "--repeats", "5",
         ],
+        "onnx": ["--models", "tiny-smolvla,tiny-pi05,student,full-smolvla", "--steps", "1,10",
+                 "--repeats", "5", "--threads", "2"],
         "profile": ["--size", "full", "--steps", "1", "--engine", "compiled", "--repeats", "3"],
         "node": [],
         "sim": [],
@@ -77,7 +85,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
                     "--dtypes", "float32,bfloat16"],
     },
 }  # fmt: skip
-DEVICE_SECTIONS = ("runtime", "profile", "distill")  # sections that take --device
+DEVICE_SECTIONS = ("runtime", "onnx", "profile", "distill")  # sections that take --device
 EXIT_FAILED, EXIT_SKIPPED = 1, 3
 
 
@@ -87,6 +95,8 @@ def unavailable_reason(section: str) -> str | None:
         return "LIBERO is not installed (requirements/libero.txt)"
     if section == "distill" and importlib.util.find_spec("snapflow_training") is None:
         return "the training package (snapflow_training) is not installed"
+    if section == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed (requirements/runtime.txt)"
     if section == "node" and importlib.util.find_spec("rclpy") is None:
         return "rclpy is not importable"
     return None
