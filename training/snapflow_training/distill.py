@@ -1,13 +1,15 @@
 """SnapFlow self-distillation of a LeRobot SmolVLA / pi0.5 checkpoint on a LeRobotDataset.
 
 :func:`distill` trains (or resumes) a run and writes a SnapFlow checkpoint; :func:`evaluate_only`
-evaluates one. Multi-GPU works through ``accelerate launch`` with the same entry point (the
-Accelerator is a no-op on one process).
+evaluates one. Several processes (CPUs or GPUs; ``torchrun`` or ``accelerate launch``) run the
+same entry point data-parallel: N processes x ``--batch-size`` B compute what one process with
+batch N*B computes, up to float summation order (docs/distillation.md, Multi-process).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -24,15 +26,20 @@ from snapflow_training import checkpointing as cp
 from snapflow_training import data, normalization
 from snapflow_training.errors import DistillError
 from snapflow_training.eval_runner import BASELINE_FILE, Baseline, EvalOptions, Evaluator
+from snapflow_training.objective import BatchShard
 from snapflow_training.run_support import (
     RunLog,
     StopFlag,
     autocast_factory,
+    describe_processes,
     free_memory,
     isolated_rng,
+    launcher_mismatch,
     make_accelerator,
+    quiet_unless_main,
     seed_everything,
     step_generator,
+    sum_across_processes,
 )
 from snapflow_training.schedule import WarmupCosine, make_optimizer, make_scheduler
 from snapflow_training.settings import (
@@ -68,6 +75,8 @@ class DistillResult:
     report: dict[str, Any] | None = None
     samples_per_s: float | None = None
     interrupted: bool = False
+    main_process: bool = True
+    num_processes: int = 1
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -179,6 +188,22 @@ def _evaluator(
 
 
 # ---------------------------------------------------------------------------- training
+def process_batches(
+    train_set: Any, batch_size: int, seed: int, num_workers: int, step: int, accelerator: Any
+) -> Iterator[dict[str, Any]]:
+    """Endless batches of this process, positioned after ``step`` optimizer steps.
+
+    One (seed, epoch) permutation is cut into batches of ``batch_size``; with N processes,
+    Accelerate's batch sharding gives process r the batches ``N*k + r`` (each step's global
+    batch is N consecutive batches, rank 0's first: the batch of one process with
+    ``N * batch_size``). Where an epoch's batches do not fill the last step, Accelerate
+    completes it with the epoch's first samples (``even_batches``).
+    """
+    loader, sampler = data.make_train_loader(train_set, batch_size, seed, num_workers)
+    data.position_sampler(sampler, step, batch_size, accelerator.num_processes)
+    return data.cycle(accelerator.prepare_data_loader(loader))
+
+
 class Trainer:
     """One distillation run: model, data, optimizer, checkpoints, logs."""
 
@@ -213,6 +238,8 @@ class Trainer:
             self.objective,
             train_prefix=settings.train == "all",
         )
+        if self.acc.num_processes > 1:
+            self.module.shard = BatchShard(self.rank, self.acc.num_processes, sum_across_processes)
         cfg = self.teacher.config
         params = [p for p in self.module.parameters() if p.requires_grad]
         self.params = params
@@ -301,6 +328,15 @@ class Trainer:
         cp.restore_rng(state["rng"], self.generator)
         self.step = int(state["progress"]["step"])
         LOG.info("resumed from %s at step %d", path, self.step)
+        saved = state["progress"].get("num_processes")
+        if saved is not None and int(saved) != self.acc.num_processes:
+            n, b = self.acc.num_processes, self.s.batch_size
+            LOG.warning(
+                "the checkpoint was written by %d process(es), this run has %d: it continues "
+                "with %d x %d samples per step instead of %d x %d and another data order, not "
+                "as the same run (resume with %d process(es) to continue exactly)",
+                int(saved), n, n, b, int(saved), b, int(saved),
+            )  # fmt: skip
 
     def _teacher_baseline(self) -> Baseline:
         cache = self.out / EVAL_DIR / BASELINE_FILE
@@ -389,16 +425,16 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def batches(self) -> Iterator[dict[str, Any]]:
-        loader, sampler = data.make_train_loader(
-            self.train_set, self.s.batch_size, self.s.seed, self.s.num_workers
+        """This process's batches from the current step on (see :func:`process_batches`)."""
+        s = self.s
+        return process_batches(
+            self.train_set, s.batch_size, s.seed, s.num_workers, self.step, self.acc
         )
-        data.position_sampler(sampler, self.step, self.s.batch_size, self.acc.num_processes)
-        return data.cycle(self.acc.prepare_data_loader(loader))
 
     def train_step(self, raw: dict[str, Any], model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """One optimizer step on one batch; returns the detached loss terms."""
         batch = self.teacher.preprocessor(raw)
-        step_generator(self.generator, self.s.seed, self.rank, self.step)
+        step_generator(self.generator, self.s.seed, self.step)
         with self.autocast():
             out = model(batch, self.step, self.generator)
         self.acc.backward(out["loss"])
@@ -477,13 +513,23 @@ class Trainer:
         self.acc.wait_for_everyone()
         sps = float(np.median(sps_all)) if sps_all else None
         interrupted = stop.signal is not None
-        return DistillResult(self.out, self.step, finished, model_dir, report, sps, interrupted)
+        return DistillResult(
+            self.out,
+            self.step,
+            finished,
+            model_dir,
+            report,
+            sps,
+            interrupted,
+            main_process=self.main,
+            num_processes=self.acc.num_processes,
+        )
 
     def _record(self, window: list[dict[str, torch.Tensor]], sps: float) -> dict[str, Any]:
         means = {k: float(torch.stack([w[k] for w in window]).mean()) for k in window[0]}
         return {
             "step": self.step,
-            "loss": means["loss"],
+            "loss": means["loss_value"],
             "flow_matching": means["flow_matching"],
             "consistency": means["consistency"],
             "consistency_weight": means["consistency_weight"],
@@ -524,10 +570,15 @@ ALPHA_ONE_NOTE = (
 def distill(settings: DistillSettings) -> DistillResult:
     """Train (or resume) a SnapFlow student; raises DistillError on bad inputs."""
     settings.validate()
+    accelerator = make_accelerator(settings.device, find_unused=settings.train == "all")
+    quiet_unless_main(accelerator)
     if settings.alpha >= 1.0:
         LOG.warning(ALPHA_ONE_NOTE)
-    accelerator = make_accelerator(settings.device, find_unused=settings.train == "all")
-    out = _preflight(settings)
+    out = _preflight(settings)  # bad inputs end here with one line, before anything slow
+    LOG.info(describe_processes(accelerator, settings.batch_size))
+    mismatch = launcher_mismatch(accelerator, dict(os.environ))
+    if mismatch is not None:
+        LOG.warning(mismatch)
     accelerator.wait_for_everyone()  # every process checked the folder before anyone writes
     trainer = Trainer(settings, out, accelerator)
     trainer.start()

@@ -5,7 +5,11 @@ Examples::
     distill --policy CKPT --dataset DATA --output runs/snapflow --steps 30000
     distill --policy CKPT --dataset DATA --output runs/snapflow --steps 30000 --resume
     distill --policy CKPT --dataset DATA --output runs/snapflow --eval-only
-    accelerate launch --num_processes 4 -m snapflow_training.distill_cli --policy ... (multi-GPU)
+    torchrun --standalone --nproc-per-node 2 -m snapflow_training.distill_cli ... (2 processes)
+    accelerate launch --multi_gpu --num_processes 4 -m snapflow_training.distill_cli ... (4 GPUs)
+
+With several processes only the main one prints (log, summary); an error is printed by each
+process that meets it, tagged with its rank.
 
 Bad inputs (missing dataset, features that do not fit the policy, unsupported policy type,
 unusable output folder, out-of-range numbers) end with one line on stderr and exit code 2.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn
 
@@ -225,6 +230,15 @@ def _summary(result) -> str:
     return "\n".join(lines)
 
 
+def _launch_rank() -> int:
+    """The rank a launcher gave this process (torchrun, accelerate, MPI); 0 when none."""
+    for name in ("RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMI_RANK"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``distill``; returns the exit code."""
     parser = build_parser()
@@ -243,8 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate_only(settings) if settings.eval_only else distill(settings)
     except (DistillError, CheckpointError) as exc:
-        print(f"distill: error: {exc}", file=sys.stderr)
+        rank = _launch_rank()
+        where = f" (process {rank})" if rank else ""
+        print(f"distill: error{where}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not result.main_process:  # the main process reports for all
+        return EXIT_INTERRUPTED if result.interrupted else 0
     print(_summary(result))
     if result.interrupted:
         print(f"interrupted at step {result.step}; continue with --resume", file=sys.stderr)

@@ -16,13 +16,19 @@ in train mode the targets are stochastic too, which is the caller's choice.
 
 All randomness comes from ``generator`` (drawn on its device, then moved), so a step is
 reproducible bit for bit given the generator state, which makes exact resume possible.
+
+Data parallel (:class:`BatchShard`): each process holds a contiguous slice of one global batch.
+Every process draws the times of the whole global batch from the same generator state and
+keeps its slice, and the loss is normalised by the global element counts, so N processes x
+batch B compute the loss of one process x batch N*B (up to float summation order).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
 import torch
@@ -181,10 +187,37 @@ class SnapFlowTimes:
     s_second: torch.Tensor
     smallest: torch.Tensor
 
+    def rows(self, start: int, stop: int) -> SnapFlowTimes:
+        """The times of samples ``start .. stop - 1``."""
+        return SnapFlowTimes(*(getattr(self, f.name)[start:stop] for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class BatchShard:
+    """This process's slice of a global batch split evenly across ``count`` processes.
+
+    ``index``: the process's rank (its slice is rows ``index * B .. (index + 1) * B - 1`` of the
+    global batch of ``count * B`` samples). ``sum_across``: returns the element-wise sum of a
+    tensor over all processes (an all-reduce); every process calls it at the same points.
+    """
+
+    index: int
+    count: int
+    sum_across: Callable[[torch.Tensor], torch.Tensor]
+
+    def rows(self, local_batch: int) -> tuple[int, int]:
+        """First and one-past-last global row of this process's slice."""
+        return self.index * local_batch, (self.index + 1) * local_batch
+
 
 @dataclass
 class SnapFlowLoss:
-    """Result of :func:`snapflow_loss`: ``total`` carries grad, the terms are detached."""
+    """Result of :func:`snapflow_loss`: ``total`` carries grad, the terms are detached.
+
+    ``value``, ``flow_matching``, ``consistency``: the loss and its terms on the (global)
+    batch (``value == total`` on one process); ``num_fm`` / ``num_cons`` count the samples of
+    the global batch; ``times`` are this process's.
+    """
 
     total: torch.Tensor
     flow_matching: torch.Tensor
@@ -193,6 +226,7 @@ class SnapFlowLoss:
     num_cons: int
     consistency_weight: float
     times: SnapFlowTimes
+    value: torch.Tensor
 
 
 def _rand(batch: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -289,6 +323,7 @@ def snapflow_loss(
     action_is_pad: torch.Tensor | None = None,
     target_velocity: VelocityFn | None = None,
     instant_velocity: VelocityFn | None = None,
+    shard: BatchShard | None = None,
 ) -> SnapFlowLoss:
     """SnapFlow loss of one batch: ``L_fm + lam(step) * L_cons``.
 
@@ -298,6 +333,12 @@ def snapflow_loss(
     ``instant_velocity``, when given, makes the instantaneous velocities of the smallest level
     instead (e.g. a frozen teacher). The targets are computed before the prediction, so a
     caller may swap weights in and out around the target calls.
+
+    ``shard`` (more than one process): ``actions``/``noise`` are this process's slice of the
+    global batch; the times are drawn for the global batch and sliced, each term is divided by
+    its global element count, ``total`` is ``count x`` this process's share of the global loss
+    (so the gradient averaged over processes, as DDP does, is the global loss's gradient) and
+    the reported terms are the global ones.
     """
     if actions.ndim != 3:
         raise ValueError(f"actions must be (B, H, D), got shape {tuple(actions.shape)}")
@@ -315,9 +356,13 @@ def snapflow_loss(
         valid = ~action_is_pad.to(actions.device).unsqueeze(-1)
     lam = config.consistency_weight(step)
 
-    times = sample_snapflow_times(batch, config, generator, actions.device)
-    num_fm = config.num_flow_matching(batch)
-    num_cons = batch - num_fm
+    sharded = shard is not None and shard.count > 1
+    global_batch = batch * shard.count if sharded else batch
+    times = sample_snapflow_times(global_batch, config, generator, actions.device)
+    if sharded:
+        times = times.rows(*shard.rows(batch))
+    num_fm = config.num_flow_matching(global_batch)
+    num_cons = global_batch - num_fm
 
     def bcast(x: torch.Tensor) -> torch.Tensor:
         return x.to(actions.dtype).view(batch, 1, 1)
@@ -335,13 +380,15 @@ def snapflow_loss(
 
     pred = velocity(x_t, times.t, times.s)
 
+    cons_w = valid & times.is_consistency.view(batch, 1, 1)
+    fm_w = valid & ~times.is_consistency.view(batch, 1, 1)
+    if sharded:
+        return _sharded_loss(pred, u, target, fm_w, cons_w, lam, num_fm, num_cons, times, shard)
     if target is not None:
-        cons_w = valid & times.is_consistency.view(batch, 1, 1)
         loss_cons = _masked_mse((pred - target).square(), cons_w, dim)
     else:
         loss_cons = pred.new_zeros(())
 
-    fm_w = valid & ~times.is_consistency.view(batch, 1, 1)
     loss_fm = _masked_mse((pred - u).square(), fm_w, dim)
     total = loss_fm + lam * loss_cons if num_cons > 0 else loss_fm
     return SnapFlowLoss(
@@ -352,6 +399,44 @@ def snapflow_loss(
         num_cons=num_cons,
         consistency_weight=lam,
         times=times,
+        value=total.detach(),
+    )
+
+
+def _sharded_loss(
+    pred: torch.Tensor,
+    u: torch.Tensor,
+    target: torch.Tensor | None,
+    fm_w: torch.Tensor,
+    cons_w: torch.Tensor,
+    lam: float,
+    num_fm: int,
+    num_cons: int,
+    times: SnapFlowTimes,
+    shard: BatchShard,
+) -> SnapFlowLoss:
+    """The loss terms of one slice, normalised by the global element counts."""
+    dim = pred.shape[-1]
+    zero = torch.zeros((), dtype=pred.dtype, device=pred.device)
+    fm_sum = torch.where(fm_w, (pred - u).square(), zero).sum()
+    cons_sum = zero
+    if target is not None:
+        cons_sum = torch.where(cons_w, (pred - target).square(), zero).sum()
+    local_counts = torch.stack([fm_w.sum(), cons_w.sum()]).to(pred.dtype) * dim
+    counts = shard.sum_across(local_counts.detach()).clamp_min(1)
+    loss_fm = fm_sum / counts[0]
+    loss_cons = cons_sum / counts[1]
+    share = loss_fm + lam * loss_cons if num_cons > 0 else loss_fm
+    terms = shard.sum_across(torch.stack([loss_fm.detach(), loss_cons.detach(), share.detach()]))
+    return SnapFlowLoss(
+        total=share * shard.count,
+        flow_matching=terms[0],
+        consistency=terms[1],
+        num_fm=num_fm,
+        num_cons=num_cons,
+        consistency_weight=lam,
+        times=times,
+        value=terms[2],
     )
 
 

@@ -54,10 +54,85 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def step_generator(generator: torch.Generator, seed: int, rank: int, step: int) -> None:
-    """Re-seed the noise generator from (seed, rank, step): exact resume on any process count."""
-    value = np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0]
+def step_generator(generator: torch.Generator, seed: int, step: int) -> None:
+    """Re-seed the noise generator from (seed, step), the same on every process.
+
+    Each process draws the noise and times of the whole global batch and keeps its slice
+    (``DistillModule.shard``). The middle 0 of the seed sequence keeps the stream of runs made
+    when it held the process rank (single-process runs reproduce them bit for bit).
+    """
+    value = np.random.SeedSequence([seed, 0, step]).generate_state(1, dtype=np.uint64)[0]
     generator.manual_seed(int(value))
+
+
+def sum_across_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum of ``tensor`` over all processes of the process group (a copy)."""
+    import torch.distributed as dist
+
+    out = tensor.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+# Set by a launcher for the processes it starts; a single process with them was meant to have
+# company (``accelerate launch --num_processes N`` without a multi-process mode starts one
+# process, only setting the rendezvous address).
+LAUNCHER_VARIABLES = ("WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def describe_processes(accelerator: Any, batch_size: int) -> str:
+    """One line: how many processes run, in which mode, and the batch per step."""
+    n = accelerator.num_processes
+    if n == 1:
+        return (
+            f"running as 1 process on {accelerator.device} (not distributed): "
+            f"batch {batch_size} per step"
+        )
+    mode = getattr(accelerator.distributed_type, "value", str(accelerator.distributed_type))
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        mode += f", {dist.get_backend()} backend"
+    return (
+        f"running as {n} processes ({mode}; the main one on {accelerator.device}): "
+        f"batch {batch_size} per process = {batch_size * n} per step"
+    )
+
+
+def launcher_mismatch(accelerator: Any, environ: dict[str, str]) -> str | None:
+    """A warning when a multi-process launcher started this program but it runs alone."""
+    if accelerator.num_processes > 1:
+        return None
+    requested = environ.get("WORLD_SIZE")
+    if requested is not None and requested.strip() == "1":
+        return None  # e.g. torchrun --nproc-per-node 1: alone on purpose
+    found = [name for name in LAUNCHER_VARIABLES if name in environ]
+    if not found:
+        return None
+    hint = ""
+    if "ACCELERATE_USE_CPU" in environ:
+        hint = (
+            " `accelerate launch` starts a single process unless a multi-process mode is "
+            "chosen (--cpu always runs one): use `accelerate launch --multi_gpu "
+            "--num_processes N ... --device cpu` or `torchrun --standalone --nproc-per-node N` "
+            "for N CPU processes (docs/distillation.md, Multi-process)."
+        )
+    return (
+        f"started by a multi-process launcher ({', '.join(found)} set"
+        + (f", WORLD_SIZE={requested}" if requested is not None else "")
+        + ") but running as ONE process: the batch per step is --batch-size, not "
+        "processes x --batch-size." + hint
+    )
+
+
+def quiet_unless_main(accelerator: Any) -> None:
+    """On processes other than the main one, silence log records below ERROR and warnings."""
+    if accelerator.is_main_process:
+        return
+    import warnings
+
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
 
 
 class StopFlag:

@@ -22,7 +22,7 @@ from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.checkpoint import LoadedPolicy
 from snapflow_ros.runtime.target_time import TargetTimeEmbedding, attach_target_time
 from snapflow_training.errors import DistillError
-from snapflow_training.objective import SnapFlowConfig, snapflow_loss
+from snapflow_training.objective import BatchShard, SnapFlowConfig, snapflow_loss
 
 TrainMode = Literal["expert", "all"]
 TRAIN_MODES: tuple[str, ...] = ("expert", "all")
@@ -165,6 +165,11 @@ class DistillModule(nn.Module):
     pads actions to ``max_action_dim``) are kept out of the loss, as in LeRobot's own training:
     the objective works on the real ``D`` dimensions and the velocity closure fills the padded
     part of ``x_t`` with ``t * eps_pad`` (the noise path of a zero padded action).
+
+    With ``shard`` set (several processes), the batch is this process's slice of a global
+    batch: the noise and times of the whole global batch are drawn from ``generator`` (the same
+    state on every process) and sliced, so the result does not depend on how the global batch
+    is split (see :func:`~snapflow_training.objective.snapflow_loss`).
     """
 
     def __init__(
@@ -182,6 +187,8 @@ class DistillModule(nn.Module):
         self.objective = objective
         self.train_prefix = train_prefix
         self.adapter = make_adapter(policy, policy_type, target_time)
+        # Data parallel: this process's slice of the global batch (set by the trainer).
+        self.shard: BatchShard | None = None
         self.shadow: ShadowWeights | None = None
         if objective.target_source != "student":
             trainable = [p for p in self.parameters() if p.requires_grad]
@@ -204,19 +211,28 @@ class DistillModule(nn.Module):
     def forward(
         self, batch: dict[str, Any], step: int, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        """SnapFlow loss terms of ``batch`` (``loss`` carries the gradient)."""
+        """SnapFlow loss terms of ``batch``.
+
+        ``loss`` carries the gradient; ``loss_value`` and the terms are the global batch's.
+        """
         adapter = self.adapter
         inputs = adapter.model_inputs(batch)
         with torch.set_grad_enabled(self.train_prefix and torch.is_grad_enabled()):
             cache = adapter.encode_prefix(inputs)
         actions = self.actions(batch).float()
         batch_size, _, dim = actions.shape
+        shard = self.shard if self.shard is not None and self.shard.count > 1 else None
+        drawn = batch_size * shard.count if shard is not None else batch_size
         full = torch.randn(
-            adapter.noise_shape(batch_size),
+            adapter.noise_shape(drawn),
             generator=generator,
             device=generator.device,
             dtype=torch.float32,
-        ).to(actions.device)
+        )
+        if shard is not None:  # the whole global batch's noise is drawn; this slice is ours
+            start, stop = shard.rows(batch_size)
+            full = full[start:stop]
+        full = full.to(actions.device)
         noise, noise_pad = full[..., :dim], full[..., dim:]
 
         def velocity(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -241,9 +257,11 @@ class DistillModule(nn.Module):
             action_is_pad=batch.get("action_is_pad"),
             target_velocity=shadow_velocity if source == "ema" else None,
             instant_velocity=shadow_velocity if source == "teacher" else None,
+            shard=shard,
         )
         return {
             "loss": out.total,
+            "loss_value": out.value,
             "flow_matching": out.flow_matching,
             "consistency": out.consistency,
             "consistency_weight": torch.tensor(out.consistency_weight),
