@@ -30,6 +30,7 @@ from snapflow_ros.control.scheduler import (
     skipped_actions,
 )
 from snapflow_ros.control.stats import (
+    ChangeLog,
     LatencyStats,
     RateMeter,
     Throttle,
@@ -43,6 +44,7 @@ __all__ = [
     "HOLD_MODES",
     "ActionLimits",
     "BlendConfig",
+    "ChangeLog",
     "ChunkScheduler",
     "CommandLoop",
     "InputProblem",

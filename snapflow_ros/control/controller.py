@@ -22,6 +22,14 @@ automatic: 1.5 x p95 trigger-to-chunk latency + 2 periods) and the inputs change
 last failed attempt; a malformed observation is announced once as a ``rejected`` event, and
 so is a policy output with NaN/inf actions (input ``policy``, reason code
 :data:`NON_FINITE_OUTPUT`), which holds until a valid chunk arrives.
+
+Rate limits: an input that stays malformed while new messages keep arriving is rejected once
+per message, so ``rejected`` events of one input are announced at most once per
+:data:`REJECTED_PERIOD_S` (the next one says how many were not: ``suppressed``; every
+rejection is still counted in ``input_faults`` / ``inference_errors``). The first rejection
+after a merged chunk, ``reset``, ``resume`` or activation is always announced (``replay``
+asks for one observation at a time that way). Task and ``num_steps`` changes are logged
+through a :class:`~.stats.ChangeLog` (at most one line per 2 s each, the latest value last).
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from snapflow_ros.control.inputs import (
 )
 from snapflow_ros.control.loop import CommandLoop, auto_replan_threshold
 from snapflow_ros.control.scheduler import DEFAULT_MAX_LEAD
-from snapflow_ros.control.stats import LatencyStats, RateMeter, ThrottledLog
+from snapflow_ros.control.stats import ChangeLog, LatencyStats, RateMeter, ThrottledLog
 from snapflow_ros.control.status import (
     ChunkEvent,
     PauseEvent,
@@ -62,6 +70,8 @@ COUNTS = ("inference_errors", "input_faults", "discarded_chunks", "nonfinite_com
 STARVATION_RECENT_S = 5.0  # diagnostics warn this long after a starvation
 RATE_WINDOW_S = 5.0
 NON_FINITE_OUTPUT = "non_finite_output"  # reason code of a policy output with NaN/inf actions
+REJECTED_PERIOD_S = 1.0  # at most one ``rejected`` event per input per this many seconds
+LOG_PERIOD_S = 2.0  # throttled log lines: one per key per this many seconds
 
 
 class NonFiniteOutput(ValueError):
@@ -149,7 +159,8 @@ class PolicyController:
     """The node's logic (see the module docstring).
 
     ``log_throttled(key, level, message)`` logs what can repeat at every tick or message
-    (one line per key every 2 s); the node uses it too.
+    (one line per key every 2 s); ``log_changes`` logs changing values (task, num_steps) at
+    the same rate, the latest one last; the node uses both.
     """
 
     def __init__(
@@ -168,7 +179,11 @@ class PolicyController:
         self.simulated_clock = False
         self._lock = threading.RLock()
         self._wake = threading.Event()
-        self.log_throttled = ThrottledLog(outputs.log, 2.0, monotonic)
+        self._monotonic = monotonic
+        self.log_throttled = ThrottledLog(outputs.log, LOG_PERIOD_S, monotonic)
+        self.log_changes = ChangeLog(outputs.log, LOG_PERIOD_S, monotonic)
+        self._rejected_last: dict[str, float] = {}  # input -> when its last event went out
+        self._rejected_suppressed: dict[str, int] = {}  # input -> rejections not announced
         self._session: Session | None = None
         self._settings = settings or Settings()
         self._settings_version = 0
@@ -240,6 +255,7 @@ class PolicyController:
             self._epoch += 1
             self._fault = ""
             self._active = True
+            self._rejected_last.clear()
         self._command_meter.start(now)
         self._chunk_meter.start(now)
         self.wake()
@@ -275,6 +291,7 @@ class PolicyController:
             self._fault = ""
             self._inference_error = ""
             self._reseed = True
+            self._rejected_last.clear()
             self._counts = dict.fromkeys(self._counts, 0)
             self._latency.clear()
             now_ns = self._clock()
@@ -303,6 +320,7 @@ class PolicyController:
         with self._lock:
             was = self._paused
             self._paused = False
+            self._rejected_last.clear()
         self.wake()
         if was:
             self.log_throttled("srv_resume", "info", "resumed")
@@ -318,7 +336,8 @@ class PolicyController:
             new = dataclasses.replace(old, **changes)
             if new.num_steps != old.num_steps:
                 self._latency.clear()
-                self._out.log("info", f"num_steps -> {new.num_steps or 'checkpoint default'}")
+                steps = new.num_steps or "checkpoint default"
+                self.log_changes.changed("num_steps", "info", f"num_steps -> {steps}")
             self._settings = new
             self._settings_version += 1
             self._apply_settings_to_loop()
@@ -340,7 +359,7 @@ class PolicyController:
         if fault:
             self.log_throttled("task", "error", f"task rejected, holding: {fault}")
         elif changed:
-            self._out.log("info", f"task: {task_preview(text)!r}")
+            self.log_changes.changed("task", "info", f"task: {task_preview(text)!r}")
 
     def task(self) -> str:
         """The task the policy gets (topic, else the ``task.text`` setting)."""
@@ -399,6 +418,7 @@ class PolicyController:
     def tick(self) -> None:
         """One control tick: judge the inputs, publish the command (or hold). Never raises."""
         try:
+            self.log_changes.flush()
             self._tick()
         except Exception as exc:  # never let a tick kill the node
             self.log_throttled("tick", "error", f"control tick failed: {type(exc).__name__}: {exc}")
@@ -588,6 +608,7 @@ class PolicyController:
             chunk_id = plan.chunk_id if result.accepted and plan is not None else None
             self._fault = ""
             self._inference_error = ""
+            self._rejected_last.clear()  # good inputs made a chunk: announce the next at once
             published = False
             if not self._settings.dry_run and loop.last_chunk is not None:
                 published = bool(self._out.chunk(loop.last_chunk, observed.stamp_ns))
@@ -639,17 +660,32 @@ class PolicyController:
         )
 
     def _reject(self, problem: InputProblem, hold: bool = False) -> None:
-        """A malformed observation (or policy output): count it, announce it once
-        (``rejected``), log (throttled); ``hold``: keep holding until a chunk."""
+        """A malformed observation (or policy output): count it, announce it (``rejected``,
+        at most once per :data:`REJECTED_PERIOD_S` per input), log (throttled); ``hold``: keep
+        holding until a chunk."""
         reason = short(str(problem))
+        name = problem.input_name
+        now = self._monotonic()
         with self._lock:
-            key = "input_faults" if problem.input_name != "policy" else "inference_errors"
+            key = "input_faults" if name != "policy" else "inference_errors"
             self._counts[key] += 1
             if hold:
                 self._fault = reason
+            last = self._rejected_last.get(name)
+            announce = last is None or now - last >= REJECTED_PERIOD_S
+            if announce:
+                self._rejected_last[name] = now
+                suppressed = self._rejected_suppressed.pop(name, 0)
+            else:
+                self._rejected_suppressed[name] = self._rejected_suppressed.get(name, 0) + 1
         if hold:
             self.log_throttled("rejected", "error", f"holding: {reason}")
-        self.emit(RejectedEvent(stamp_ns=problem.stamp_ns, input=problem.input_name, reason=reason))
+        if announce:
+            self.emit(
+                RejectedEvent(
+                    stamp_ns=problem.stamp_ns, input=name, reason=reason, suppressed=suppressed
+                )
+            )
 
     # ================================================================== events, logs, report
     def emit(self, event: StatusEvent) -> None:
@@ -665,6 +701,7 @@ class PolicyController:
 
     def report(self) -> PeriodicEvent:
         """Everything the status topic and /diagnostics say."""
+        self.log_changes.flush()
         now_ns = self._clock()
         now = now_ns * 1e-9
         with self._lock:

@@ -15,7 +15,9 @@ What the judgement says about one input at clock time ``now``:
 * ``early``: stamped that far ahead, but the clock has not moved since it arrived (a
   simulation publishes a step's inputs just before it advances ``/clock``): judged again
   once the clock moves;
-* ``stale``: its stamp is older than ``input_timeout``.
+* ``stale``: its stamp is older than ``input_timeout`` (a negative stamp, before 1970, too).
+
+Only a stamp of exactly zero means "no stamp": the receive time stands for it.
 
 The task (a topic or a parameter) is judged with the inputs: none at all is ``missing``, one
 longer than the bound is a ``fault``.
@@ -123,8 +125,13 @@ class InputSlot:
         self._lock = threading.Lock()
 
     def update(self, msg: Any, recv_ns: int, stamp_ns: int = 0, stamp_fault: str = "") -> None:
-        """Store ``msg``, received at ``recv_ns`` and stamped ``stamp_ns`` (0: no stamp, the
-        receive time stands for it); ``stamp_fault`` says why its stamp is malformed."""
+        """Store ``msg``, received at ``recv_ns`` and stamped ``stamp_ns``; ``stamp_fault``
+        says why its stamp is malformed.
+
+        Only a stamp of exactly 0 means "no stamp" (the receive time stands for it). Any other
+        stamp, negative ones (before 1970, or a sender's 2^31 s wrapped to -2^31 on the wire)
+        included, is the message's capture time and is judged like any other: far in the past
+        it is stale, far ahead it is clock skew."""
         fault = stamp_fault
         value = None
         if not fault:
@@ -137,7 +144,7 @@ class InputSlot:
                 fault = short(str(exc) or type(exc).__name__)
         with self._lock:
             self.msg = msg
-            self.stamp_ns = stamp_ns if stamp_ns > 0 else recv_ns
+            self.stamp_ns = stamp_ns if stamp_ns != 0 else recv_ns
             self.recv_ns = recv_ns
             self.count += 1
             self._cache = (self.count, value) if self.eager and not fault else None

@@ -175,3 +175,52 @@ class ThrottledLog:
         if suppressed:
             message += f" (+{suppressed} similar)"
         self._emit(level, message)
+
+
+class ChangeLog:
+    """Log lines about values that change (the task, ``num_steps``), bounded in rate.
+
+    :meth:`changed` logs the first change of a key at once, then at most one line per
+    ``period`` seconds for that key: a change made meanwhile is kept (only the latest) and
+    logged by :meth:`flush` once the period is over, saying how many earlier changes were
+    not logged. A flood of changes thus gives two lines per period at most, and the log
+    always ends with the value in force.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[str, str], None],
+        period: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._emit = emit
+        self.period = float(period)
+        self._monotonic = monotonic
+        self._last: dict[str, float] = {}
+        self._pending: dict[str, tuple[str, str, int]] = {}  # key -> level, message, changes
+        self._lock = threading.Lock()
+
+    def changed(self, key: str, level: str, message: str) -> None:
+        """``key`` changed; ``message`` (at ``level``) describes its new value."""
+        with self._lock:
+            _, _, count = self._pending.get(key, ("", "", 0))
+            self._pending[key] = (level, message, count + 1)
+        self.flush(key)
+
+    def flush(self, key: str | None = None) -> None:
+        """Log the pending change of ``key`` (of every key: None) whose period is over."""
+        now = self._monotonic()
+        lines = []
+        with self._lock:
+            for k in [key] if key is not None else list(self._pending):
+                last = self._last.get(k)
+                if k not in self._pending or (last is not None and now - last < self.period):
+                    continue
+                level, message, count = self._pending.pop(k)
+                self._last[k] = now
+                if count > 1:
+                    plural = "s" if count > 2 else ""
+                    message += f" (+{count - 1} earlier change{plural} not logged)"
+                lines.append((level, message))
+        for level, message in lines:
+            self._emit(level, message)

@@ -6,7 +6,8 @@ The node publishes one JSON object per ``std_msgs/String`` on ``~/status``. Ever
 
 * ``chunk`` (:class:`ChunkEvent`): one per chunk the node computed;
 * ``rejected`` (:class:`RejectedEvent`): an observation (or a policy output) the node refused
-  as malformed, once per attempt, stamped as its chunk would have been;
+  as malformed, stamped as its chunk would have been; at most one per input per second
+  (``suppressed``: how many of that input's rejections were not announced since its last);
 * ``periodic`` (:class:`PeriodicEvent`): the whole status report, at ``status_rate``;
 * ``transition`` (:class:`TransitionEvent`), ``reset``, ``pause``, ``resume``.
 
@@ -78,12 +79,14 @@ class ChunkEvent(StatusEvent):
 class RejectedEvent(StatusEvent):
     """An observation the node attempted and refused as malformed: the stamp its chunk would
     have carried, the input that failed (``state.joints``, ``camera.front``, ``task``,
-    ``observation`` or ``policy`` for a non-finite output) and why."""
+    ``observation`` or ``policy`` for a non-finite output) and why; ``suppressed``: the
+    rejections of the same input not announced since its previous event (rate limit)."""
 
     KIND: ClassVar[str] = "rejected"
     stamp_ns: int | None = None
     input: str = ""
     reason: str = ""
+    suppressed: int = 0
 
 
 @dataclass

@@ -533,3 +533,88 @@ def test_ticks_and_inferences_on_two_threads_keep_commands_in_time_order():
 def _msg(name: str) -> Msg:
     value = np.zeros((2, 2, 3), np.uint8) if name.startswith("camera") else np.zeros(2)
     return Msg(value)
+
+
+# --------------------------------------------------------------------------- rate limits
+def test_rejections_of_one_input_are_announced_at_most_once_per_second():
+    """A malformed input with new messages at 100 Hz was one ``rejected`` event per message."""
+    r = rig()
+    r.feed(1.0)
+    r.step()  # a chunk from good inputs
+    for i in range(150):  # 1.5 s of a joint state with a NaN at 100 Hz
+        r.clock.advance(0.01)
+        r.feed(1.0 + i, bad="state: NaN at indices [0]", slot="state.joints")
+        r.ctl.tick()  # holds: the plan is dropped, an observation is due
+        r.ctl.infer_once()
+    events = r.out.of("rejected")
+    assert r.ctl.report().counters["input_faults"] == 150  # every rejection is counted
+    assert len(events) == 2, [e.suppressed for e in events]  # at 0 s and at 1 s
+    assert events[0].suppressed == 0 and events[1].suppressed == 99
+    assert events[1].t_ns - events[0].t_ns == S
+    assert all(e.input == "state.joints" and "NaN" in e.reason for e in events)
+    r.clock.advance(0.01)
+    r.feed(2.0, bad="broken image", slot="camera.front")  # another input: its own limit
+    r.ctl.infer_once()
+    assert r.out.of("rejected")[-1].input == "camera.front"
+
+
+@pytest.mark.parametrize("how", ["chunk", "reset", "resume"])
+def test_the_first_rejection_after_good_inputs_reset_or_resume_is_announced_at_once(how):
+    r = rig()
+    r.feed(1.0)
+    r.step()
+    r.clock.advance(0.01)
+    r.feed(1.0, bad="NaN", slot="state.joints")
+    r.ctl.tick()
+    r.ctl.infer_once()
+    assert len(r.out.of("rejected")) == 1
+    r.clock.advance(0.01)
+    if how == "chunk":  # good inputs again make a chunk
+        r.feed(2.0)
+        r.ctl.infer_once()
+        assert r.out.chunks[-1][0][0, 0] == 2.0
+    elif how == "reset":
+        r.ctl.reset()
+    else:
+        r.ctl.pause()
+        r.ctl.resume()
+    r.clock.advance(0.01)
+    r.feed(3.0, bad="NaN again", slot="state.joints")
+    r.ctl.tick()
+    r.ctl.infer_once()
+    events = r.out.of("rejected")
+    assert len(events) == 2 and "NaN again" in events[1].reason
+
+
+def test_a_flood_of_tasks_logs_two_lines_per_period_and_ends_with_the_task_in_force():
+    """1000 tasks in 1 s were 1000 info lines (103/s seen on the node)."""
+    r = rig()
+    for i in range(1000):
+        r.clock.advance(0.001)
+        r.ctl.set_task(f"task number {i}")
+        r.ctl.tick()
+    lines = [m for level, m in r.out.logs if m.startswith("task: ")]
+    assert lines == ["task: 'task number 0'"]
+    r.clock.advance(1.01)  # 2 s after the first line
+    r.ctl.tick()
+    lines = [m for level, m in r.out.logs if m.startswith("task: ")]
+    assert lines[1:] == ["task: 'task number 999' (+998 earlier changes not logged)"]
+    r.ctl.set_task("task number 999")  # unchanged: no line
+    r.clock.advance(5.0)
+    r.ctl.report()
+    assert len([m for _, m in r.out.logs if m.startswith("task: ")]) == 2
+    assert r.ctl.task() == "task number 999"
+
+
+def test_num_steps_changes_are_logged_at_most_once_per_period():
+    r = rig()
+    for i in range(50):
+        r.clock.advance(0.01)
+        r.ctl.update_settings(num_steps=1 + i % 2)
+    lines = [m for _, m in r.out.logs if m.startswith("num_steps")]
+    assert lines == ["num_steps -> 1"]
+    r.clock.advance(2.0)
+    r.ctl.report()  # the status timer flushes too
+    lines = [m for _, m in r.out.logs if m.startswith("num_steps")]
+    assert lines[1:] == ["num_steps -> 2 (+48 earlier changes not logged)"]
+    assert r.ctl.settings.num_steps == 2

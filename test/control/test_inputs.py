@@ -116,3 +116,35 @@ def test_the_task_topic_overrides_the_parameter_and_is_bounded():
 def test_texts_from_inputs_stay_short():
     assert len(short("x" * 1000)) == 200 and short("abc") == "abc"
     assert task_preview("y" * 500) == "y" * 80 + "... (500 characters)"
+
+
+@pytest.mark.parametrize("stamp_s", [-1.0, -(2.0**31), 1e-9])
+def test_only_a_zero_stamp_means_no_stamp_a_negative_one_is_stale(stamp_s):
+    """sec = -1 (1969) or the wire value -2^31 used to count as received now: full-rate
+    commands from a node reporting itself healthy. They are judged like any other stamp."""
+    inputs = make_inputs()
+    now = 100 * S
+    stamp = round(stamp_s * S)
+    inputs.slots["camera.front"].update(Msg(np.zeros((2, 2, 3))), now, stamp)
+    inputs.slots["state.joints"].update(Msg(np.zeros(2)), now, stamp)
+    assert inputs.slots["state.joints"].state().stamp_ns == stamp
+    problems = inputs.problems(now, 0.5, 0.25, "pick")
+    assert {p.input: p.severity for p in problems} == {
+        "camera.front": "stale",
+        "state.joints": "stale",
+    }
+    with pytest.raises(InputProblem) as err:
+        inputs.observe(now, 0.5, 0.25, "pick")
+    assert not err.value.fault and "stale" in str(err.value)
+    inputs.slots["state.joints"].update(Msg(np.zeros(2)), now, 0)  # zero: no stamp
+    assert inputs.slots["state.joints"].state().stamp_ns == now
+
+
+def test_a_stamp_far_in_the_future_is_clock_skew():
+    inputs = make_inputs()
+    now = 100 * S
+    far = (2**31 - 1) * S  # the largest stamp a header can carry (2038)
+    inputs.slots["camera.front"].update(Msg(np.zeros((2, 2, 3))), now, now)
+    inputs.slots["state.joints"].update(Msg(np.zeros(2)), now, far)
+    kinds = {p.input: p.severity for p in inputs.problems(now + 1, 0.5, 0.25, "pick")}
+    assert kinds == {"state.joints": "fault"}

@@ -33,6 +33,7 @@ def test_events_round_trip():
             timings={"total": 0.25},
         ),
         RejectedEvent(node="/n", t_ns=6, stamp_ns=11, input="state.joints", reason="NaN"),
+        RejectedEvent(node="/n", t_ns=6, stamp_ns=12, input="camera.front", suppressed=41),
         TransitionEvent(node="/n", t_ns=7, state="active"),
         ResetEvent(node="/n", t_ns=8),
         PeriodicEvent(
@@ -57,6 +58,7 @@ def test_the_wire_format():
         "stamp_ns": 7,
         "input": "a",
         "reason": "",
+        "suppressed": 0,
     }
     data = to_dict(ChunkEvent(convert_s=math.nan, overhead_s=0.123456789))
     assert data["convert_s"] is None and data["overhead_s"] == 0.123457
