@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from snapflow_ros.ros_conversions.images import compressed_to_rgb, image_to_rgb, resize_rgb
+from snapflow_ros.ros_conversions.images import (
+    MAX_PIXELS,
+    compressed_to_rgb,
+    image_to_rgb,
+    resize_rgb,
+)
 from snapflow_ros.ros_conversions.state import (
     array_values,
     joint_state_values,
@@ -25,22 +30,39 @@ NANOSEC_LIMIT = 1_000_000_000
 
 
 def header_stamp(msg: Any) -> tuple[int, str]:
-    """``(stamp_ns, fault)`` of a message's header: 0 when it has no header or an unset
-    stamp; ``fault`` says why the stamp is malformed ('' when it is not)."""
+    """``(stamp_ns, fault)`` of a message's header; ``fault`` says why the stamp is malformed
+    ('' when it is not).
+
+    0 when the message has no header or its stamp is exactly zero (unset). Every other stamp
+    is returned as it is, negative ones included (``sec`` is a signed 32-bit number: -1 is
+    1969, and a sender writing 2^31 s puts -2^31 on the wire), so the node judges it like
+    any other stamp (stale when far in the past). ``nanosec`` must be below 1e9.
+    """
     header = getattr(msg, "header", None)
     if header is None:
         return 0, ""
     ns = stamp_to_ns(header.stamp)
     if header.stamp.nanosec >= NANOSEC_LIMIT:
-        return max(ns, 0), f"header stamp nanosec {header.stamp.nanosec} is >= 1e9"
-    return max(ns, 0), ""
+        return ns, f"header stamp nanosec {header.stamp.nanosec} is >= 1e9"
+    return ns, ""
 
 
 def image_converter(
-    compressed: bool, height: int, width: int, resize: bool
+    compressed: bool,
+    height: int,
+    width: int,
+    resize: bool,
+    max_pixels: int = MAX_PIXELS,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Callable[[Any], np.ndarray]:
-    """Image (or CompressedImage) message -> HxWx3 uint8 RGB of the policy's size."""
-    decode = compressed_to_rgb if compressed else image_to_rgb
+    """Image (or CompressedImage) message -> HxWx3 uint8 RGB of the policy's size; images of
+    more than ``max_pixels`` pixels are refused before anything is converted; decoder
+    messages that do not make the image malformed go to ``on_warning``."""
+
+    def decode(msg: Any) -> np.ndarray:
+        if compressed:
+            return compressed_to_rgb(msg, max_pixels, on_warning)
+        return image_to_rgb(msg, max_pixels)
 
     def convert(msg: Any) -> np.ndarray:
         img = decode(msg)
