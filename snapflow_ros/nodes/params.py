@@ -21,7 +21,8 @@ from typing import Any
 
 from snapflow_ros.control import BLEND_MODES, DEFAULT_MAX_LEAD, HOLD_MODES, ActionLimits, LimitError
 from snapflow_ros.control.inputs import MAX_FUTURE_STAMP, STAMP_MODES
-from snapflow_ros.fixtures.policy_paths import check_policy_path, tiny_names
+from snapflow_ros.fixtures.policy_paths import LIBERO_POLICIES, check_policy_path, tiny_names
+from snapflow_ros.ros_conversions.images import MAX_PIXELS
 from snapflow_ros.ros_conversions.state import JOINT_FIELDS, POSE_FORMATS, pose_size
 from snapflow_ros.runtime.options import COMPILE_MODES, DTYPE_NAMES, ENGINES
 
@@ -332,6 +333,14 @@ PARAMS: list[ParamSpec] = [
         "cameras.resize",
         True,
         "Resize images to the checkpoint's image size (false: a size mismatch is an error).",
+    ),
+    ParamSpec(
+        "cameras.max_pixels",
+        MAX_PIXELS,
+        "Largest camera image accepted, in pixels (width x height; for compressed images "
+        "the size their header declares): a larger one is a fault of that camera (hold), "
+        f"refused on arrival before it is converted or decoded. At most {MAX_PIXELS}.",
+        checks=(bounded(1, MAX_PIXELS),),
     ),
     ParamSpec(
         "state.sources",
@@ -724,20 +733,39 @@ def check_against_policy(
     for cam in cfg.cameras:
         if not cam.key.startswith("observation.images."):
             cam.key = "observation.images." + cam.key
+    libero = libero_hint(cfg["policy_path"])
     keys = [cam.key for cam in cfg.cameras]
     missing = [k for k in image_keys if k not in keys]
     unknown = [k for k in keys if k not in image_keys]
     if missing or unknown:
         raise ConfigError(
             f"cameras: the policy expects image keys {image_keys}; "
-            f"missing {missing}, unknown {unknown} (set cameras.<name>.key)"
+            f"missing {missing}, unknown {unknown} ({libero or 'set cameras.<name>.key'})"
         )
     total = sum(s.dim() for s in cfg.state)
     if total != state_dim:
         parts = ", ".join(f"{s.name}={s.dim()}" for s in cfg.state)
         raise ConfigError(
             f"state: the sources give {total} values ({parts}), the policy expects {state_dim}"
+            + (f" ({libero})" if libero else "")
         )
     names = cfg["action_names"]
     if names and len(names) != action_dim:
-        raise ConfigError(f"action_names: {len(names)} names for {action_dim} action dimensions")
+        raise ConfigError(
+            f"action_names: {len(names)} names for {action_dim} action dimensions"
+            + (f" ({libero})" if libero else "")
+        )
+
+
+def libero_hint(policy_path: str) -> str:
+    """For a policy with LIBERO's cameras, state and actions (``libero:*``, ``tiny:libero*``):
+    where its configuration is (the node's defaults and ``config/policy.yaml`` are for the
+    synthetic robot); '' for any other policy."""
+    if policy_path not in LIBERO_POLICIES:
+        return ""
+    return (
+        f"{policy_path} is a LIBERO policy: run it with config/libero_policy.yaml "
+        "(installed in share/snapflow_ros/config), e.g. `ros2 launch snapflow_ros "
+        f"libero_eval.launch.py policy_path:={policy_path}` (the LIBERO bridge and the policy "
+        "node with its config)"
+    )

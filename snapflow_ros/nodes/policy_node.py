@@ -17,6 +17,7 @@ Run: ``policy_node --ros-args --params-file config/policy.yaml``.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -89,6 +90,7 @@ STATE_MSG_TYPES = {
     "float32_array": Float32MultiArray,
 }
 SETTING_OF = {name: name.replace(".", "_") for name in RUNTIME_PARAMS}  # param -> Settings
+START_UP_PARAMS = ("autostart", "realtime_priority")  # read once, when the process starts
 WORKER_JOIN_S = 30.0  # cleanup: the inference in progress finishes (a re-configure follows)
 SHUTDOWN_JOIN_S = 2.0  # shutdown: the process ends; a chunk computed later is discarded
 
@@ -117,6 +119,7 @@ class PolicyNode(LifecycleNode):
             self._now_ns, self, settings, name=self.get_fully_qualified_name()
         )
         self.controller.simulated_clock = bool(self.get_parameter("use_sim_time").value)
+        self._accepted = threading.local()  # .reason: why an accepted set does not apply yet
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._status_settings = (
@@ -137,6 +140,7 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(
                 f"bad parameter: {error}; the node cannot be configured until it is fixed"
             )
+        self._autostarting = False
         self._warn_unknown_overrides()
 
     # ================================================================== parameters
@@ -199,36 +203,90 @@ class PolicyNode(LifecycleNode):
                 + short(", ".join(unknown))
             )
 
+    def set_parameters_atomically(self, parameter_list: list[Any]) -> SetParametersResult:
+        """rclpy's, plus the reason of an accepted set that applies only later: rclpy answers
+        an accepted set with a fresh ``SetParametersResult(successful=True)``, dropping the
+        reason of the set-parameters callback (:meth:`_on_set_parameters`). The parameter
+        services (``ros2 param set``) call this once per parameter."""
+        accepted = self.__dict__.get("_accepted")  # None while rclpy's constructor runs
+        if accepted is None:
+            return super().set_parameters_atomically(parameter_list)
+        accepted.reason = ""
+        result = super().set_parameters_atomically(parameter_list)
+        if result.successful and accepted.reason:
+            result.reason = accepted.reason
+        accepted.reason = ""
+        return result
+
+    def set_parameters(self, parameter_list: list[Any]) -> list[SetParametersResult]:
+        """rclpy's (one parameter after the other), with the reasons of
+        :meth:`set_parameters_atomically`."""
+        return [self.set_parameters_atomically([p]) for p in parameter_list]
+
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         """Check every value against the table (whether it applies now or at the next
-        configure); refuse the whole set on the first bad one."""
+        configure); a set with a bad value is refused as a whole, its reason naming every
+        bad one. Accepted values of parameters that apply only at the next configure (or
+        start-up) are accepted with a ``reason`` saying so: ``successful`` is not "done"."""
         checked: dict[str, Any] = {}
+        refused: list[tuple[str, str]] = []
         for p in params:
             if spec_for(p.name) is None:
                 continue  # rclpy's own (use_sim_time, qos_overrides.*)
             try:
                 checked[p.name] = check_param(p.name, p.value)
             except ConfigError as exc:
-                return self._refuse(str(exc))
+                refused.append((p.name, str(exc)))
+        if not refused and checked:
+            try:
+                self._check_sizes(checked)
+            except ConfigError as exc:
+                refused.append((str(exc).partition(":")[0], str(exc)))
+        if refused:
+            return self._refuse(refused)
         if not checked:
             return SetParametersResult(successful=True)
-        try:
-            self._check_sizes(checked)
-        except ConfigError as exc:
-            return self._refuse(str(exc))
         updates = {SETTING_OF[k]: v for k, v in checked.items() if k in SETTING_OF}
-        later = sorted(k for k in checked if k not in SETTING_OF)
         if updates:
             self.controller.update_settings(**updates)
-        if later and self._cfg is not None:
-            self.controller.log_throttled(
-                "later", "info", f"{', '.join(later)}: takes effect at the next configure"
-            )
-        return SetParametersResult(successful=True)
+        later = sorted(k for k in checked if k not in SETTING_OF)
+        reason = self._not_applied_yet(later)
+        if reason and self._cfg is not None:
+            self.controller.log_throttled(f"later.{','.join(later)}", "info", reason)
+        if "_accepted" in self.__dict__:  # rclpy drops it from this result: see set_parameters
+            self._accepted.reason = reason
+        return SetParametersResult(successful=True, reason=reason)
 
-    def _refuse(self, reason: str) -> SetParametersResult:
-        self.controller.log_throttled("refused", "warning", f"parameter refused: {reason}")
-        return SetParametersResult(successful=False, reason=reason)
+    def _not_applied_yet(self, names: list[str]) -> str:
+        """Why accepted parameters ``names`` do not apply yet ('' when there are none)."""
+        parts = []
+        at_start = [n for n in names if n in START_UP_PARAMS]
+        at_configure = [n for n in names if n not in START_UP_PARAMS]
+        if at_configure:
+            text = f"{', '.join(at_configure)}: accepted, applies at the next configure"
+            cfg = self._cfg
+            if cfg is not None:
+                running = [f"{n} {cfg.values[n]!r}" for n in at_configure if n in cfg.values]
+                text += " (cleanup, then configure); the node runs with its configured "
+                text += f"{'values (' + ', '.join(running) + ')' if running else 'values'} "
+                text += "until then"
+            parts.append(text)
+        if at_start:
+            parts.append(
+                f"{', '.join(at_start)}: accepted, read only when the node starts "
+                "(applies when the process is started again)"
+            )
+        return short("; ".join(parts), 500)
+
+    def _refuse(self, refused: list[tuple[str, str]]) -> SetParametersResult:
+        """Refuse a set: one throttled line per refused parameter, under its own name."""
+        for name, reason in refused:
+            self.controller.log_throttled(
+                f"refused.{name}", "warning", f"parameter refused: {reason}"
+            )
+        return SetParametersResult(
+            successful=False, reason="; ".join(reason for _, reason in refused)
+        )
 
     def _check_sizes(self, checked: dict[str, Any]) -> None:
         """Limits and action names of a set against each other and the loaded policy."""
@@ -256,13 +314,20 @@ class PolicyNode(LifecycleNode):
         self.controller.emit(TransitionEvent(state=label, error=error))
 
     def autostart(self) -> None:
-        """Configure and activate when the ``autostart`` parameter says so."""
+        """Configure and activate when the ``autostart`` parameter says so. A failed
+        configure has logged its one ERROR line (at start-up or in the configure); this
+        adds only where the node stays."""
         if not self._get_param("autostart"):
             return
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error(
-                f"autostart: configure failed ({self.controller.configure_error}); the node "
-                "stays unconfigured (fix the parameters and configure it again)"
+        self._autostarting = True
+        try:
+            configured = self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        finally:
+            self._autostarting = False
+        if not configured:
+            self.get_logger().info(
+                "autostart: the node stays unconfigured (fix the parameters, then configure "
+                "it again)"
             )
             return
         if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
@@ -275,7 +340,11 @@ class PolicyNode(LifecycleNode):
         except Exception as exc:  # report, stay unconfigured
             error = f"{type(exc).__name__}: {exc}"
             self.controller.configure_error = error
-            self.get_logger().error(f"configure failed: {error}")
+            if self._autostarting and str(exc) in self._startup_errors:
+                # the same bad value as the start-up line: one ERROR line per cause
+                self.get_logger().debug(f"configure failed: {error}")
+            else:
+                self.get_logger().error(f"configure failed: {error}")
             if not isinstance(exc, ValueError):
                 self.get_logger().debug(traceback.format_exc())
             self._teardown()
@@ -404,17 +473,25 @@ class PolicyNode(LifecycleNode):
             self._status_timer = self.create_timer(1.0 / rate, self._on_status_timer, self._cb_misc)
         self._status_settings = (topic, rate)
 
-    @staticmethod
-    def _make_inputs(cfg: NodeConfig, runtime: Any) -> InputSet:
-        """One slot per camera (converted to the policy's image size) and state source."""
+    def _make_inputs(self, cfg: NodeConfig, runtime: Any) -> InputSet:
+        """One slot per camera (converted to the policy's image size; larger than
+        ``cameras.max_pixels``: refused on arrival) and state source."""
         cameras = []
+        max_pixels = cfg["cameras.max_pixels"]
         for cam in cfg.cameras:
             _, height, width = runtime.config.input_features[cam.key].shape
-            convert = image_converter(
-                cam.compressed, int(height), int(width), cfg["cameras.resize"]
-            )
-            check = check_compressed if cam.compressed else check_image
             label = f"camera {cam.name} ({cam.topic})"
+            convert = image_converter(
+                cam.compressed,
+                int(height),
+                int(width),
+                cfg["cameras.resize"],
+                max_pixels,
+                self._decoder_warning(f"decoder.{cam.name}", label),
+            )
+            check = functools.partial(
+                check_compressed if cam.compressed else check_image, max_pixels=max_pixels
+            )
             cameras.append((cam.key, InputSlot(f"camera.{cam.name}", label, convert, check)))
         states = [
             InputSlot(
@@ -430,6 +507,15 @@ class PolicyNode(LifecycleNode):
         return InputSet(
             cameras, states, cfg["observation_stamp"], cfg["task.topic"], MAX_TASK_CHARS
         )
+
+    def _decoder_warning(self, key: str, label: str) -> Any:
+        """A decoder message about an image of ``label`` that does not make it malformed:
+        logged, throttled (never the decoder's own line on stderr)."""
+
+        def warn(text: str) -> None:
+            self.controller.log_throttled(key, "warning", f"{label}: {text}")
+
+        return warn
 
     def _create_io(self, cfg: NodeConfig, inputs: InputSet) -> None:
         """Subscriptions of the inputs, the chunk / command publishers and the control timer."""

@@ -113,6 +113,10 @@ BAD = [
     ("state.joints.indices", ["0"], "expected an integer"),
     ("state.joints.size", -1, ">= 0"),
     ("state.joints.topic", "joint states", "not a valid topic name"),
+    # image size limit
+    ("cameras.max_pixels", 0, ">= 1"),
+    ("cameras.max_pixels", 50_000_001, "<= 5e+07"),
+    ("cameras.max_pixels", 1.5, "expected an integer"),
     # not ours
     ("num_step", 1, "not a parameter of policy_node"),
     ("cameras.front.topics", "x", "not a parameter of policy_node"),
@@ -152,6 +156,8 @@ GOOD = [
     ("cameras.front.topic", "camera/{name}/image_raw", "camera/{name}/image_raw"),
     ("state.arm.indices", [0, -1], [0, -1]),
     ("cameras.names", None, ["front", "wrist"]),  # not set: the default
+    ("cameras.max_pixels", None, 50_000_000),
+    ("cameras.max_pixels", 640 * 480, 640 * 480),
 ]
 
 
@@ -280,3 +286,27 @@ def test_cameras_state_and_actions_must_fit_the_policy():
     named = _config(action_names=[f"a{i}" for i in range(7)])
     with pytest.raises(ConfigError, match="action_names: 7 names for 6 action dimensions"):
         check_against_policy(named, keys, 2, 6)
+
+
+@pytest.mark.parametrize("policy", ["libero:snapflow", "libero:teacher", "tiny:libero"])
+def test_a_libero_policy_with_another_robots_config_names_the_libero_config(policy):
+    """``ros2 launch snapflow_ros policy.launch.py policy_path:=libero:snapflow`` (offered by
+    --show-args) cannot configure with the default config: the reason used to say only
+    "set cameras.<name>.key"."""
+    keys = ["observation.images.image", "observation.images.image2"]
+    with pytest.raises(ConfigError) as info:
+        check_against_policy(_config(policy_path=policy), keys, 2, 7)
+    message = str(info.value)
+    assert "cameras: the policy expects image keys" in message
+    assert "config/libero_policy.yaml" in message and "libero_eval.launch.py" in message
+    assert f"policy_path:={policy}" in message and "cameras.<name>.key" not in message
+    with pytest.raises(ConfigError, match="config/libero_policy.yaml"):  # cameras fit, state not
+        check_against_policy(
+            _config(policy_path=policy),
+            ["observation.images.front", "observation.images.wrist"],
+            8,
+            7,
+        )
+    # any other policy: the hint stays the camera key
+    with pytest.raises(ConfigError, match=r"\(set cameras.<name>.key\)"):
+        check_against_policy(_config(), keys, 2, 7)
