@@ -29,15 +29,16 @@ import torch
 
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime import onnx_format as fmt
-from snapflow_ros.runtime.errors import CheckpointError, NonFiniteOutputError, ObservationError
+from snapflow_ros.runtime.errors import CheckpointError, ObservationError
 from snapflow_ros.runtime.options import RuntimeOptions
 from snapflow_ros.runtime.policy_runtime import (
     STATE_KEY,
     PolicyRuntime,
+    finished_chunk,
     pad_prompts_to_max_length,
 )
 from snapflow_ros.runtime.sampling import step_times
-from snapflow_ros.runtime.types import ActionChunk, Observation, StageTimings
+from snapflow_ros.runtime.types import ActionChunk, Observation
 
 ENGINE = "onnxruntime"
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -322,14 +323,4 @@ class OnnxPolicyRuntime(PolicyRuntime):
         with torch.inference_mode():
             out_t = self.postprocessor(torch.from_numpy(np.ascontiguousarray(actions)))
         out = out_t[0].detach().to("cpu", torch.float32).numpy()
-        end = time.perf_counter()
-        if not np.all(np.isfinite(out)):
-            raise NonFiniteOutputError("the policy produced NaN/inf actions for this observation")
-        timings = StageTimings(
-            preprocess=t_pre - start,
-            prefix=t_prefix - t_pre,
-            denoise=t_denoise - t_prefix,
-            postprocess=end - t_denoise,
-            total=end - start,
-        )
-        return ActionChunk(actions=out, stamp=float(obs.stamp), num_steps=steps, timings=timings)
+        return finished_chunk(out, obs, steps, (start, t_pre, t_prefix, t_denoise))

@@ -268,17 +268,28 @@ class PolicyRuntime:
         t_denoise = time.perf_counter()
         actions = self.postprocessor(self.adapter.finalize(actions.float()))
         out = actions[0].detach().to("cpu", torch.float32).numpy()
-        end = time.perf_counter()
-        if not np.all(np.isfinite(out)):
-            raise NonFiniteOutputError("the policy produced NaN/inf actions for this observation")
-        timings = StageTimings(
-            preprocess=t_pre - start,
-            prefix=t_prefix - t_pre,
-            denoise=t_denoise - t_prefix,
-            postprocess=end - t_denoise,
-            total=end - start,
-        )
-        return ActionChunk(actions=out, stamp=float(obs.stamp), num_steps=steps, timings=timings)
+        return finished_chunk(out, obs, steps, (start, t_pre, t_prefix, t_denoise))
+
+
+def finished_chunk(
+    actions: np.ndarray, obs: Observation, steps: int, marks: tuple[float, float, float, float]
+) -> ActionChunk:
+    """The chunk of ``actions`` (postprocessed, on the CPU) computed from ``obs`` with
+    ``steps`` steps, timed by ``marks`` (``perf_counter`` at the start and after the
+    preprocessing, the prefix and the denoising; the postprocessing ends now). Raises
+    :class:`NonFiniteOutputError` on NaN/inf actions."""
+    end = time.perf_counter()
+    if not np.all(np.isfinite(actions)):
+        raise NonFiniteOutputError("the policy produced NaN/inf actions for this observation")
+    start, t_pre, t_prefix, t_denoise = marks
+    timings = StageTimings(
+        preprocess=t_pre - start,
+        prefix=t_prefix - t_pre,
+        denoise=t_denoise - t_prefix,
+        postprocess=end - t_denoise,
+        total=end - start,
+    )
+    return ActionChunk(actions=actions, stamp=float(obs.stamp), num_steps=steps, timings=timings)
 
 
 def pad_prompts_to_max_length(preprocessor: Any) -> None:
