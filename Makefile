@@ -30,6 +30,9 @@ demo: setup
 		--image-size 64 \
 		--config snapflow=libero:snapflow --policy-arg torch_threads:=1 --video --video-size 256 \
 		--out artifacts/demo
+	@echo "demo: the shipped student solves 34 % of all 50 initial states (docs/libero.md); it solved"
+	@echo "demo: these three in its evaluation, but a closed loop can end differently on another CPU"
+	@echo "demo: (float differences of ~1e-7 change its path): a failed episode here is within that rate."
 
 # The policy node on the tiny random policy fed by a synthetic robot: latency, A/B steps.
 demo-latency: setup
