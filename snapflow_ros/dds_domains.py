@@ -26,6 +26,10 @@ class DomainsExhausted(RuntimeError):
     """Fewer ids of the range are free than were asked for."""
 
 
+class DomainBusy(RuntimeError):
+    """The id asked for is held by another process (not one of this process' ancestors)."""
+
+
 def lock_dir() -> Path:
     """The folder of the lock files: ``$SNAPFLOW_DOMAIN_LOCK_DIR``, else ``/tmp`` (host-wide,
     like the ports it protects, whatever ``TMPDIR`` says) or the temporary folder."""
@@ -139,4 +143,37 @@ def reserve_domains(
     raise DomainsExhausted(
         f"wanted {wanted_text} free ROS domain ids in {PORTABLE_DOMAINS.start}.."
         f"{PORTABLE_DOMAINS.stop - 1}, fewer are free (held, in {folder}: {held or 'none'})"
+    )
+
+
+def _ancestors() -> set[int]:
+    """The pids of this process' parent, its parent, ... (Linux /proc; empty elsewhere)."""
+    found: set[int] = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the name: ppid
+    return found
+
+
+def reserve_domain(domain: int) -> DomainReservation | None:
+    """Hold ``domain`` itself for this process (any id, e.g. a ``--domain-id``). Returns the
+    reservation, or None when an ancestor of this process holds it (a test session or a
+    script that reserved it and started this tool on it). Raises :class:`DomainBusy`, naming
+    the holder, when any other process holds it: two runs on one domain see each other's
+    ``/clock`` and topics."""
+    folder = lock_dir()
+    fd = _try_lock(int(domain), folder)
+    if fd is not None:
+        return DomainReservation({int(domain): fd})
+    holder = _holder(int(domain), folder)
+    if holder.isdigit() and int(holder) in _ancestors():
+        return None
+    raise DomainBusy(
+        f"ROS_DOMAIN_ID {domain} is in use by pid {holder} (a test run or another tool holds "
+        f"{folder / f'domain-{domain}.lock'}): pick another id"
     )

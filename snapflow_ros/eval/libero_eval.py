@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from snapflow_ros.dds_domains import DomainBusy, reserve_domain
 from snapflow_ros.eval.processes import (
     LAUNCHERS,
     config_dir,
@@ -724,12 +725,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"libero_eval: error: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    domain = plan.domain if plan.domain is not None else int(os.environ.get("ROS_DOMAIN_ID") or 0)
+    try:  # held while the run lasts: no test run or other tool takes it meanwhile
+        reservation = reserve_domain(domain)
+    except DomainBusy as exc:
+        print(f"libero_eval: error: {exc} (--domain-id)", file=sys.stderr)
+        return 2
     # Ctrl-C and SIGTERM (a job scheduler, `kill`) both stop the run cleanly: the processes
     # are stopped and the results so far written. SIGINT is set explicitly: a shell starting
     # the run in the background would otherwise leave it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    return Runner(plan).run()
+    try:
+        return Runner(plan).run()
+    finally:
+        if reservation is not None:
+            reservation.release()
 
 
 def _episode_line(record: dict[str, Any], init_states: str) -> str:

@@ -127,3 +127,82 @@ def test_domain_id_of_this_session_is_held_and_portable():
     domain = domain_id(1)
     assert domain in PORTABLE_DOMAINS and domain_id(1) == domain
     assert held_by_someone(domain)
+
+
+CHILD_RESERVES = """
+import sys
+from snapflow_ros.dds_domains import DomainBusy, reserve_domain
+try:
+    held = reserve_domain(int(sys.argv[1]))
+except DomainBusy as exc:
+    print("busy", exc, flush=True)
+else:
+    print("inherited" if held is None else "reserved", flush=True)
+"""
+
+
+def _child(domain: int) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_RESERVES, str(domain)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_a_given_id_is_reserved_inherited_by_children_and_refused_to_others(private_locks):
+    """``reserve_domain``: a tool's ``--domain-id`` is held while the tool runs; a tool that
+    its holder started (a test session running ``libero_eval``) may use it; any other process
+    is refused with the holder's pid (two runs on one domain see each other's /clock)."""
+    from snapflow_ros.dds_domains import DomainBusy, reserve_domain
+
+    assert _child(60) == "reserved"  # free: the child took it (and dropped it on exit)
+    mine = reserve_domain(60)
+    assert mine is not None and mine.ids == [60] and held_by_someone(60)
+    try:
+        assert _child(60) == "inherited"  # this process (its parent) holds it
+        with pytest.raises(DomainBusy, match="pid"):  # a second holder in this very process
+            reserve_domain(60)
+        other = subprocess.Popen(
+            [sys.executable, "-c", HOLDER.replace("reserve_domains(int(sys.argv[1]), start=0)",
+                                                  "reserve_domains(1, start=9)"), "1"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert other.stdout is not None
+            (theirs,) = [int(d) for d in other.stdout.readline().split()]
+            assert theirs != 60
+            with pytest.raises(DomainBusy, match=f"in use by pid {other.pid}"):
+                reserve_domain(theirs)  # held by a process that is not an ancestor
+        finally:
+            other.kill()
+            other.wait(30)
+    finally:
+        mine.release()
+    assert not held_by_someone(60)
+
+
+def test_libero_eval_refuses_a_domain_another_run_holds(private_locks):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        (theirs,) = [int(d) for d in holder.stdout.readline().split()]
+        exe = Path(sys.executable).parent / "libero_eval"
+        done = subprocess.run(
+            [str(exe), "--suites", "libero_object", "--tasks", "0", "--domain-id", str(theirs),
+             "--out", str(private_locks / "out")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert f"ROS_DOMAIN_ID {theirs} is in use by pid {holder.pid}" in done.stderr
+        assert not (private_locks / "out").exists()
+    finally:
+        holder.kill()
+        holder.wait(30)
