@@ -208,8 +208,9 @@ PARAMS: list[ParamSpec] = [
         "eager",
         "`eager` (LeRobot's denoise step, the reference), `fast` (per-step work hoisted out "
         "of the loop, fixed prompt length, bf16 weights with `dtype: bfloat16`; same numbers "
-        "in float32) or `compiled` (`fast` + torch.compile "
-        "of the expert pass; compiles during warm-up).",
+        "in float32), `compiled` (`fast` + torch.compile "
+        "of the expert pass; compiles during warm-up) or `onnxruntime` (a `snapflow_export` "
+        "folder as policy_path; float32).",
         checks=(one_of(*ENGINES),),
     ),
     ParamSpec(
