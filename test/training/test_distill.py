@@ -284,7 +284,8 @@ def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], datase
     run = trained["smolvla"]
     final = json.loads((run / "eval" / f"step_{STEPS:08d}" / "report.json").read_text())
     report = _eval_only(run, policies, dataset_root)
-    names = ["teacher_10_steps", "teacher_2_steps", "teacher_1_step", "snapflow_1_step"]
+    names = ["teacher_10_steps", "teacher_2_steps", "teacher_1_step"]
+    names += ["snapflow_2_steps", "snapflow_4_steps", "snapflow_10_steps", "snapflow_1_step"]
     assert list(report["methods"]) == names
     assert "rewards predicting the average" in report["note"]
     assert "closed loop" in report["note"]
@@ -300,13 +301,16 @@ def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], datase
         assert len(m["per_dim_mse"]) == 7 and len(m["per_horizon_mse"]) == 10
         assert np.isfinite(m["mse"]) and m["mse"] > 0 and m["normalized_mse"] > 0
         assert m["sample_spread"] > 0
-        assert m["latency"]["prefix_ms"] > 0 and m["latency"]["denoise_ms"] > 0
         # a separately loaded teacher / the reloaded student reproduce the in-training eval
         assert m["mse"] == pytest.approx(final["methods"][name]["mse"], rel=1e-6)
         fid = m["fidelity"]
         mode = fid["mode"]
         assert 0 <= mode["commitment"] <= 1 and 0 <= mode["right_sign"] <= 1
         assert mode["num_observations"] == 8
+        if name.startswith("snapflow_") and name != "snapflow_1_step":  # timed: one step only
+            assert m["latency"] == {}
+        else:
+            assert m["latency"]["prefix_ms"] > 0 and m["latency"]["denoise_ms"] > 0
         if name == "teacher_10_steps":  # the reference itself
             assert "energy_distance" not in fid
             continue
@@ -325,6 +329,13 @@ def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], datase
         "snapflow_energy_distance_over_floor",
         "snapflow_commitment_minus_teacher",
     }
+    by_steps = report["summary"]["snapflow_energy_distance_over_floor_by_steps"]
+    assert list(by_steps) == ["2", "4", "10", "1"]
+    floor_energy = floor["energy_distance"]
+    for steps, ratio in by_steps.items():
+        name = "snapflow_1_step" if steps == "1" else f"snapflow_{steps}_steps"
+        energy = report["methods"][name]["fidelity"]["energy_distance"]
+        assert ratio == pytest.approx(energy / floor_energy)
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     steps = [row for row in log if "event" not in row]
     assert [row["step"] for row in steps] == list(range(1, STEPS + 1))

@@ -356,6 +356,8 @@ def test_model_mode_is_not_changed(mode: str) -> None:
         {"target_source": "frozen"},
         {"ema_decay": 1.0},
         {"ema_decay": -0.1},
+        {"flow_target": "conditional"},
+        {"flow_target": "teacher", "target_source": "ema"},
     ],
 )
 def test_invalid_config_raises(kwargs: dict[str, object]) -> None:
@@ -439,3 +441,42 @@ def test_instant_velocity_serves_the_smallest_level(progressive: str) -> None:
     else:
         assert ("teacher", True) in seen and seen[-1] == ("model", True)
         assert (cons & smallest).any() and (cons & ~smallest).any()
+
+
+def test_flow_target_teacher_regresses_on_the_teacher_velocity() -> None:
+    """``flow_target="teacher"``: the flow-matching samples' target is the frozen teacher's
+    velocity at the same (x_t, t) (asked with s = t, without grad, before the prediction);
+    the consistency term is unchanged."""
+    actions, noise = _batch()
+    calls: list[tuple[str, bool, bool]] = []
+
+    def model(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        calls.append(("model", torch.is_grad_enabled(), bool(torch.equal(t, s))))
+        return 0.5 * x
+
+    def teacher(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        calls.append(("teacher", torch.is_grad_enabled(), bool(torch.equal(t, s))))
+        return 0.5 * x  # the model equals the teacher: the flow-matching term is exactly 0
+
+    data = snapflow_loss(model, actions, noise, SnapFlowConfig(), 0, _gen())
+    calls.clear()
+    held = snapflow_loss(
+        model,
+        actions,
+        noise,
+        SnapFlowConfig(flow_target="teacher"),
+        0,
+        _gen(),
+        flow_velocity=teacher,
+    )
+    assert calls[0] == ("teacher", False, True) and calls[-1] == ("model", True, False)
+    assert data.flow_matching > 0 and held.flow_matching == 0
+    assert torch.equal(held.consistency, data.consistency)
+    with pytest.raises(ValueError, match="flow_velocity"):
+        snapflow_loss(model, actions, noise, SnapFlowConfig(flow_target="teacher"), 0, _gen())
+
+
+def test_needs_teacher() -> None:
+    assert not SnapFlowConfig().needs_teacher
+    assert SnapFlowConfig(flow_target="teacher").needs_teacher
+    assert SnapFlowConfig(target_source="teacher").needs_teacher

@@ -160,6 +160,7 @@ def _evaluator(
         mode_dim=settings.mode_dim,
         mode_group=settings.mode_group,
         latency_repeats=settings.latency_repeats,
+        student_steps=tuple(settings.eval_student_steps),
     )
     context = {
         "teacher": settings.policy,

@@ -29,6 +29,7 @@ from snapflow_training.normalization import STATS_SOURCES
 from snapflow_training.objective import (
     ConsistencyTarget,
     ConsistencyTimes,
+    FlowTarget,
     Progressive,
     TargetSource,
 )
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         "frozen teacher for the instantaneous velocities",
     )
     obj.add_argument("--ema-decay", type=float, default=d.ema_decay, help="--target-source ema")
+    obj.add_argument(
+        "--flow-target",
+        choices=_choices(FlowTarget),
+        default=d.flow_target,
+        help="what the flow-matching samples regress on: the data's velocity eps - a, or the "
+        "frozen teacher's velocity (keeps the student's s = t branch at the teacher)",
+    )
 
     ev = p.add_argument_group("evaluation, logging, checkpoints")
     ev.add_argument(
@@ -164,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=d.fidelity_draws,
         help="noise draws per frame for the distribution metrics (energy distance, spread)",
+    )
+    ev.add_argument(
+        "--eval-student-steps",
+        type=int,
+        nargs="*",
+        default=list(d.eval_student_steps),
+        metavar="N",
+        help="step counts (>= 2) the student is also evaluated with, besides one step "
+        "(rows snapflow_<N>_steps; none: one step only)",
     )
     ev.add_argument(
         "--mode-dim",

@@ -33,6 +33,8 @@ class EvalOptions:
 
     ``fidelity_frames`` evenly spaced eval frames get ``fidelity_draws`` noise draws each
     (distribution metrics and spread); ``mode_dim`` / ``mode_group``: see the report guide.
+    ``student_steps``: step counts the student is also sampled with (rows
+    ``snapflow_<N>_steps``, jumps by the trained-jumps rule, as the runtime samples them).
     """
 
     max_samples: int = 256
@@ -44,6 +46,7 @@ class EvalOptions:
     mode_dim: int | None = None
     mode_group: str | None = None
     latency_repeats: int = 5
+    student_steps: tuple[int, ...] = (2, 4, 10)
 
 
 @dataclass
@@ -116,7 +119,10 @@ class Evaluator:
         teachers.append("teacher_1_step")
         self.teacher_names = tuple(teachers)
         self.student_name = "snapflow_1_step"
-        self.names = (*self.teacher_names, self.student_name)
+        self.multi_step_names = {
+            f"snapflow_{n}_steps": n for n in sorted(set(options.student_steps)) if n > 1
+        }
+        self.names = (*self.teacher_names, *self.multi_step_names, self.student_name)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -129,6 +135,14 @@ class Evaluator:
 
     def _student_method(self, adapter: Any) -> Method:
         return Method(self.student_name, adapter, 1, True, self.trained_jumps)
+
+    def _student_methods(self, adapter: Any) -> list[Method]:
+        """The student at every evaluated step count, the one-step method last."""
+        multi = [
+            Method(name, adapter, steps, True, self.trained_jumps)
+            for name, steps in self.multi_step_names.items()
+        ]
+        return [*multi, self._student_method(adapter)]
 
     def _steps(self, name: str) -> int:
         return {self.teacher_name: self.teacher_steps, "teacher_2_steps": 2}.get(name, 1)
@@ -272,8 +286,8 @@ class Evaluator:
         step: int,
         out_dir: Path | None,
     ) -> dict[str, Any]:
-        """Evaluate the student's one-step sampling against the cached teacher baseline."""
-        preds, targets = self.run_methods([self._student_method(student_adapter)])
+        """Evaluate the student (one step, and ``student_steps``) against the cached teacher."""
+        preds, targets = self.run_methods(self._student_methods(student_adapter))
         preds = {**baseline.predictions, **preds}
         preds = {name: preds[name] for name in self.names}
         first = next(iter(self.loader))

@@ -317,6 +317,13 @@ def build_report(
             summary["snapflow_energy_distance_over_floor"] = energy / max(
                 floor["energy_distance"], 1e-12
             )
+            by_steps = {
+                name.split("_")[1]: fid[name]["energy_distance"]
+                / max(floor["energy_distance"], 1e-12)
+                for name in names
+                if name.startswith("snapflow_") and fid.get(name)
+            }
+            summary["snapflow_energy_distance_over_floor_by_steps"] = by_steps
             if mode is not None:
                 ours_c = fid[student]["mode"]["commitment"]
                 summary["snapflow_commitment_minus_teacher"] = (

@@ -39,6 +39,7 @@ ConsistencyTarget = Literal["marginal", "conditional"]
 Progressive = Literal["none", "ramp", "recursive"]
 ConsistencyTimes = Literal["one_step", "random"]
 TargetSource = Literal["student", "ema", "teacher"]
+FlowTarget = Literal["data", "teacher"]
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -99,6 +100,12 @@ class SnapFlowConfig:
         cannot make, come from the student). The caller provides the networks
         (:func:`snapflow_loss`'s ``target_velocity`` / ``instant_velocity``).
     ema_decay: decay of the EMA for ``target_source="ema"``.
+    flow_target: what the flow-matching samples regress on: ``"data"``, the conditional
+        velocity ``eps - a`` (LeRobot's training loss); ``"teacher"``, the frozen teacher's
+        instantaneous velocity at the same ``(x_t, t)`` (no grad; the caller provides it as
+        :func:`snapflow_loss`'s ``flow_velocity``). ``"data"`` keeps training the ``s = t``
+        branch on noisy targets, so it drifts away from the teacher it started as (and every
+        jump's target is built from it); ``"teacher"`` holds it at the teacher.
 
     Defaults, chosen on the multimodal benchmark and the toy (3 seeds each; tables in
     docs/distillation.md): ``lam=3`` (the paper's reading is 0.1). On the benchmark (tiny
@@ -119,6 +126,7 @@ class SnapFlowConfig:
     recursive_levels: int = 3
     target_source: TargetSource = "student"
     ema_decay: float = 0.999
+    flow_target: FlowTarget = "data"
 
     def __post_init__(self) -> None:
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float):
@@ -139,6 +147,17 @@ class SnapFlowConfig:
             raise ValueError(f"ema_decay must be a float in [0, 1), got {self.ema_decay!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be a float in [0, 1), got {self.ema_decay!r}")
+        _check_choice("flow_target", self.flow_target, FlowTarget)
+        if self.flow_target == "teacher" and self.target_source == "ema":
+            raise ValueError(
+                "flow_target 'teacher' cannot be combined with target_source 'ema' "
+                "(one set of shadow weights: the teacher's or the EMA)"
+            )
+
+    @property
+    def needs_teacher(self) -> bool:
+        """True when training calls the frozen teacher (for targets or flow-matching)."""
+        return self.target_source == "teacher" or self.flow_target == "teacher"
 
     @property
     def single_level(self) -> bool:
@@ -324,6 +343,7 @@ def snapflow_loss(
     target_velocity: VelocityFn | None = None,
     instant_velocity: VelocityFn | None = None,
     shard: BatchShard | None = None,
+    flow_velocity: VelocityFn | None = None,
 ) -> SnapFlowLoss:
     """SnapFlow loss of one batch: ``L_fm + lam(step) * L_cons``.
 
@@ -332,7 +352,9 @@ def snapflow_loss(
     ``target_velocity`` makes the no-grad targets (default: ``velocity`` itself);
     ``instant_velocity``, when given, makes the instantaneous velocities of the smallest level
     instead (e.g. a frozen teacher). The targets are computed before the prediction, so a
-    caller may swap weights in and out around the target calls.
+    caller may swap weights in and out around the target calls. ``flow_velocity`` (required
+    with ``config.flow_target == "teacher"``) makes the flow-matching samples' targets
+    ``flow_velocity(x_t, t, t)`` instead of ``eps - a`` (one more no-grad call per step).
 
     ``shard`` (more than one process): ``actions``/``noise`` are this process's slice of the
     global batch; the times are drawn for the global batch and sliced, each term is divided by
@@ -370,6 +392,13 @@ def snapflow_loss(
     t3 = bcast(times.t)
     x_t = t3 * noise + (1.0 - t3) * actions
     u = noise - actions
+    if config.flow_target == "teacher":
+        if flow_velocity is None:
+            raise ValueError("flow_target 'teacher' needs flow_velocity (the frozen teacher)")
+        with torch.no_grad():
+            u_flow = flow_velocity(x_t, times.t, times.t).detach()
+    else:
+        u_flow = u
 
     target = None
     if num_cons > 0:
@@ -383,13 +412,15 @@ def snapflow_loss(
     cons_w = valid & times.is_consistency.view(batch, 1, 1)
     fm_w = valid & ~times.is_consistency.view(batch, 1, 1)
     if sharded:
-        return _sharded_loss(pred, u, target, fm_w, cons_w, lam, num_fm, num_cons, times, shard)
+        return _sharded_loss(
+            pred, u_flow, target, fm_w, cons_w, lam, num_fm, num_cons, times, shard
+        )
     if target is not None:
         loss_cons = _masked_mse((pred - target).square(), cons_w, dim)
     else:
         loss_cons = pred.new_zeros(())
 
-    loss_fm = _masked_mse((pred - u).square(), fm_w, dim)
+    loss_fm = _masked_mse((pred - u_flow).square(), fm_w, dim)
     total = loss_fm + lam * loss_cons if num_cons > 0 else loss_fm
     return SnapFlowLoss(
         total=total,

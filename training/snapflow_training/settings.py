@@ -36,6 +36,7 @@ RESUME_FIXED = (
     "recursive_levels",
     "target_source",
     "ema_decay",
+    "flow_target",
     "eval_episodes",
     "normalization_stats",
     "rename_map",
@@ -70,6 +71,7 @@ class DistillSettings:
     recursive_levels: int = _OBJ.recursive_levels
     target_source: str = _OBJ.target_source
     ema_decay: float = _OBJ.ema_decay
+    flow_target: str = _OBJ.flow_target
     train: str = "expert"
     device: str = "auto"
     dtype: str = "float32"
@@ -80,6 +82,7 @@ class DistillSettings:
     eval_batch_size: int | None = None
     fidelity_frames: int = 32
     fidelity_draws: int = 16
+    eval_student_steps: tuple[int, ...] = (2, 4, 10)
     mode_dim: int | None = None
     mode_group: str | None = None
     latency_repeats: int = 5
@@ -121,6 +124,7 @@ class DistillSettings:
                 recursive_levels=self.recursive_levels,
                 target_source=self.target_source,  # type: ignore[arg-type]
                 ema_decay=self.ema_decay,
+                flow_target=self.flow_target,  # type: ignore[arg-type]
             )
         except ValueError as exc:
             raise DistillError(f"--{str(exc).replace('_', '-', 1)}") from exc
@@ -160,6 +164,8 @@ class DistillSettings:
         _int_at_least("eval-samples", self.eval_samples, 1)
         _int_at_least("fidelity-frames", self.fidelity_frames, 0)
         _int_at_least("fidelity-draws", self.fidelity_draws, 2)
+        for steps in self.eval_student_steps:
+            _int_at_least("eval-student-steps", steps, 2)
         if self.mode_dim is not None:
             _int_at_least("mode-dim", self.mode_dim, 0)
         _choice("normalization-stats", self.normalization_stats, STATS_SOURCES)

@@ -190,10 +190,12 @@ class DistillModule(nn.Module):
         # Data parallel: this process's slice of the global batch (set by the trainer).
         self.shard: BatchShard | None = None
         self.shadow: ShadowWeights | None = None
-        if objective.target_source != "student":
+        if objective.target_source != "student" or objective.needs_teacher:
             trainable = [p for p in self.parameters() if p.requires_grad]
             if not trainable:
-                raise DistillError("target_source needs trainable parameters (set them first)")
+                raise DistillError(
+                    "target_source / flow_target need trainable parameters (set them first)"
+                )
             self.shadow = ShadowWeights(trainable)
 
     def after_optimizer_step(self) -> None:
@@ -258,6 +260,7 @@ class DistillModule(nn.Module):
             target_velocity=shadow_velocity if source == "ema" else None,
             instant_velocity=shadow_velocity if source == "teacher" else None,
             shard=shard,
+            flow_velocity=shadow_velocity if self.objective.flow_target == "teacher" else None,
         )
         return {
             "loss": out.total,

@@ -194,6 +194,11 @@ GRIDS: dict[str, list[ToyRun]] = {
         ToyRun(f"target {t}, lam 1", {"target_source": t, "lam": 1.0})
         for t in ("student", "ema", "teacher")
     ],
+    "flow": [
+        ToyRun(f"flow target {f}, lam {lam}", {"flow_target": f, "lam": lam})
+        for f in ("data", "teacher")
+        for lam in (1.0, 3.0)
+    ],
     "steps": [
         ToyRun(f"{n} steps, lam 1", {"lam": 1.0}, steps=n) for n in (250, 500, 1000, 2000, 4000)
     ],

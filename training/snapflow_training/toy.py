@@ -189,7 +189,8 @@ def _train(
     generator: torch.Generator,
     teacher: ToyVelocityModel | None = None,
 ) -> list[float]:
-    """Train ``model`` on fresh toy batches; ``teacher`` serves ``target_source="teacher"``."""
+    """Train ``model`` on fresh toy batches; ``teacher`` serves ``target_source="teacher"``
+    and ``flow_target="teacher"``."""
     opt = torch.optim.Adam(params, lr=lr, foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(steps))
     ema = copy.deepcopy(model).requires_grad_(False) if snap.target_source == "ema" else None
@@ -210,6 +211,11 @@ def _train(
             instant_velocity=(
                 teacher.velocity_fn(cond)
                 if teacher is not None and snap.target_source == "teacher"
+                else None
+            ),
+            flow_velocity=(
+                teacher.velocity_fn(cond)
+                if teacher is not None and snap.flow_target == "teacher"
                 else None
             ),
         )
