@@ -37,7 +37,7 @@ setup(
             f"snapflow_demo = {PACKAGE}.cli.demo:main",
             f"snapflow_bench = {PACKAGE}.bench.suite:main",
             f"snapflow_export = {PACKAGE}.export.cli:main",
-            f"snapflow_make_tiny = {PACKAGE}.fixtures.cli:main",
+            f"snapflow_make_tiny = {PACKAGE}.policies.cli:main",
             f"policy_node = {PACKAGE}.nodes.policy_node:main",
             f"synthetic_source = {PACKAGE}.nodes.synthetic_source:main",
             f"libero_bridge = {PACKAGE}.nodes.libero_bridge:main",

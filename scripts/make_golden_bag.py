@@ -295,11 +295,11 @@ def main() -> int:
     args = parser.parse_args()
 
     from snapflow_ros.bags.io import BagReader, bag_size
-    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+    from snapflow_ros.policies.tiny import TinySpec, ensure_tiny_checkpoint
 
     cfg = SOURCES[args.source]
     if args.source == "libero":
-        from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
+        from snapflow_ros.policies import libero_tiny_spec
 
         spec = libero_tiny_spec("smolvla")
     else:

@@ -10,12 +10,12 @@ import time
 import numpy as np
 import torch
 
-from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+from snapflow_ros.policies import resolve_policy
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 
 torch.set_num_threads(1)
-t = PolicyRuntime(resolve_policy_path("libero:teacher"), RuntimeOptions(device="cpu"))
-s = PolicyRuntime(resolve_policy_path("libero:snapflow"), RuntimeOptions(device="cpu"))
+t = PolicyRuntime(resolve_policy("libero:teacher"), RuntimeOptions(device="cpu"))
+s = PolicyRuntime(resolve_policy("libero:snapflow"), RuntimeOptions(device="cpu"))
 obs = t.dummy_observation()
 cases = [
     ("teacher", t, 10),

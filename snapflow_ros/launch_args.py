@@ -17,7 +17,7 @@ Rules (the same for every argument):
 * ``int`` / ``float``: decimal numbers (floats finite), within the stated range;
 * ``choice``: one of the listed words (any case; returned as listed);
 * ``policy_path``: a checkpoint folder, a Hub id or a known ``tiny:`` name (the one table of
-  :mod:`snapflow_ros.fixtures.policy_paths`);
+  :mod:`snapflow_ros.policies`);
 * ``params_file``: an existing, readable YAML file with a ``/**/<node>:`` (or ``<node>:``,
   ``/ns/<node>:``, ``/**:``) key holding ``ros__parameters:``;
 * surrounding spaces are ignored; an empty value means "not given" where the argument is
@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from snapflow_ros.fixtures.policy_paths import check_policy_path, tiny_names
+from snapflow_ros.policies import check_policy_path, tiny_names
 
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")

@@ -40,7 +40,7 @@ from types import CodeType, FunctionType, ModuleType
 
 import pytest
 
-from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+from snapflow_ros.policies.tiny import TinySpec, ensure_tiny_checkpoint
 
 TEST_ROOT = Path(__file__).resolve().parent
 TEST_PACKAGE = "test"

@@ -28,7 +28,7 @@ import torch
 from snapflow_ros.bench import evidence_distill, runtime_latency, stage_profile
 from snapflow_ros.bench.evidence_plan import EvidenceItem, PlanSettings, from_json
 from snapflow_ros.bench.machine import machine_info
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.runtime import RuntimeOptions
 
 VERSIONED = (

@@ -86,9 +86,9 @@ def bench_steps(
 
 def bench_lockstep(size: int, steps: int, fast: bool, domain: int, out_dir: Path) -> dict[str, Any]:
     """One lock-step episode through bridge + policy node (``libero_eval``); its throughput."""
-    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+    from snapflow_ros.policies import resolve_policy
 
-    ckpt = resolve_policy_path("tiny:libero")
+    ckpt = resolve_policy("tiny:libero")
     cmd = [
         sys.executable,
         "-m",

@@ -404,10 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     from snapflow_ros.bench.machine import machine_info
     from snapflow_ros.bench.report import emit
     from snapflow_ros.cli.demo import find_config, isolate_dds
-    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+    from snapflow_ros.policies import resolve_policy
 
     domain = isolate_dds(None)
-    checkpoint = Path(resolve_policy_path(f"tiny:{args.policy_type}"))
+    checkpoint = resolve_policy(f"tiny:{args.policy_type}")
     print(f"bare runtime: {args.repeats} predictions ...", flush=True)
     bare = bare_runtime(checkpoint, args.steps, args.threads, args.repeats)
     print(f"node: {args.duration:g} s at {args.rate:g} Hz (ROS_DOMAIN_ID={domain}) ...", flush=True)

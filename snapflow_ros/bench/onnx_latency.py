@@ -44,15 +44,15 @@ DEFAULT_EXPORT_DIR = Path.home() / ".cache" / "snapflow_ros" / "onnx_bench"
 
 def model_checkpoint(model: str) -> str:
     """The checkpoint folder of a benchmark model (tiny ones are built on first use)."""
-    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+    from snapflow_ros.policies import resolve_policy
 
     if model == "full-smolvla":
         from snapflow_ros.bench.runtime_latency import spec_for
-        from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+        from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 
         return str(ensure_tiny_checkpoint(spec_for("smolvla", "full")))
     names = {"tiny-smolvla": "tiny:smolvla", "tiny-pi05": "tiny:pi05", "student": "libero:snapflow"}
-    return resolve_policy_path(names[model])
+    return str(resolve_policy(names[model]))
 
 
 def ensure_export(checkpoint: str, folder: Path) -> tuple[dict[str, Any], float | None]:

@@ -204,9 +204,9 @@ def window_stats(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run both phases; the time series and summaries."""
     from snapflow_ros.cli.demo import find_config
-    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+    from snapflow_ros.policies import resolve_policy
 
-    checkpoint = Path(resolve_policy_path("tiny:smolvla"))
+    checkpoint = resolve_policy("tiny:smolvla")
     extra = [f"input_timeout:={args.input_timeout}", "hold_mode:=none"]
     proc, log = start_node(checkpoint, find_config(), args, extra)
     bench = SoakBench(args.rate)

@@ -33,7 +33,7 @@ from torch import nn
 from snapflow_ros.bench.machine import machine_info, resolve_device
 from snapflow_ros.bench.report import emit
 from snapflow_ros.bench.runtime_latency import spec_for
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 from snapflow_ros.runtime.fast_path import ENGINES
 

@@ -186,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+    from snapflow_ros.policies import resolve_policy
 
     t0 = time.monotonic()
-    checkpoint = resolve_policy_path(f"tiny:{args.policy_type}")
+    checkpoint = resolve_policy(f"tiny:{args.policy_type}")
     print(
         f"tiny {args.policy_type} checkpoint: {checkpoint} ({time.monotonic() - t0:.1f} s)",
         flush=True,

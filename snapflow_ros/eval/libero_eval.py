@@ -38,11 +38,12 @@ from snapflow_ros.eval.processes import (
     params_with_overrides,
 )
 from snapflow_ros.eval.report import percentile_ms, recorded_path
-from snapflow_ros.fixtures.policy_paths import (
+from snapflow_ros.policies import (
     LIBERO_POLICIES,
     is_embedded,
+    is_hub_id,
     is_tiny,
-    resolve_policy_path,
+    resolve_policy,
 )
 from snapflow_ros.sim.placements import INIT_STATES_ENV
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES, expert_task
@@ -129,7 +130,9 @@ def parse_config(text: str) -> PolicyConfig:
             f"--config {text!r}: unknown policy name {path!r} ({', '.join(LIBERO_POLICIES)}; "
             "the policy node's tiny:smolvla has other cameras than LIBERO)"
         )
-    if path not in LIBERO_POLICIES and not Path(path).expanduser().is_dir():
+    local = Path(path).expanduser()
+    hub = not local.exists() and is_hub_id(path)  # downloaded when the run starts
+    if path not in LIBERO_POLICIES and not local.is_dir() and not hub:
         raise UsageError(f"--config {text!r}: {path} is not a checkpoint folder")
     return PolicyConfig(name, path, steps)
 
@@ -175,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=PATH[,NUM_STEPS]",
         help="a configuration to evaluate (repeat to compare); PATH: a checkpoint "
-        f"folder or {', '.join(LIBERO_POLICIES)}; default: tiny=tiny:libero",
+        f"folder, a Hub id or {', '.join(LIBERO_POLICIES)}; default: tiny=tiny:libero",
     )
     p.add_argument(
         "--max-steps",
@@ -552,7 +555,10 @@ class Runner:
             self.bridge = self._start("libero_bridge", bridge_file, "libero_bridge.log")
             groups: dict[str, list[PolicyConfig]] = {}
             for cfg in plan.configs:
-                cfg.resolved_path = resolve_policy_path(cfg.policy_path)
+                try:
+                    cfg.resolved_path = str(resolve_policy(cfg.policy_path))
+                except ValueError as exc:  # an unreachable Hub id, a shipped policy missing
+                    raise EvalError(f"--config {cfg.name}: {exc}") from exc
                 groups.setdefault(cfg.resolved_path, []).append(cfg)
             for i, (path, configs) in enumerate(groups.items()):
                 self._run_group(i, path, configs, params_dir)

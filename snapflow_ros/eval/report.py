@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from snapflow_ros.fixtures.policy_paths import is_embedded, is_tiny
+from snapflow_ros.policies import is_embedded, is_tiny
 
 EPISODE_FIELDS = [
     "config",

@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from snapflow_ros.export.onnx_export import export_policy
-    from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+    from snapflow_ros.policies import resolve_policy
     from snapflow_ros.runtime.errors import PolicyRuntimeError
 
     def say(text: str) -> None:
         print(f"[snapflow_export] {text}", flush=True)
 
     try:
-        checkpoint = resolve_policy_path(args.checkpoint)
+        checkpoint = resolve_policy(args.checkpoint)
         manifest = export_policy(
             checkpoint,
             args.out,

@@ -21,7 +21,7 @@ from typing import Any
 
 from snapflow_ros.control import BLEND_MODES, DEFAULT_MAX_LEAD, HOLD_MODES, ActionLimits, LimitError
 from snapflow_ros.control.inputs import MAX_FUTURE_STAMP, STAMP_MODES
-from snapflow_ros.fixtures.policy_paths import LIBERO_POLICIES, check_policy_path, tiny_names
+from snapflow_ros.policies import LIBERO_POLICIES, check_policy_path, tiny_names
 from snapflow_ros.ros_conversions.images import MAX_PIXELS
 from snapflow_ros.ros_conversions.state import JOINT_FIELDS, POSE_FORMATS, pose_size
 from snapflow_ros.runtime.options import COMPILE_MODES, DTYPE_NAMES, ENGINES
@@ -153,9 +153,9 @@ def not_empty(name: str, value: Any) -> None:
 
 
 def policy_path(name: str, value: Any) -> None:
-    """A checkpoint folder, a Hub id or a tiny test policy name
-    (:mod:`snapflow_ros.fixtures.policy_paths`); '' = not set yet: a shipped config may leave
-    it to the command line, and configure then fails with a clear message."""
+    """A checkpoint folder, a Hub id or a known ``tiny:`` / ``libero:`` name
+    (:mod:`snapflow_ros.policies`); '' = not set yet: a shipped config may leave it to the
+    command line, and configure then fails with a clear message."""
     if value != value.strip():
         raise ConfigError(f"{name}: {_shown(value)} has spaces at the ends")
     try:

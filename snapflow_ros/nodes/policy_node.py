@@ -55,7 +55,6 @@ from snapflow_ros.control import (
     short,
 )
 from snapflow_ros.control.status import PeriodicEvent, StatusEvent, TransitionEvent, encode
-from snapflow_ros.fixtures.policy_paths import resolve_policy_path
 from snapflow_ros.nodes.diagnostics import build_diagnostics
 from snapflow_ros.nodes.params import (
     CAMERA_PARAMS,
@@ -80,6 +79,7 @@ from snapflow_ros.nodes.process import (
     set_realtime_priority,
     spin,
 )
+from snapflow_ros.policies import resolve_policy
 from snapflow_ros.ros_conversions import check_compressed, check_image
 from snapflow_ros.ros_conversions.actions import COMMAND_TYPES, chunk_message, command_message
 from snapflow_ros.ros_conversions.inputs import header_stamp, image_converter, state_converter
@@ -393,11 +393,13 @@ class PolicyNode(LifecycleNode):
             import torch
 
             torch.set_num_threads(cfg["torch_threads"])
-        from snapflow_ros.runtime import Observation, PolicyRuntime, RuntimeOptions
+        from snapflow_ros.runtime import CheckpointError, Observation, PolicyRuntime, RuntimeOptions
 
         try:
-            path = resolve_policy_path(cfg["policy_path"])
-        except ValueError as exc:
+            path = resolve_policy(cfg["policy_path"])
+        except CheckpointError:
+            raise  # a file, a missing folder, an unreachable Hub id: the loader's own message
+        except ValueError as exc:  # empty, or an unknown tiny: / libero: name
             raise ConfigError(f"policy_path: {exc}") from exc
         seed = cfg["seed"] if cfg["seed"] >= 0 else None
         self.get_logger().info(f"loading policy {path} on {cfg['device']}")

@@ -1,4 +1,4 @@
-"""Find, validate and load LeRobot checkpoints (plain or SnapFlow) with verified weights.
+"""Validate and load LeRobot checkpoint folders (plain or SnapFlow) with verified weights.
 
 Weights are read from safetensors only and loaded by this module (never through PI05's
 ``from_pretrained``, which silently returns a random model when loading fails): every
@@ -78,30 +78,6 @@ class SnapFlowMeta:
             return cls(**raw)
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{path} is not a valid SnapFlow metadata file: {exc}") from exc
-
-
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A local checkpoint folder for a path or a Hugging Face Hub repo id (downloaded if needed)."""
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise CheckpointError(f"{path} is a file; a checkpoint is a folder with config.json")
-        return path.resolve()
-    text = str(name_or_path)
-    if text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise CheckpointError(f"checkpoint folder {path} does not exist")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(
-            snapshot_download(repo_id=text, allow_patterns=["*.json", "*.safetensors", "*/*"])
-        )
-    except Exception as exc:  # network, auth, missing repo: all end here
-        raise CheckpointError(
-            f"{text!r} is neither a local folder nor a reachable Hugging Face Hub repo "
-            f"({type(exc).__name__}: {exc}). Download it on a connected machine and pass "
-            "the folder."
-        ) from exc
 
 
 def read_policy_type(checkpoint_dir: Path) -> str:
@@ -325,18 +301,21 @@ class LoadedPolicy:
 
 
 def load_checkpoint(
-    name_or_path: str | Path,
+    checkpoint_dir: str | Path,
     device: str,
     vlm_path: str | Path | None = None,
     tokenizer_path: str | Path | None = None,
 ) -> LoadedPolicy:
-    """Load a plain or SnapFlow checkpoint: config, verified weights, embedding, processors.
+    """Load a plain or SnapFlow checkpoint folder: config, verified weights, embedding,
+    processors.
 
-    ``device`` must already be resolved (``cpu``, ``cuda``, ``cuda:N``). Note that the returned
-    ``config`` is adjusted for loading (device, SmolVLA ``load_vlm_weights=False``, local VLM
-    folder), so a derived checkpoint should copy the original ``config.json``.
+    ``checkpoint_dir`` is a local folder (a policy name or Hub id is first resolved by
+    :func:`snapflow_ros.policies.resolve_policy`). ``device`` must already be resolved
+    (``cpu``, ``cuda``, ``cuda:N``). Note that the returned ``config`` is adjusted for loading
+    (device, SmolVLA ``load_vlm_weights=False``, local VLM folder), so a derived checkpoint
+    should copy the original ``config.json``.
     """
-    checkpoint_dir = resolve_checkpoint(name_or_path)
+    checkpoint_dir = Path(checkpoint_dir)
     policy_type = read_policy_type(checkpoint_dir)
     meta = SnapFlowMeta.read(checkpoint_dir)
     if meta is not None and meta.policy_type != policy_type:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snapflow_ros.policies import resolve_policy
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime import onnx_format as fmt
 from snapflow_ros.runtime.errors import CheckpointError, ObservationError
@@ -244,7 +245,7 @@ class OnnxPolicyRuntime(PolicyRuntime):
         self.options.check()
         if self.options.engine != ENGINE:
             raise CheckpointError(f"OnnxPolicyRuntime runs engine {ENGINE!r}")
-        export_dir = ckpt.resolve_checkpoint(checkpoint)
+        export_dir = resolve_policy(checkpoint)
         self.export_dir = export_dir
         self.manifest = fmt.read_manifest(export_dir)
         self.checkpoint_dir = export_dir / fmt.CHECKPOINT_SUBDIR

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snapflow_ros.policies import resolve_policy
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.errors import CheckpointError, NonFiniteOutputError, ObservationError
@@ -64,7 +65,10 @@ class PolicyRuntime:
             )
         self.device = resolve_device(self.options.device)
         loaded = ckpt.load_checkpoint(
-            checkpoint, self.device, self.options.vlm_path, self.options.tokenizer_path
+            resolve_policy(checkpoint),
+            self.device,
+            self.options.vlm_path,
+            self.options.tokenizer_path,
         )
         self.checkpoint_dir = loaded.checkpoint_dir
         self.policy_type = loaded.policy_type

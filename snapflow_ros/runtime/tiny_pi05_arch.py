@@ -5,8 +5,8 @@ variants are accepted, and the vision tower, projection size and 257,152-token v
 fixed in code. :func:`tiny_pi05_architecture` patches exactly those names while a model is
 built. A tiny checkpoint records the sizes in :data:`TINY_ARCH_FILE`, and the runtime applies
 the same override when it reloads such a checkpoint (the LeRobot config does not store them):
-that is why this module is part of the runtime, which imports nothing from
-:mod:`snapflow_ros.fixtures` (where the tiny checkpoints are built with it).
+that is why this module is part of the runtime; the tiny checkpoints' builder
+(:mod:`snapflow_ros.policies.tiny`) uses it from here.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ class Proc(LoggedProcess):
 
 def golden_spec() -> Any:
     """The TinySpec of the golden policy (from golden.json)."""
-    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec
+    from snapflow_ros.policies.tiny import TinySpec
 
     spec = dict(golden_info()["checkpoint"]["tiny_spec"])
     spec["camera_names"] = tuple(spec["camera_names"])
@@ -210,7 +210,7 @@ def golden_node(tiny_cache: Path, tmp: Path, domain: int) -> Iterator[tuple[Harn
     """The golden policy node (golden parameters and tiny checkpoint) on sim time, a separate
     process on ``domain``, and a harness joined to it; on exit the node must stop with exit
     code 0 and no traceback in its log (``tmp / "node.log"``)."""
-    from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+    from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 
     ckpt = ensure_tiny_checkpoint(golden_spec(), tiny_cache)
     params = yaml.safe_load((GOLDEN / "policy_params.yaml").read_text())

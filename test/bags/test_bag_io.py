@@ -28,7 +28,7 @@ from snapflow_ros.bags.io import (
     with_header_stamp,
 )
 from snapflow_ros.bags.lockstep import StepPlanner
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 
 from ..import_scan import forbidden_imports
 from .helpers import (

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+from snapflow_ros.policies import libero_tiny_spec
+from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from test.nodes.harness import domain_id
 from test.nodes.test_launch_and_config import fake_prefix
 

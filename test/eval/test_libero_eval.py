@@ -33,8 +33,8 @@ from snapflow_ros.eval.libero_eval import (
     validate,
 )
 from snapflow_ros.eval.report import initial_states_line, percentile_ms, wilson_interval
-from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+from snapflow_ros.policies import libero_tiny_spec
+from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.sim.placements import episode_seed, init_states_file
 from test.nodes.harness import domain_id
 

@@ -125,7 +125,7 @@ def test_an_eval_plan_records_names_and_repository_paths(tmp_path):
     """What results.json gets for the plan: the shipped name and the repository's configs
     without this machine's absolute paths; a folder outside the repository as given."""
     from snapflow_ros.eval.libero_eval import build_parser, plan_record, validate
-    from snapflow_ros.fixtures.policy_paths import embedded_dir
+    from snapflow_ros.policies import embedded_dir
 
     root = repository_root()
     if root is None:

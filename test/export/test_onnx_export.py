@@ -51,7 +51,7 @@ def _noise(rt: PolicyRuntime, seed: int = 1) -> torch.Tensor:
 @pytest.fixture(scope="module", params=["smolvla", "pi05"])
 def snapflow_export(request, tiny_cache, tmp_path_factory):
     """(SnapFlow checkpoint, its export folder, the manifest export_policy returned)."""
-    from snapflow_ros.fixtures.tiny_checkpoints import TinySpec, ensure_tiny_checkpoint
+    from snapflow_ros.policies.tiny import TinySpec, ensure_tiny_checkpoint
 
     plain = ensure_tiny_checkpoint(TinySpec(policy_type=request.param), tiny_cache)
     root = tmp_path_factory.mktemp(f"onnx_{request.param}")

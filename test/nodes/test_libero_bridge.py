@@ -31,8 +31,8 @@ from std_srvs.srv import Trigger
 
 from snapflow_ros.client import NodeClient
 from snapflow_ros.eval.processes import write_params
-from snapflow_ros.fixtures.policy_paths import libero_tiny_spec
-from snapflow_ros.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
+from snapflow_ros.policies import libero_tiny_spec
+from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 from snapflow_ros.sim import ARM_JOINTS, GRIPPER_JOINTS, LEROBOT_STATE_NAMES
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES

@@ -12,7 +12,7 @@ import snapflow_ros
 from ..import_scan import forbidden_imports
 
 PACKAGE = Path(snapflow_ros.__file__).parent
-NODE_SIDE = ("nodes", "runtime", "control", "ros_conversions", "client", "fixtures")
+NODE_SIDE = ("nodes", "runtime", "control", "ros_conversions", "client", "policies")
 
 
 def test_the_node_side_sources_import_no_training_code():
@@ -27,9 +27,9 @@ def test_the_shipped_student_runs_with_the_training_code_unimportable():
         "import sys\n"
         "sys.modules['snapflow_training'] = None  # any import of it raises ImportError\n"
         "import snapflow_ros.nodes.policy_node\n"
-        "from snapflow_ros.fixtures.policy_paths import resolve_policy_path\n"
+        "from snapflow_ros.policies import resolve_policy\n"
         "from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions\n"
-        "path = resolve_policy_path('libero:snapflow')\n"
+        "path = resolve_policy('libero:snapflow')\n"
         "rt = PolicyRuntime(path, RuntimeOptions(device='cpu', warmup=0))\n"
         "assert rt.is_snapflow and rt.default_num_steps == 1\n"
         "chunk = rt.predict_chunk(rt.dummy_observation())\n"

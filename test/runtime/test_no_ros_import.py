@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import snapflow_ros.fixtures
+import snapflow_ros.policies
 import snapflow_ros.runtime
 
 from ..import_scan import forbidden_imports
 
 FORBIDDEN = ("rclpy", "launch", "sensor_msgs", "std_msgs", "trajectory_msgs", "snapflow_ros.nodes")
-LAYERS = [Path(snapflow_ros.runtime.__file__).parent, Path(snapflow_ros.fixtures.__file__).parent]
+LAYERS = [Path(snapflow_ros.runtime.__file__).parent, Path(snapflow_ros.policies.__file__).parent]
 
 
 def test_no_ros_import_in_runtime_sources():
@@ -20,9 +20,8 @@ def test_no_ros_import_in_runtime_sources():
     assert offenders == []
 
 
-def test_the_runtime_imports_neither_fixtures_nor_training():
-    runtime = Path(snapflow_ros.runtime.__file__).parent
-    assert forbidden_imports(runtime, ("snapflow_ros.fixtures", "snapflow_training")) == []
+def test_the_runtime_and_the_policy_registry_import_no_training_code():
+    assert [o for layer in LAYERS for o in forbidden_imports(layer, ("snapflow_training",))] == []
 
 
 def test_the_options_module_imports_no_torch():

@@ -27,10 +27,11 @@ def main(dataset: str, out: str, policy: str) -> None:
     from snapflow_training.distill import process_batches
     from snapflow_training.run_support import make_accelerator
 
+    from snapflow_ros.policies import resolve_policy
     from snapflow_ros.runtime import checkpoint as ckpt
 
     accelerator = make_accelerator("cpu", find_unused=False)
-    directory = ckpt.resolve_checkpoint(policy)
+    directory = resolve_policy(policy)
     config = ckpt.load_policy_config(directory, ckpt.read_policy_type(directory), "cpu", None)
     split = data.make_split(dataset, config, "1")
     train_set = data.load_episodes(split, split.train_episodes)

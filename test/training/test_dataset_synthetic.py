@@ -16,7 +16,7 @@ from snapflow_training.synthetic_dataset import (
     ensure_synthetic_dataset,
 )
 
-from snapflow_ros.fixtures.tiny_checkpoints import TinySpec
+from snapflow_ros.policies.tiny import TinySpec
 from snapflow_ros.runtime import checkpoint as ckpt
 
 SPEC = SyntheticSpec(num_episodes=6, episode_length=16, seed=3)

@@ -466,6 +466,11 @@ BAD_CASES = {
         "cameras",
     ),
     "policy type": (lambda p, d, o, t: ["--policy", str(_act_checkpoint(t))], "not supported"),
+    "policy name": (
+        lambda p, d, o, t: ["--policy", "libero:nope"],
+        "unknown embedded policy 'libero:nope'",
+    ),
+    "policy folder": (lambda p, d, o, t: ["--policy", str(t / "nope")], "does not exist"),
     "output under a file": (lambda p, d, o, t: ["--output", str(_file(t) / "run")], "writable"),
     "output is a file": (lambda p, d, o, t: ["--output", str(_file(t))], "not a folder"),
     "output not empty": (lambda p, d, o, t: ["--output", str(_non_empty(t))], "not empty"),

@@ -1,5 +1,6 @@
-"""The shipped LIBERO teacher (libero:teacher) distils: a few steps of `distill` on a small
-dataset with LIBERO's features, and the student it writes runs one step per chunk."""
+"""The shipped LIBERO teacher distils by its name: a few steps of `distill --policy
+libero:teacher` on a small dataset with LIBERO's features, and the student it writes runs one
+step per chunk."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from snapflow_training.distill_cli import main as distill_main
 from snapflow_training.synthetic_dataset import SyntheticSpec, ensure_synthetic_dataset
 
-from snapflow_ros.fixtures.policy_paths import resolve_policy_path
+from snapflow_ros.policies import resolve_policy
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 
 LIBERO_LIKE = SyntheticSpec(
@@ -20,19 +21,20 @@ LIBERO_LIKE = SyntheticSpec(
 
 
 def test_the_shipped_teacher_distils_and_its_student_runs(tmp_path: Path) -> None:
-    teacher = Path(resolve_policy_path("libero:teacher"))
+    teacher = resolve_policy("libero:teacher")
     manifest = json.loads((teacher.parent / "manifest.json").read_text())
     assert manifest["name"] == "libero_object_t0" and manifest["size_mb"] <= 25
     data = ensure_synthetic_dataset(tmp_path / "data", LIBERO_LIKE)
     out = tmp_path / "run"
     code = distill_main(
-        ["--policy", str(teacher), "--dataset", str(data), "--output", str(out),
+        ["--policy", "libero:teacher", "--dataset", str(data), "--output", str(out),
          "--steps", "3", "--batch-size", "4", "--lr", "1e-3", "--eval-episodes", "0",
          "--num-workers", "0", "--device", "cpu", "--no-progress"]
     )  # fmt: skip
     assert code == 0
     student = PolicyRuntime(out / "model", RuntimeOptions(device="cpu", warmup=0))
     assert student.is_snapflow and student.default_num_steps == 1
+    assert student.snapflow.base_policy == "libero:teacher"  # the name, not one machine's path
     chunk = student.predict_chunk(student.dummy_observation())
     assert chunk.actions.shape == (10, 7) and np.all(np.isfinite(chunk.actions))
     assert chunk.num_steps == 1

@@ -87,7 +87,7 @@ class BenchConfig:
 
 def default_work_dir() -> Path:
     """Where the benchmark caches its dataset, teacher and runs by default."""
-    from snapflow_ros.fixtures.tiny_checkpoints import default_cache_dir
+    from snapflow_ros.policies.tiny import default_cache_dir
 
     return default_cache_dir().parent / "bench_multimodal"
 

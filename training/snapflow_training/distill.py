@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snapflow_ros.policies import resolve_policy
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.policy_runtime import resolve_device
@@ -94,10 +95,10 @@ def _preflight(settings: DistillSettings) -> Path:
     out = check_output(settings)
     data.resolve_dataset(settings.dataset)
     try:
-        checkpoint_dir = ckpt.resolve_checkpoint(settings.policy)
+        checkpoint_dir = resolve_policy(settings.policy)
         policy_type = ckpt.read_policy_type(checkpoint_dir)
         config = ckpt.load_policy_config(checkpoint_dir, policy_type, "cpu", None)
-    except ckpt.CheckpointError as exc:
+    except ValueError as exc:  # a CheckpointError, or an unknown tiny: / libero: name
         raise DistillError(str(exc)) from exc
     if (checkpoint_dir / ckpt.SNAPFLOW_META).is_file():
         raise DistillError(

@@ -1,7 +1,7 @@
 """Copy a trained teacher and its SnapFlow student into the package, with a manifest.
 
 The shipped policies (``libero:teacher``, ``libero:snapflow``; see
-:mod:`snapflow_ros.fixtures.policy_paths`) live in ``snapflow_ros/models/<name>/``::
+:mod:`snapflow_ros.policies`) live in ``snapflow_ros/models/<name>/``::
 
     teacher/         the lerobot-train checkpoint (with its vlm/ folder)
     snapflow/        the distilled student (snapflow.json, target-time embedding, vlm/)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from snapflow_ros.policies import resolve_policy
 from snapflow_ros.runtime import checkpoint as ckpt
 from snapflow_ros.runtime.adapters import make_adapter
 from snapflow_ros.runtime.checkpoint import LoadedPolicy
@@ -59,7 +60,7 @@ def load_policy(
     snapflow: bool | None = False,
 ) -> LoadedPolicy:
     """Load a plain (``snapflow=False``), SnapFlow (``True``) or either (``None``) checkpoint."""
-    checkpoint_dir = ckpt.resolve_checkpoint(name_or_path)
+    checkpoint_dir = resolve_policy(name_or_path)
     ckpt.read_policy_type(checkpoint_dir)  # fail fast on unsupported types
     meta = ckpt.SnapFlowMeta.read(checkpoint_dir)
     if snapflow is False and meta is not None:

@@ -1,6 +1,6 @@
 """A small synthetic LeRobotDataset with a structured, learnable (and partly bimodal) action.
 
-The features match :class:`snapflow_ros.fixtures.tiny_checkpoints.TinySpec`: two 48x64 RGB
+The features match :class:`snapflow_ros.policies.tiny.TinySpec`: two 48x64 RGB
 cameras (``observation.images.front`` / ``.wrist``), an 8-D state and a 7-D action, plus a task
 string. Each episode is a point reaching a goal:
 

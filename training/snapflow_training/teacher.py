@@ -37,7 +37,7 @@ from snapflow_training.errors import DistillError
 
 VlmSize = Literal["tiny", "small"]
 VLM_SIZES: tuple[str, ...] = ("tiny", "small")
-# Overrides of the tiny VLM (snapflow_ros.fixtures) that make the "small" one: 4x the width.
+# Overrides of the tiny VLM (snapflow_ros.policies.tiny) that make the "small" one: 4x the width.
 SMALL_VLM = {
     "text": {"hidden_size": 128, "intermediate_size": 512, "head_dim": 32},
     "vision": {"hidden_size": 64, "intermediate_size": 128},
@@ -109,9 +109,9 @@ def write_vlm_folder(dest: Path, size: VlmSize, image_size: int | None = None) -
     """The local VLM folder (config, processor, tokenizer) the SmolVLA is built from."""
     from transformers import SmolVLMConfig
 
-    from snapflow_ros.fixtures.tiny_checkpoints import _write_smolvla_vlm
+    from snapflow_ros.policies.tiny import write_smolvla_vlm
 
-    _write_smolvla_vlm(dest, "tiny", image_size)
+    write_smolvla_vlm(dest, "tiny", image_size)
     if size == "small":
         config = SmolVLMConfig.from_pretrained(dest)
         for key, value in SMALL_VLM["text"].items():
