@@ -56,6 +56,7 @@ DOMAIN = domain_id(31)
         (["--config", "a=tiny:smolvla"], "unknown policy name"),
         (["--config", "a=libero:nope"], "unknown policy name"),
         (["--config", "a=/no/such/ckpt"], "is not a checkpoint folder"),
+        (["--config", "a=no/such/ckpt"], "is not a checkpoint folder"),  # nor a Hub id
         (["--config", "a=tiny:libero", "--config", "a=tiny:libero,1"], "duplicate names"),
         (["--video", "top"], "--video: agentview, wrist or both"),
         (["--policy-arg", "device=cuda"], "expected NAME:=VALUE"),
@@ -99,6 +100,9 @@ def test_configs_and_defaults_parse():
     assert plan.video == ("agentview", "wrist") and plan.configs[0].policy_path == "tiny:libero"
     with pytest.raises(UsageError):
         parse_config("x=tiny:libero,-1")
+    # a Hub id is the policy registry's to download when the run starts
+    hub = parse_config("hub=HuggingFaceVLA/smolvla_libero,10")
+    assert (hub.policy_path, hub.num_steps) == ("HuggingFaceVLA/smolvla_libero", 10)
 
 
 def test_eval_compares_configurations(tmp_path, tiny_cache):

@@ -27,6 +27,7 @@ from snapflow_ros.policies import (
 )
 from snapflow_ros.policies.tiny import TinySpec, ensure_tiny_checkpoint
 from snapflow_ros.runtime import CheckpointError, PolicyRuntime, RuntimeOptions
+from test.nodes.harness import InProcessNode, domain_id, node_parameters
 
 LIBERO_LIKE = SyntheticSpec(
     num_episodes=2, episode_length=6, image_height=64, image_width=64,
@@ -154,6 +155,21 @@ def test_the_runtime_takes_every_kind_of_name(default_tiny_cache, offline_hub):
     assert PolicyRuntime("libero:snapflow", opts).is_snapflow
     with pytest.raises(CheckpointError, match="neither a local folder nor a reachable"):
         PolicyRuntime("someone/not-a-local-folder", opts)
+
+
+def test_the_policy_node_reports_a_missing_folder_as_the_loader_does(tmp_path):
+    missing = tmp_path / "nope"
+    node = InProcessNode(
+        domain_id(71), node_parameters({"policy_path": str(missing), "torch_threads": 1})
+    )
+    try:
+        node.node.autostart()
+        assert node.node.state_label == "unconfigured"
+        error = node.node.report().configure_error
+        assert error == f"CheckpointError: checkpoint folder {missing} does not exist", error
+    finally:
+        node.close()
+    assert not node.errors, node.errors
 
 
 # ------------------------------------------------------------------------------ distill
