@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from snapflow_ros.policies import is_hub_id
 from snapflow_training.errors import DistillError
 
 LOG = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def resolve_dataset(name_or_path: str) -> DatasetSource:
             raise DistillError(f"dataset {path} is not a LeRobot dataset (no meta/info.json)")
         return DatasetSource(repo_id=f"local/{path.resolve().name}", root=path.resolve())
     text = str(name_or_path)
-    if text.startswith((".", "/", "~")) or text.count("/") != 1:
+    if not is_hub_id(text):  # the policy registry's rule, for datasets too
         raise DistillError(f"dataset folder {path} does not exist")
     return DatasetSource(repo_id=text, root=None)
 
