@@ -17,7 +17,6 @@ Run: ``policy_node --ros-args --params-file config/policy.yaml``.
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 import time
@@ -80,9 +79,13 @@ from snapflow_ros.nodes.process import (
     spin,
 )
 from snapflow_ros.policies import resolve_policy
-from snapflow_ros.ros_conversions import check_compressed, check_image
 from snapflow_ros.ros_conversions.actions import COMMAND_TYPES, chunk_message, command_message
-from snapflow_ros.ros_conversions.inputs import header_stamp, image_converter, state_converter
+from snapflow_ros.ros_conversions.inputs import (
+    header_stamp,
+    image_checker,
+    image_converter,
+    state_converter,
+)
 
 STATE_MSG_TYPES = {
     "joint_state": JointState,
@@ -491,8 +494,8 @@ class PolicyNode(LifecycleNode):
                 max_pixels,
                 self._decoder_warning(f"decoder.{cam.name}", label),
             )
-            check = functools.partial(
-                check_compressed if cam.compressed else check_image, max_pixels=max_pixels
+            check = image_checker(
+                cam.compressed, int(height), int(width), cfg["cameras.resize"], max_pixels
             )
             cameras.append((cam.key, InputSlot(f"camera.{cam.name}", label, convert, check)))
         states = [

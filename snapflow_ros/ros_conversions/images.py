@@ -159,6 +159,17 @@ def check_compressed(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     PNG stream whose declared size is at most ``max_pixels`` (never more than
     :data:`MAX_PIXELS`) pixels.
     """
+    return _check_compressed(msg, max_pixels)[0]
+
+
+def compressed_size(msg: Any, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """The ``(width, height)`` a ``sensor_msgs/CompressedImage`` declares in its header,
+    after the checks of :func:`check_compressed` (nothing is decoded)."""
+    return _check_compressed(msg, max_pixels)[1]
+
+
+def _check_compressed(msg: Any, max_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`check_compressed`'s work: the bytes and the declared ``(width, height)``."""
     fmt = str(msg.format).lower()
     if fmt and not any(f in fmt for f in COMPRESSED_FORMATS):
         shown = str(msg.format)[:40]
@@ -189,7 +200,7 @@ def check_compressed(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         )
     if width * height > limit:
         raise _too_large(width, height, limit)
-    return buf
+    return buf, (width, height)
 
 
 _capture_lock = threading.Lock()

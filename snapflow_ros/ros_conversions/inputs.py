@@ -2,8 +2,9 @@
 
 :func:`header_stamp` reads a message's capture time; :func:`image_converter` and
 :func:`state_converter` build the message -> numpy function of one camera or state source
-(resizing to the policy's image size when asked). Each converter raises a ``ValueError``
-saying what is wrong with a message, never anything else.
+(resizing to the policy's image size when asked), :func:`image_checker` the cheap check a
+camera's messages get as they arrive (nothing decoded). Each converter and checker raises a
+``ValueError`` saying what is wrong with a message, never anything else.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 
 from snapflow_ros.ros_conversions.images import (
     MAX_PIXELS,
+    check_image,
+    compressed_size,
     compressed_to_rgb,
     image_to_rgb,
     resize_rgb,
@@ -47,6 +50,38 @@ def header_stamp(msg: Any) -> tuple[int, str]:
     return ns, ""
 
 
+def _other_size(width: int, height: int, policy_width: int, policy_height: int) -> ValueError:
+    """An image of ``width`` x ``height`` where the policy takes only its own size."""
+    return ValueError(
+        f"image is {width}x{height}, the policy expects {policy_width}x{policy_height} "
+        "(set cameras.resize: true to resize)"
+    )
+
+
+def image_checker(
+    compressed: bool,
+    height: int,
+    width: int,
+    resize: bool,
+    max_pixels: int = MAX_PIXELS,
+) -> Callable[[Any], None]:
+    """The check of a camera's Image (or CompressedImage) messages on arrival, nothing
+    decoded: their structure and at most ``max_pixels`` pixels (:func:`check_image`,
+    :func:`check_compressed`) and, unless ``resize``, the policy's ``width`` x ``height``
+    (the size the message declares; :func:`image_converter` checks the decoded image)."""
+
+    def check(msg: Any) -> None:
+        if compressed:
+            got_width, got_height = compressed_size(msg, max_pixels)
+        else:
+            check_image(msg, max_pixels)
+            got_width, got_height = int(msg.width), int(msg.height)
+        if not resize and (got_width, got_height) != (width, height):
+            raise _other_size(got_width, got_height, width, height)
+
+    return check
+
+
 def image_converter(
     compressed: bool,
     height: int,
@@ -67,11 +102,8 @@ def image_converter(
     def convert(msg: Any) -> np.ndarray:
         img = decode(msg)
         if img.shape[0] != height or img.shape[1] != width:
-            if not resize:
-                raise ValueError(
-                    f"image is {img.shape[1]}x{img.shape[0]}, the policy expects "
-                    f"{width}x{height} (set cameras.resize: true to resize)"
-                )
+            if not resize:  # found on arrival already, unless the header lied
+                raise _other_size(img.shape[1], img.shape[0], width, height)
             img = resize_rgb(img, height, width)
         return img
 
