@@ -210,13 +210,15 @@ def rig(
     stamp_mode: str = "oldest",
     latency_hint: float = 0.05,
     active: bool = True,
+    inputs: InputSet | None = None,
 ) -> Rig:
+    """A :class:`Rig` (``inputs``: others than :func:`make_inputs`' camera and state)."""
     clock = FakeClock()
     runtime = FakeRuntime(clock, latency_s)
     out = Recorder()
     settings = settings or Settings(task_text="pick", hold_mode=hold_mode, input_timeout=0.5)
     ctl = PolicyController(clock, out, settings, name="/policy_node", monotonic=lambda: clock.s)
-    inputs = make_inputs(stamp_mode)
+    inputs = inputs or make_inputs(stamp_mode)
     loop = CommandLoop(
         dt=DT,
         action_dim=DIM,

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from snapflow_ros.control import (
     ActionLimits,
+    InputSet,
+    InputSlot,
     PolicyController,
     Settings,
     auto_replan_threshold,
 )
 from snapflow_ros.control.controller import NON_FINITE_OUTPUT
 from snapflow_ros.control.status import ChunkEvent, RejectedEvent
+from snapflow_ros.ros_conversions.inputs import image_checker, image_converter
 from snapflow_ros.runtime.errors import NonFiniteOutputError, ObservationError
 
 from .fakes import DIM, DT, HORIZON, FakeClock, Msg, Recorder, S, rig
@@ -153,6 +157,50 @@ def test_a_malformed_input_holds_at_the_next_tick_and_is_rejected_once():
     r.feed(2.0)
     r.step()
     assert values(r.out) == [1.0, 2.0]
+
+
+def raw_image(height: int, width: int, value: int = 0) -> SimpleNamespace:
+    """A raw rgb8 image message (the fields the conversions read)."""
+    data = bytes([value]) * (3 * width * height)
+    return SimpleNamespace(encoding="rgb8", height=height, width=width, step=3 * width, data=data)
+
+
+def test_an_image_of_another_size_without_resizing_holds_at_the_next_tick():
+    """``cameras.resize: false``: the node's camera slot (its check and conversion) finds an
+    image of another size on arrival. It was found only when the next observation was
+    converted, and the plan in force kept commanding until then."""
+    camera = InputSlot(
+        "camera.front",
+        "camera front (cam)",
+        image_converter(False, 2, 3, resize=False),
+        image_checker(False, 2, 3, resize=False),
+    )
+    state = InputSlot("state.joints", "state joints (js)", lambda m: m.value, eager=True)
+    r = rig(inputs=InputSet([("observation.images.front", camera)], [state]))
+
+    def feed(value: float, image: SimpleNamespace) -> None:
+        camera.update(image, r.clock.ns, r.clock.ns)
+        state.update(Msg(np.array([value, 0.0])), r.clock.ns, r.clock.ns)
+
+    feed(1.0, raw_image(2, 3))
+    r.step()
+    assert values(r.out) == [1.0]
+    r.clock.advance(DT)
+    camera.update(raw_image(3, 3), r.clock.ns, r.clock.ns)
+    r.ctl.tick()  # the plan still had actions: none is sent
+    assert values(r.out) == [1.0]
+    refusal = "image is 3x3, the policy expects 3x2 (set cameras.resize: true to resize)"
+    (problem,) = r.ctl.report().problems
+    assert problem["severity"] == "fault" and problem["input"] == "camera.front"
+    assert problem["message"] == f"camera front (cam): {refusal}"
+    r.ctl.infer_once()
+    (event,) = r.out.of("rejected")
+    assert event.input == "camera.front" and refusal in event.reason
+    assert not r.runtime.calls[1:], "a chunk from an image of another size"
+    r.clock.advance(DT)
+    feed(2.0, raw_image(2, 3))
+    r.step()
+    assert values(r.out) == [1.0, 2.0] and r.ctl.report().healthy
 
 
 def test_a_rejected_observation_carries_the_newest_stamp_when_asked():
