@@ -29,7 +29,8 @@ per message, so ``rejected`` events of one input are announced at most once per
 rejection is still counted in ``input_faults`` / ``inference_errors``). The first rejection
 after a merged chunk, ``reset``, ``resume`` or activation is always announced (``replay``
 asks for one observation at a time that way). Task and ``num_steps`` changes are logged
-through a :class:`~.stats.ChangeLog` (at most one line per 2 s each, the latest value last).
+through a :class:`~.stats.ChangeLog` (at most one line per 2 s each, the latest value last;
+a line still held back when the session is detached is logged then).
 """
 
 from __future__ import annotations
@@ -240,11 +241,14 @@ class PolicyController:
             self._apply_settings_to_loop()
 
     def detach(self) -> None:
-        """Forget the session (cleanup): no more ticks, chunks or inputs."""
+        """Forget the session (cleanup, shutdown): no more ticks, chunks or inputs. A task or
+        ``num_steps`` change still held back by the log's rate limit is logged now, not by a
+        later timer (which may never come, or come from a node being destroyed)."""
         with self._lock:
             self._active = False
             self._epoch += 1
             self._session = None
+        self.log_changes.flush(force=True)
 
     def activate(self) -> None:
         """Start executing: a fresh plan, commands from the next chunk on."""

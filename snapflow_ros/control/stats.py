@@ -184,7 +184,9 @@ class ChangeLog:
     ``period`` seconds for that key: a change made meanwhile is kept (only the latest) and
     logged by :meth:`flush` once the period is over, saying how many earlier changes were
     not logged. A flood of changes thus gives two lines per period at most, and the log
-    always ends with the value in force.
+    always ends with the value in force. Whoever calls :meth:`flush` on a timer calls
+    ``flush(force=True)`` before that timer stops (the owner goes away): a line held back
+    must not come out later from a timer, nor be lost.
     """
 
     def __init__(
@@ -207,14 +209,17 @@ class ChangeLog:
             self._pending[key] = (level, message, count + 1)
         self.flush(key)
 
-    def flush(self, key: str | None = None) -> None:
-        """Log the pending change of ``key`` (of every key: None) whose period is over."""
+    def flush(self, key: str | None = None, force: bool = False) -> None:
+        """Log the pending change of ``key`` (of every key: None) whose period is over
+        (``force``: now, whatever the period)."""
         now = self._monotonic()
         lines = []
         with self._lock:
             for k in [key] if key is not None else list(self._pending):
                 last = self._last.get(k)
-                if k not in self._pending or (last is not None and now - last < self.period):
+                if k not in self._pending:
+                    continue
+                if not force and last is not None and now - last < self.period:
                     continue
                 level, message, count = self._pending.pop(k)
                 self._last[k] = now

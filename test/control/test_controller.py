@@ -666,3 +666,20 @@ def test_num_steps_changes_are_logged_at_most_once_per_period():
     lines = [m for _, m in r.out.logs if m.startswith("num_steps")]
     assert lines[1:] == ["num_steps -> 2 (+48 earlier changes not logged)"]
     assert r.ctl.settings.num_steps == 2
+
+
+def test_a_change_held_back_by_the_log_rate_is_logged_when_the_session_is_detached():
+    """The node's shutdown and cleanup detach the session: the task in force is logged then,
+    not by a timer after the node has gone (or never)."""
+    r = rig()
+    r.ctl.set_task("first task")
+    r.clock.advance(0.5)
+    r.ctl.set_task("second task")  # within the period: held back
+    assert [m for _, m in r.out.logs if m.startswith("task: ")] == ["task: 'first task'"]
+    r.ctl.detach()
+    lines = [m for _, m in r.out.logs if m.startswith("task: ")]
+    assert lines == ["task: 'first task'", "task: 'second task'"]
+    r.clock.advance(5.0)
+    r.ctl.tick()
+    r.ctl.report()
+    assert len([m for _, m in r.out.logs if m.startswith("task: ")]) == 2

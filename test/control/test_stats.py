@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from snapflow_ros.control import LatencyStats, RateMeter, Throttle, percentiles
+from snapflow_ros.control import ChangeLog, LatencyStats, RateMeter, Throttle, percentiles
 
 
 def test_percentiles_exact():
@@ -62,3 +62,24 @@ def test_throttle_per_key():
     assert th.ready("b", 0.5) == (True, 0)
     assert th.ready("a", 0.7) == (False, 0)
     assert th.ready("a", 1.1) == (True, 2)
+
+
+def test_a_change_held_back_is_logged_by_a_forced_flush_and_not_again():
+    """A line held back for the period was only logged by the next timed flush: up to 2 s
+    later, from a timer of a node that might be shutting down (a test's line printed outside
+    any test's output), or never."""
+    now = [0.0]
+    lines: list[tuple[str, str]] = []
+    log = ChangeLog(lambda level, message: lines.append((level, message)), 2.0, lambda: now[0])
+    log.changed("task", "info", "task: 'a'")
+    now[0] = 0.5
+    log.changed("task", "info", "task: 'b'")
+    log.changed("task", "info", "task: 'c'")
+    log.flush()  # within the period: held back
+    assert lines == [("info", "task: 'a'")]
+    log.flush(force=True)
+    assert lines[1:] == [("info", "task: 'c' (+1 earlier change not logged)")]
+    now[0] = 10.0
+    log.flush()
+    log.flush(force=True)
+    assert len(lines) == 2  # nothing left for a later flush
