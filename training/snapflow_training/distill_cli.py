@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     io = p.add_argument_group("inputs and output")
-    io.add_argument("--policy", required=True, help="teacher checkpoint folder or Hub repo id")
+    io.add_argument(
+        "--policy",
+        required=True,
+        help="teacher: checkpoint folder, Hub repo id or a shipped name "
+        "(libero:teacher, tiny:smolvla)",
+    )
     io.add_argument("--dataset", required=True, help="LeRobotDataset root folder or Hub repo id")
     io.add_argument("--output", required=True, help="run folder (final model in <output>/model)")
     io.add_argument("--resume", action="store_true", help="continue the run in --output")
