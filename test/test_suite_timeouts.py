@@ -4,13 +4,7 @@ their longer timeout; a test the signal cannot reach ends the run through the ba
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
+from .inner_pytest import run_inner
 
 INNER = """
 import time
@@ -46,46 +40,16 @@ def test_never_runs():
 """
 
 
-def run_inner(
-    tmp_path: Path, source: str, *options: str
-) -> tuple[subprocess.CompletedProcess, float]:
-    """Run ``source`` as a pytest session with this suite's conftest: (result, seconds)."""
-    (tmp_path / "test_inner.py").write_text(source)
-    start = time.monotonic()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "test.conftest",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore::pytest.PytestUnknownMarkWarning",
-            *options,
-            "test_inner.py",
-        ],  # fmt: skip
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done, time.monotonic() - start
-
-
 def test_a_hang_fails_that_test_by_name_and_the_run_goes_on(tmp_path):
-    done, _ = run_inner(tmp_path, INNER, "-o", "timeout=2", "-o", "timeout_method=signal")
-    out = done.stdout + done.stderr
+    done = run_inner(tmp_path, INNER, "-o", "timeout=2", "-o", "timeout_method=signal")
+    out = done.output
     assert "FAILED test_inner.py::test_hangs - Failed: Timeout (>2.0s)" in out, out[-3000:]
-    assert out.strip().splitlines()[-1].startswith("1 failed, 2 passed"), out[-3000:]
+    assert done.summary.startswith("1 failed, 2 passed"), out[-3000:]
 
 
 def test_a_test_stuck_out_of_the_signals_reach_ends_the_run(tmp_path):
-    done, seconds = run_inner(tmp_path, STUCK, "-o", "timeout=1", "-o", "timeout_hard_exit_after=2")
-    out = done.stdout + done.stderr
-    assert done.returncode == 1 and seconds < 60, out[-3000:]
+    done = run_inner(tmp_path, STUCK, "-o", "timeout=1", "-o", "timeout_hard_exit_after=2")
+    out = done.output
+    assert done.returncode == 1 and done.seconds < 60, out[-3000:]
     assert "test_inner.py::test_signal_cannot_reach_it: still running 2 s after its 1 s" in out
     assert "test_never_runs" not in out

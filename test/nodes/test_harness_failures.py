@@ -5,14 +5,12 @@ module's teardown."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .harness import REPO, Harness, domain_id
+from ..inner_pytest import run_inner
+from .harness import Harness, domain_id
 
 DOMAIN = domain_id(18)
 
@@ -67,31 +65,8 @@ def test_a_dead_feed_thread_is_named_by_every_wait():
 
 
 def test_a_raising_callback_fails_the_test_it_happened_in(tmp_path: Path) -> None:
-    inner = tmp_path / "test_inner.py"
-    inner.write_text(INNER)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "test.conftest",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore::pytest.PytestUnknownMarkWarning",
-            str(inner),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = done.stdout + done.stderr
-    summary = out.strip().splitlines()[-1]
+    done = run_inner(tmp_path, INNER, timeout=300)
+    out, summary = done.output, done.summary
     assert summary.startswith("1 failed, 1 passed") and "error" not in summary, out[-4000:]
     failed = out.split("_ test_a_callback_raises _")[1]
     assert "in the background during the test" in failed and "boom in a timer" in failed
