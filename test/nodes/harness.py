@@ -590,6 +590,17 @@ class InProcessNode:
             rclpy.try_shutdown(context=self.context)
 
 
+def wait_task_taken(harness: Harness, node: Any, timeout: float = 60.0) -> None:
+    """Wait until the in-process ``node`` has taken a task from the topic and that callback,
+    its log line included, is over. A fixture that returns earlier lets the node's
+    ``task: ...`` line fall between two phases of a test, where pytest captures nothing."""
+    wait_for(
+        lambda: node.controller.session.inputs.task_count > 0, timeout, "the node to take the task"
+    )
+    # its executor runs one callback at a time: a round trip through it ends after the task's
+    harness.get_params("task.topic")
+
+
 def chunk_actions(traj: JointTrajectory) -> np.ndarray:
     """The (H, D) positions of a chunk message."""
     return np.array([list(p.positions) for p in traj.points], np.float64)

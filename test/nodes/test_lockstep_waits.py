@@ -24,7 +24,14 @@ from sensor_msgs.msg import JointState
 from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image
 
-from .harness import JOINTS, Harness, active_in_process_node, domain_id, header_ns
+from .harness import (
+    JOINTS,
+    Harness,
+    active_in_process_node,
+    domain_id,
+    header_ns,
+    wait_task_taken,
+)
 
 DOMAIN = domain_id(12)
 DT_NS = 50_000_000  # 20 Hz
@@ -99,6 +106,7 @@ def lockstep(tiny_smolvla_dir):
     with active_in_process_node(DOMAIN, overrides) as (harness, node):
         harness.publish_task()
         harness.wait_matched(120)
+        wait_task_taken(harness, node)
         yield harness, node
 
 
