@@ -464,6 +464,13 @@ class Harness:
         except ClientError as exc:
             raise self._waited(exc) from None
 
+    def commands_during(self, seconds: float) -> list[Recorded]:
+        """The commands that arrive during the next ``seconds`` (a window in which the test
+        expects none, or counts them)."""
+        start = time.time_ns()
+        time.sleep(seconds)
+        return self.snapshot(self.commands, start)
+
     def latest_diagnostics(self, timeout: float = 10.0) -> dict[str, Any]:
         """The next /diagnostics message from the node: {part: (level, message, values)}."""
         since = time.time_ns()
@@ -483,6 +490,17 @@ class Harness:
             return None
 
         return wait_for(get, timeout, "/diagnostics from the node")
+
+    def wait_diagnostic(self, part: str, *texts: str, timeout: float = 20.0) -> tuple[int, str]:
+        """``(level, message)`` of the next ``part`` diagnostic (``inputs``, ``commands``, ...)
+        whose message names every one of ``texts``."""
+        return wait_for(
+            lambda: (d := self.latest_diagnostics()[part])
+            and all(t in d[1] for t in texts)
+            and d[:2],
+            timeout,
+            f"the {part} diagnostic to name {texts}",
+        )
 
     # ------------------------------------------------------------------ services
     def call(self, srv_type: type, name: str, request: Any, timeout: float = 60.0) -> Any:
@@ -613,11 +631,16 @@ def header_ns(msg: Any) -> int:
 
 @contextlib.contextmanager
 def fed_node_process(
-    params: Path, domain: int, log_path: Path, extra_args: list[str] | None = None
+    params: Path,
+    domain: int,
+    log_path: Path,
+    extra_args: list[str] | None = None,
+    **harness_options: Any,
 ) -> Iterator[tuple[Harness, NodeProcess]]:
-    """A policy node process fed by a :class:`Harness` with good inputs, commands flowing.
-    On the way out: Ctrl-C, and the node must have stopped cleanly (status 0, no traceback)."""
-    harness = Harness(domain)
+    """A policy node process fed by a :class:`Harness` (``harness_options``: its keyword
+    arguments, e.g. ``compressed``) with good inputs, commands flowing. On the way out:
+    Ctrl-C, and the node must have stopped cleanly (status 0, no traceback)."""
+    harness = Harness(domain, **harness_options)
     proc = NodeProcess(params, domain, log_path, extra_args)
     try:
         harness.start_feed()

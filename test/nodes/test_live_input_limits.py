@@ -5,9 +5,12 @@ stale, not "received now"; a flood of tasks or ``num_steps`` changes gives a few
 not one per message; a JPEG with valid markers and corrupt data prints nothing of libjpeg's
 to stderr and is one throttled fault; ``rejected`` events of an input that stays malformed are
 at most one per second; images above ``cameras.max_pixels`` are refused before conversion;
-parameters that apply at the next configure say so when set; several refused parameters are
-each named in the log. Everything is read where an operator reads it: the node's log (stdout
-and stderr of the process), ``~/status``, ``/diagnostics`` and the parameter service's answer.
+an image of another size than the policy's (the node runs with ``cameras.resize: false``, the
+feed's frames being the policy's 64x48) holds at the next tick, named in the status, until
+images of the right size come again; parameters that apply at the next configure say so when
+set; several refused parameters are each named in the log. Everything is read where an
+operator reads it: the node's log (stdout and stderr of the process), ``~/status``,
+``/diagnostics`` and the parameter service's answer.
 """
 
 from __future__ import annotations
@@ -25,7 +28,16 @@ from sensor_msgs.msg import CompressedImage, JointState
 from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_compressed, rgb_to_image
 
-from .harness import JOINTS, Harness, NodeProcess, domain_id, wait_for, write_params
+from .harness import (
+    JOINTS,
+    Harness,
+    NodeProcess,
+    domain_id,
+    fed_node_process,
+    header_ns,
+    wait_for,
+    write_params,
+)
 
 DOMAIN = domain_id(61)
 RATE = 20.0
@@ -49,21 +61,13 @@ def running(tiny_smolvla_dir, tmp_path_factory):
             "cameras.wrist.compressed": True,
             "cameras.wrist.topic": "camera/wrist/image_raw/compressed",
             "cameras.max_pixels": MAX_PIXELS,
+            "cameras.resize": False,
         },
     )
-    harness = Harness(DOMAIN, compressed=("wrist",))
-    proc = NodeProcess(params, DOMAIN, tmp / "node.log")
-    try:
-        harness.start_feed()
-        harness.wait_matched(120)
-        harness.wait_commands(5, timeout=120)
-        yield harness, proc
-    finally:
-        rc = proc.stop()
-        harness.close()
-    log = proc.log()
-    assert rc == 0 and "Traceback" not in log, log[-3000:]
-    assert "ignoring parameters" not in log, "cameras.max_pixels is not a parameter"
+    log = tmp / "node.log"
+    with fed_node_process(params, DOMAIN, log, compressed=("wrist",)) as running:
+        yield running
+    assert "ignoring parameters" not in log.read_text(), "cameras.max_pixels is not a parameter"
 
 
 @pytest.fixture
@@ -114,24 +118,6 @@ def now_stamp() -> tuple[int, int]:
     return ns_to_stamp_fields(time.time_ns())
 
 
-def inputs_diagnostic(harness: Harness, *texts: str, timeout: float = 20.0) -> tuple[int, str]:
-    """The next inputs diagnostic whose message mentions every one of ``texts``."""
-    return wait_for(
-        lambda: (d := harness.latest_diagnostics()["inputs"])
-        and all(t in d[1] for t in texts)
-        and d[:2],
-        timeout,
-        f"an inputs diagnostic naming {texts}",
-    )
-
-
-def assert_no_commands_for(harness: Harness, seconds: float) -> None:
-    """No command arrives for ``seconds`` (the node holds)."""
-    quiet = time.time_ns()
-    time.sleep(seconds)  # a window in which nothing may arrive
-    assert not harness.snapshot(harness.commands, quiet), "a command while holding"
-
-
 def log_since(proc: NodeProcess, offset: int) -> list[str]:
     return proc.log()[offset:].splitlines()
 
@@ -153,9 +139,9 @@ def test_negative_stamps_are_stale_and_the_node_holds(good, sec):
         harness.joint_pub.publish(stamped(joints, sec, 0))
 
     with publishing(publish):
-        level, message = inputs_diagnostic(harness, "state joints", "camera front", "stale")
+        level, message = harness.wait_diagnostic("inputs", "state joints", "camera front", "stale")
         assert level == 1, message
-        assert_no_commands_for(harness, 0.5)
+        assert not harness.commands_during(0.5), "a command while holding"
         report = harness.latest_report()
         assert not report.healthy
         assert {p["input"] for p in report.problems if p["severity"] == "stale"} >= {
@@ -215,6 +201,11 @@ def test_num_steps_changes_give_a_few_log_lines(good):
 
 
 # --------------------------------------------------------------------- corrupt JPEG
+def wrong_size_image() -> Any:
+    """A raw front camera image of 40x30, not the policy's 64x48."""
+    return rgb_to_image(synthetic_frame(0.0, 30, 40, 0))
+
+
 def corrupt_jpeg() -> CompressedImage:
     """Valid markers (start, frame header, end), the compressed data cut short."""
     data = bytes(rgb_to_compressed(synthetic_frame(0.0, 48, 64, 1)).data)
@@ -233,9 +224,9 @@ def test_a_corrupt_jpeg_is_one_throttled_fault_and_nothing_on_stderr(good):
     harness.feed.silent = {"wrist"}
     start = time.monotonic()
     with publishing(lambda: harness.cam_pubs["wrist"].publish(stamped(bad, *now_stamp()))):
-        level, message = inputs_diagnostic(harness, "Corrupt JPEG data")
+        level, message = harness.wait_diagnostic("inputs", "Corrupt JPEG data")
         assert level == 2 and "camera wrist" in message, message
-        assert_no_commands_for(harness, 0.5)
+        assert not harness.commands_during(0.5), "a command while holding"
         wait_for(lambda: time.monotonic() - start > 4.0, 10, "4 s of corrupt images")
         rejected = [e for e in harness.events("rejected", since) if e.input == "camera.wrist"]
     seconds = time.monotonic() - start
@@ -279,13 +270,77 @@ def test_an_image_above_cameras_max_pixels_is_refused_and_holds(good):
     big = rgb_to_image(synthetic_frame(0.0, 96, 128, 0))  # 12288 pixels
     harness.feed.silent = {"front"}
     with publishing(lambda: harness.cam_pubs["front"].publish(stamped(big, *now_stamp()))):
-        level, message = inputs_diagnostic(harness, "cameras.max_pixels")
+        level, message = harness.wait_diagnostic("inputs", "cameras.max_pixels")
         assert level == 2 and "camera front" in message and "128x96" in message, message
-        assert_no_commands_for(harness, 0.5)
+        assert not harness.commands_during(0.5), "a command while holding"
     rejected = [e for e in harness.events("rejected", since) if e.input == "camera.front"]
     assert rejected and "more than the 10000 accepted" in rejected[0].reason
     harness.feed.silent = set()
     harness.wait_commands(5, timeout=30)
+
+
+def latest_image_report(harness: Harness, camera: str, stamp_ns: int, since_ns: int) -> Any:
+    """The first status report (received after ``since_ns``) in which the image stamped
+    ``stamp_ns`` is ``camera``'s latest message (None while there is none)."""
+    for report in harness.events("periodic", since_ns):
+        age = (report.inputs.get(f"camera.{camera}") or {}).get("age_s")
+        if age is not None and abs(report.t_ns - age * 1e9 - stamp_ns) < 1e3:
+            return report
+    return None
+
+
+def test_an_image_of_another_size_holds_at_the_next_tick_and_recovers(good):
+    """``cameras.resize: false``: an image of another size was only refused when the next
+    observation was converted, so the plan in force kept commanding until then. It is a
+    fault of its camera on arrival: no command is ticked after the node received it.
+
+    Exact: the node's input callbacks and control ticks run on one executor thread, so every
+    tick stamped after the image's receive time (a status report gives it: the report's time
+    less the camera's receive age, while that image is the camera's latest) runs after it."""
+    harness, proc = good
+    refusal = "image is 40x30, the policy expects 64x48 (set cameras.resize: true to resize)"
+    (threshold,) = harness.get_params("replan_threshold")
+    since = time.time_ns()
+    sent: list[int] = []
+
+    def received() -> Any:
+        for stamp_ns in sent:
+            if report := latest_image_report(harness, "front", stamp_ns, since):
+                return report
+        if not sent or time.time_ns() - sent[-1] > 2e9:  # sensor data QoS: lost, another
+            stamp = now_stamp()
+            harness.cam_pubs["front"].publish(stamped(wrong_size_image(), *stamp))
+            sent.append(stamp[0] * 1_000_000_000 + stamp[1])
+        return None
+
+    try:
+        (result,) = harness.set_params(replan_threshold=0.0)  # a plan runs to its end
+        assert result.successful
+        # a fresh plan in force (about 0.5 s of commands) when the image arrives
+        wait_for(lambda: any(e.accepted for e in harness.events("chunk", since)), 30, "a chunk")
+        harness.feed.silent = {"front"}
+        published = harness.feed.published
+        wait_for(lambda: harness.feed.published > published + 1, 10, "the feed without front")
+        report = wait_for(received, 20, "a status report with the image of another size")
+        received_ns = report.t_ns - round(report.inputs["camera.front"]["receive_age_s"] * 1e9)
+        problems = {p["input"]: p for p in report.problems}
+        assert "camera.front" in problems and not report.healthy, report.problems
+        assert problems["camera.front"]["severity"] == "fault"
+        assert problems["camera.front"]["message"] == (
+            f"camera front (camera/front/image_raw): {refusal}"
+        )
+        wait_for(lambda: time.time_ns() - received_ns > 1e9, 10, "1 s after the image")
+        late = [
+            c for c in harness.snapshot(harness.commands, since) if header_ns(c.msg) > received_ns
+        ]
+        assert not late, f"{len(late)} commands ticked after the image of another size arrived"
+        rejected = [e for e in harness.events("rejected", since) if e.input == "camera.front"]
+        assert rejected and refusal in rejected[0].reason
+    finally:
+        harness.feed.silent = set()
+        harness.set_params(replan_threshold=threshold)
+    harness.wait_commands(5, timeout=30)
+    wait_for(lambda: harness.latest_report().healthy, 20, "a healthy report again")
 
 
 # --------------------------------------------------------------------- parameters
