@@ -11,7 +11,8 @@ episode results. Topics, parameters, services and the two timing modes are docum
   ``libero/lerobot_state`` (the same, stamped, as a ``JointState``), with
   ``privileged_state: true`` also ``libero/privileged_state`` (``JointState``: the task
   object's and its target's positions, for policies trained on privileged demonstrations),
-  ``libero/task`` (latched ``String``), ``libero/episode`` (JSON events), ``/clock``
+  ``libero/task`` (latched ``String``), ``libero/episode`` (JSON events of
+  :mod:`snapflow_ros.sim.episode_events`), ``/clock``
   (lock-step only);
 * in: ``command.topic`` (``JointState`` positions or ``Float64MultiArray``, 7 values);
 * services: ``~/reset`` (restart the episode with the current parameters),
@@ -31,7 +32,6 @@ Run: ``libero_bridge --ros-args --params-file config/libero_bridge.yaml``.
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Callable
@@ -65,6 +65,7 @@ from snapflow_ros.sim import (
     prepare_libero,
     validate_action,
 )
+from snapflow_ros.sim.episode_events import EpisodeEvent, to_json
 from snapflow_ros.sim.episodes import NO_POLICY_NODE, EpisodeDriver, privileged_task
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
 from snapflow_ros.sim.suites import (
@@ -501,9 +502,9 @@ class LiberoBridge(Node):
         """Publish the task (latched)."""
         self._task_pub.publish(String(data=text))
 
-    def episode(self, event: dict[str, Any]) -> None:
-        """Publish an episode event as JSON."""
-        self._episode_pub.publish(String(data=json.dumps(event)))
+    def episode(self, event: EpisodeEvent) -> None:
+        """Publish an episode event as JSON (:func:`~snapflow_ros.sim.episode_events.to_json`)."""
+        self._episode_pub.publish(String(data=to_json(event)))
 
     def log(self, level: str, message: str) -> None:
         """Log through the node's logger."""

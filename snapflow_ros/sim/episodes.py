@@ -35,7 +35,6 @@ This module imports no ROS; it is tested with a fake simulator.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -46,6 +45,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from snapflow_ros.control.stats import ThrottledLog
+from snapflow_ros.sim.episode_events import (
+    CommandCounts,
+    EpisodeEnd,
+    EpisodeEvent,
+    EpisodeStart,
+    to_json,
+)
 from snapflow_ros.sim.scripted_expert import (
     PickPlaceTask,
     expert_task,
@@ -75,8 +81,9 @@ class BridgeOutputs(Protocol):
     def task(self, text: str) -> None:
         """Publish the task (latched)."""
 
-    def episode(self, event: dict[str, Any]) -> None:
-        """Publish an episode event (``start`` / ``end``)."""
+    def episode(self, event: EpisodeEvent) -> None:
+        """Publish an episode event (:class:`~snapflow_ros.sim.episode_events.EpisodeStart` /
+        :class:`~snapflow_ros.sim.episode_events.EpisodeEnd`, written with its ``to_json``)."""
 
     def policy(self, action: str) -> str:
         """Ask the policy node to ``pause``, ``reset`` or ``resume``: '' when done, else why
@@ -303,7 +310,7 @@ class EpisodeDriver:
             if kind == "auto_next":  # a new plan and noise seed from the new first observation
                 self._ask_policy("reset")
                 self._ask_policy("resume")
-            result.update(success=True, message=json.dumps(info))
+            result.update(success=True, message=to_json(info))
         except Exception as exc:  # a bad suite/task/index must not kill the bridge
             result.update(success=False, message=f"{kind} failed: {type(exc).__name__}: {exc}")
             self._out.log("error", result["message"])
@@ -361,7 +368,7 @@ class EpisodeDriver:
         with self._lock:
             self._cmd_cond.notify_all()
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> EpisodeStart:
         if self.running:
             self._end("reset")
         sim = self.sim
@@ -386,22 +393,21 @@ class EpisodeDriver:
         self._last_gripper = -1.0
         self._out.task(sim.task_language)
         first_stamp = self._stamp_ns()
-        info = {
-            "event": "start",
-            "episode_id": self._episode_id,
-            "suite": suite,
-            "task_index": sim.config.task_index,
-            "task": sim.task_language,
-            "task_name": sim.task_name,
-            "init_state_index": sim.config.init_state_index,
-            "max_steps": sim.max_steps,
-            "mode": self.mode,
-            "start_ns": self._time_ns,
-            "first_stamp_ns": first_stamp,
-            "stamps": "sim" if self.mode == "lockstep" else "wall",
-            "reset_s": round(sim.timing.reset_s, 4),
-            "build_s": round(sim.timing.build_s, 4),
-        }
+        info = EpisodeStart(
+            episode_id=self._episode_id,
+            suite=suite,
+            task_index=sim.config.task_index,
+            task=sim.task_language,
+            task_name=sim.task_name,
+            init_state_index=sim.config.init_state_index,
+            max_steps=sim.max_steps,
+            mode=self.mode,
+            start_ns=self._time_ns,
+            first_stamp_ns=first_stamp,
+            stamps="sim" if self.mode == "lockstep" else "wall",
+            reset_s=round(sim.timing.reset_s, 4),
+            build_s=round(sim.timing.build_s, 4),
+        )
         self._out.episode(info)
         self.running = True
         if self.mode == "lockstep":
@@ -426,44 +432,43 @@ class EpisodeDriver:
         sim.end_episode()
         st = self.stats
         wall = time.monotonic() - st.start_wall
-        result = {
-            "event": "end",
-            "episode_id": st.episode_id,
-            "suite": sim.config.suite,
-            "task_index": sim.config.task_index,
-            "task": sim.task_language,
-            "init_state_index": sim.config.init_state_index,
-            "success": reason == "success",
-            "steps": sim.steps,
-            "reason": reason,
-            "max_steps": sim.max_steps,
-            "mode": self.mode,
-            "sim_time_s": round(sim.steps / CONTROL_FREQ, 4),
-            "wall_s": round(wall, 4),
-            "steps_per_s": round(sim.steps / wall, 4) if wall > 0 else None,
-            "step_mean_s": _mean(st.step_s),
-            "publish_mean_s": _mean(st.publish_s),
-            "wait_mean_s": _mean(st.wait_s),
-            "commands": {
-                "received": st.received,
-                "applied": st.applied,
-                "rejected": st.rejected,
-                "clipped": st.clipped,
-                "stale": st.stale,
-            },
-            "held_steps": st.held,
-            "noop_steps": st.noop,
-            "kicks": st.kicks,
-            "overruns": st.overruns,
-            "rendered_steps": st.rendered,
-            "end_ns": self._time_ns,
-            "final_state": [round(float(v), 6) for v in sim.observation.state],
-            "objects": st.objects.report() if st.objects is not None else {},
-        }
+        result = EpisodeEnd(
+            episode_id=st.episode_id,
+            suite=sim.config.suite,
+            task_index=sim.config.task_index,
+            task=sim.task_language,
+            init_state_index=sim.config.init_state_index,
+            success=reason == "success",
+            steps=sim.steps,
+            reason=reason,
+            max_steps=sim.max_steps,
+            mode=self.mode,
+            sim_time_s=round(sim.steps / CONTROL_FREQ, 4),
+            wall_s=round(wall, 4),
+            steps_per_s=round(sim.steps / wall, 4) if wall > 0 else None,
+            step_mean_s=_mean(st.step_s),
+            publish_mean_s=_mean(st.publish_s),
+            wait_mean_s=_mean(st.wait_s),
+            commands=CommandCounts(
+                received=st.received,
+                applied=st.applied,
+                rejected=st.rejected,
+                clipped=st.clipped,
+                stale=st.stale,
+            ),
+            held_steps=st.held,
+            noop_steps=st.noop,
+            kicks=st.kicks,
+            overruns=st.overruns,
+            rendered_steps=st.rendered,
+            end_ns=self._time_ns,
+            final_state=[round(float(v), 6) for v in sim.observation.state],
+            objects=st.objects.report() if st.objects is not None else {},
+        )
         self._out.episode(result)
         self._out.log(
             "info",
-            f"episode {st.episode_id} ended: {reason}, success={result['success']}, "
+            f"episode {st.episode_id} ended: {reason}, success={result.success}, "
             f"{sim.steps} steps in {wall:.1f} s",
         )
         if self._p("auto_next") and reason not in ("reset", "shutdown"):

@@ -15,6 +15,13 @@ import numpy as np
 import pytest
 
 from snapflow_ros.sim import validate_action
+from snapflow_ros.sim.episode_events import (
+    EpisodeEnd,
+    EpisodeEvent,
+    EpisodeStart,
+    decode_episode_event,
+    to_json,
+)
 from snapflow_ros.sim.episodes import DT_NS, EpisodeDriver
 
 from ..control.test_layers import ROS
@@ -81,7 +88,7 @@ class FakeSim:
 
 class Outputs:
     """What the driver publishes, in order: ("obs", stamp), ("clock", ns), ("republish",),
-    ("task", text), ("episode", event), ("log", level, text)."""
+    ("task", text), ("episode", event decoded from its JSON, the JSON), ("log", level, text)."""
 
     def __init__(self) -> None:
         self.items: list[tuple] = []
@@ -105,8 +112,9 @@ class Outputs:
     def task(self, text: str) -> None:
         self._add("task", text)
 
-    def episode(self, event: dict[str, Any]) -> None:
-        self._add("episode", event)
+    def episode(self, event: EpisodeEvent) -> None:
+        wire = to_json(event)  # what the bridge publishes; read back as every reader does
+        self._add("episode", decode_episode_event(wire), wire)
 
     def log(self, level: str, message: str) -> None:
         self._add("log", level, message)
@@ -121,8 +129,8 @@ class Outputs:
         with self.lock:
             return [i for i in self.items if i[0] == kind]
 
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        return [e[1] for e in self.of("episode") if e[1]["event"] == kind]
+    def events(self, kind: str) -> list[Any]:
+        return [e[1] for e in self.of("episode") if e[1].kind == kind]
 
 
 PARAMS = {
@@ -176,10 +184,10 @@ class Rig:
     def clock(self) -> int:
         return self.out.of("clock")[-1][1]
 
-    def started(self) -> dict[str, Any]:
+    def started(self) -> EpisodeStart:
         """The first episode's start event, once its observation and clock are out."""
         (start,) = self.wait(lambda: self.out.events("start"), "the start event")
-        tick = start["first_stamp_ns"] - LEAD_NS
+        tick = start.first_stamp_ns - LEAD_NS
         self.wait(lambda: self.clock() == tick, "the clock of the first observation")
         return start
 
@@ -205,8 +213,8 @@ def rig():
 def test_an_episode_starts_with_its_task_clock_and_observation(rig):
     r = rig()
     (start,) = r.wait(lambda: r.out.events("start"), "the start event")
-    first = start["first_stamp_ns"]
-    assert start["mode"] == "lockstep" and start["stamps"] == "sim"
+    first = start.first_stamp_ns
+    assert start.mode == "lockstep" and start.stamps == "sim"
     assert first == START_NS + 10 * 1_000_000_000  # clock.start + one reset gap
     kinds = [i[0] for i in r.out.items[:5]]
     assert kinds == ["task", "episode", "clock", "obs", "clock"]
@@ -217,11 +225,11 @@ def test_an_episode_starts_with_its_task_clock_and_observation(rig):
 def test_a_fresh_command_makes_exactly_one_step(rig):
     r = rig()
     start = r.started()
-    clock = start["first_stamp_ns"] - LEAD_NS  # not r.clock(): a kick may have set it back
+    clock = start.first_stamp_ns - LEAD_NS  # not r.clock(): a kick may have set it back
     r.driver.command([0.1] * 6 + [1.0], stamp_ns=clock)
     r.wait(lambda: r.sim.steps == 1, "one step")
     np.testing.assert_allclose(r.sim.actions[0], [0.1] * 6 + [1.0])
-    r.wait(lambda: r.out.of("obs")[-1][1] == start["first_stamp_ns"] + DT_NS, "the next obs")
+    r.wait(lambda: r.out.of("obs")[-1][1] == start.first_stamp_ns + DT_NS, "the next obs")
     assert r.wait(lambda: r.clock() == clock + DT_NS, "the clock one period on")
     time.sleep(0.1)
     assert r.sim.steps == 1  # no command, no step (kicks meanwhile)
@@ -267,18 +275,16 @@ def test_the_end_of_an_episode_and_the_next_one(rig):
     r = rig(sim=FakeSim(done_after=2), auto_next=True)
     start = r.started()
     for k in range(2):
-        tick = start["first_stamp_ns"] + k * DT_NS - LEAD_NS
+        tick = start.first_stamp_ns + k * DT_NS - LEAD_NS
         r.wait(lambda t=tick: r.clock() == t, f"the clock of step {k}")
         r.driver.command([0.0] * 7, stamp_ns=tick)
     (end,) = r.wait(lambda: r.out.events("end"), "the end event")
-    assert end["success"] and end["reason"] == "success" and end["steps"] == 2
-    assert end["commands"]["applied"] == 2 and end["kicks"] >= 0
-    assert end["objects"] == {
-        "can_1": {"max_rise_m": 0.05, "final_rise_m": 0.0, "moved_xy_m": 0.05}
-    }
+    assert end.success and end.reason == "success" and end.steps == 2
+    assert end.commands.applied == 2 and end.kicks >= 0
+    assert end.objects == {"can_1": {"max_rise_m": 0.05, "final_rise_m": 0.0, "moved_xy_m": 0.05}}
     starts = r.wait(lambda: (s := r.out.events("start")) and len(s) == 2 and s, "the next")
-    assert starts[1]["init_state_index"] == 1 and r.params["init_state_index"] == 1
-    assert starts[1]["start_ns"] > end["end_ns"]  # a reset gap of simulation time
+    assert starts[1].init_state_index == 1 and r.params["init_state_index"] == 1
+    assert starts[1].start_ns > end.end_ns  # a reset gap of simulation time
 
 
 def test_auto_next_pauses_resets_and_resumes_the_policy_node_around_the_next_episode(rig):
@@ -288,12 +294,12 @@ def test_auto_next_pauses_resets_and_resumes_the_policy_node_around_the_next_epi
     r.out.policy_answer = ""
     start = r.started()
     assert not r.out.of("policy")  # the first episode: started at start-up, as before
-    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)
+    r.driver.command([0.0] * 7, stamp_ns=start.first_stamp_ns - LEAD_NS)
     r.wait(lambda: len(r.out.events("start")) == 2 and len(r.out.of("policy")) == 3, "next")
     kinds = [
         i[1] if i[0] == "policy" else i[0]
         for i in r.out.items
-        if i[0] in ("policy", "obs") or (i[0] == "episode" and i[1]["event"] != "end")
+        if i[0] in ("policy", "obs") or (i[0] == "episode" and i[1].kind != "end")
     ]
     second = kinds.index("episode", 1)  # the second start event
     assert kinds[second - 1] == "pause" and kinds[second + 1 : second + 4] == [
@@ -308,7 +314,7 @@ def test_auto_next_warns_when_the_policy_node_does_not_answer_and_goes_on(rig):
     r = rig(sim=FakeSim(done_after=1), auto_next=True)
     r.out.policy_answer = "/policy_node/reset is not available"
     start = r.started()
-    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)
+    r.driver.command([0.0] * 7, stamp_ns=start.first_stamp_ns - LEAD_NS)
     r.wait(lambda: len(r.out.events("start")) == 2, "the next episode")
     warnings = r.wait(
         lambda: [i for i in r.out.of("log") if "auto_next: policy node" in i[2]], "warnings"
@@ -321,11 +327,11 @@ def test_requests_reset_the_episode_and_answer_with_its_start(rig):
     time.sleep(0.05)
     assert not r.out.events("start")
     ok, message = r.driver.request("reset", timeout=10)
-    assert ok and '"event": "start"' in message
+    assert ok and decode_episode_event(message) == r.out.events("start")[0]
     ok, message = r.driver.request("next", timeout=10)
     assert ok and r.params["init_state_index"] == 1
     ends = r.out.events("end")
-    assert [e["reason"] for e in ends] == ["reset"]
+    assert [e.reason for e in ends] == ["reset"]
 
 
 class BasketSim(FakeSim):
@@ -352,11 +358,11 @@ def test_privileged_state_goes_out_with_every_observation(rig):
     r = rig(sim=BasketSim(), suite="libero_object", privileged_state=True)
     start = r.started()
     (first,) = r.out.of("privileged")
-    assert first[1] == start["first_stamp_ns"]
+    assert first[1] == start.first_stamp_ns
     np.testing.assert_allclose(first[2], [0.1, -0.2, 0.9, -0.1, 0.25, 0.95])  # can, basket
-    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)  # this tick's
+    r.driver.command([0.0] * 7, stamp_ns=start.first_stamp_ns - LEAD_NS)  # this tick's
     second = r.wait(lambda: r.out.of("privileged")[1:], "the next observation's")[0]
-    assert second[1] == start["first_stamp_ns"] + DT_NS
+    assert second[1] == start.first_stamp_ns + DT_NS
     np.testing.assert_allclose(second[2][:3], [0.1, -0.2, 0.95])  # the can rose 5 cm
     assert len(r.out.of("privileged")) == len(r.out.of("obs"))
 
@@ -388,11 +394,11 @@ def test_realtime_steps_on_the_wall_clock_with_noops_and_holds(rig):
 def test_stopping_ends_the_episode_in_progress(rig):
     r = rig()
     start = r.started()
-    r.driver.command([0.0] * 7, stamp_ns=start["first_stamp_ns"] - LEAD_NS)
+    r.driver.command([0.0] * 7, stamp_ns=start.first_stamp_ns - LEAD_NS)
     r.wait(lambda: r.sim.steps == 1, "one step")
     r.close()
     (end,) = r.out.events("end")
-    assert end["reason"] == "shutdown" and end["steps"] == 1
+    assert end.reason == "shutdown" and end.steps == 1
     assert r.sim.closed and not r.driver.fatal
 
 
@@ -417,11 +423,11 @@ def test_the_driver_imports_no_ros():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
-def _steps(r: Rig, count: int, start: dict[str, Any]) -> None:
+def _steps(r: Rig, count: int, start: EpisodeStart) -> None:
     """Send ``count`` fresh commands, one per step, waiting for each step."""
     for _ in range(count):
         done = r.sim.steps
-        clock = start["first_stamp_ns"] - LEAD_NS + done * DT_NS
+        clock = start.first_stamp_ns - LEAD_NS + done * DT_NS
         r.driver.command([0.0] * 7, stamp_ns=clock)
         r.wait(lambda d=done: r.sim.steps == d + 1, f"step {done + 1}")
 
@@ -429,7 +435,7 @@ def _steps(r: Rig, count: int, start: dict[str, Any]) -> None:
 def test_on_demand_rendering_renders_where_the_chunk_runs_out(rig):
     r = rig(**{"render.on_demand": True, "render.max_age": 10.0})
     start = r.started()
-    first = start["first_stamp_ns"]
+    first = start.first_stamp_ns
     r.driver.chunk(first - 100 * DT_NS, 50)  # a chunk from before this episode: ignored
     r.driver.chunk(first, 10)  # computed from the start observation: actions for steps 0..9
     _steps(r, 12, start)
@@ -438,13 +444,13 @@ def test_on_demand_rendering_renders_where_the_chunk_runs_out(rig):
     _steps(r, 8, start)
     assert r.sim.rendered == [10, 11, 12, 20]
     (end,) = _end_after_reset(r)
-    assert end["rendered_steps"] == 1 + 4  # the start observation + four steps
+    assert end.rendered_steps == 1 + 4  # the start observation + four steps
 
 
 def test_on_demand_rendering_keeps_cameras_younger_than_max_age(rig):
     r = rig(**{"render.on_demand": True, "render.max_age": 0.2})  # 4 steps at 20 Hz
     start = r.started()
-    r.driver.chunk(start["first_stamp_ns"], 25)
+    r.driver.chunk(start.first_stamp_ns, 25)
     _steps(r, 12, start)
     assert r.sim.rendered == [4, 8, 12]
 
@@ -452,12 +458,12 @@ def test_on_demand_rendering_keeps_cameras_younger_than_max_age(rig):
 def test_without_on_demand_or_in_realtime_every_step_is_rendered(rig):
     r = rig()
     start = r.started()
-    r.driver.chunk(start["first_stamp_ns"], 10)
+    r.driver.chunk(start.first_stamp_ns, 10)
     _steps(r, 3, start)
     assert r.sim.rendered == [1, 2, 3]
 
 
-def _end_after_reset(r: Rig) -> list[dict[str, Any]]:
+def _end_after_reset(r: Rig) -> list[EpisodeEnd]:
     ok, _ = r.driver.request("reset")
     assert ok
     return r.out.events("end")
