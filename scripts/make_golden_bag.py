@@ -45,6 +45,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.client import ClientError, NodeClient, wait_until
 from snapflow_ros.eval.processes import params_with_overrides
+from snapflow_ros.sim.episode_events import EpisodeEnd, EpisodeEvent, decode_episode_event
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' helpers (the repository's own test package)
@@ -186,11 +187,11 @@ def live_libero(
     try:
         wanted = [*cfg["inputs"], CHUNK_TOPIC]
         with join_graph(env) as client:
-            episodes: list[dict[str, Any]] = []
+            episodes: list[EpisodeEvent] = []
             client.node.create_subscription(
                 String,
                 "/libero/episode",
-                lambda msg: episodes.append(json.loads(msg.data)),
+                lambda msg: episodes.append(decode_episode_event(msg.data)),
                 QoSProfile(
                     depth=100,
                     reliability=ReliabilityPolicy.RELIABLE,
@@ -213,7 +214,7 @@ def live_libero(
             )
             client.trigger("/libero_bridge/reset", timeout=120, alive=alive)
             wait_until(
-                lambda: any(e.get("event") == "end" for e in episodes),
+                lambda: any(isinstance(e, EpisodeEnd) for e in episodes),
                 600,
                 "the end of the episode",
                 alive,

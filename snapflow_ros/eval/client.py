@@ -7,7 +7,6 @@ Every wait polls a condition with a deadline and fails early when a watched proc
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,14 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from snapflow_ros.client import ClientError, NodeClient, wait_until
-from snapflow_ros.control.status import to_dict
+from snapflow_ros.control.status import ChunkEvent
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
+from snapflow_ros.sim.episode_events import (
+    EpisodeEnd,
+    EpisodeEvent,
+    EpisodeStart,
+    decode_episode_event,
+)
 
 EvalError = ClientError  # the evaluation cannot go on (a process died, a service failed, ...)
 __all__ = ["EvalClient", "EvalError", "Names", "wait_until"]
@@ -64,7 +69,8 @@ class EvalClient:
         self.ros = NodeClient(names.policy, domain, name="libero_eval")
         node = self.ros.node
         self._lock = threading.Lock()
-        self._events: list[dict[str, Any]] = []
+        self._events: list[EpisodeEvent] = []
+        self._malformed: list[str] = []  # why each undecodable episode message was dropped
         self._frames: dict[int, dict[str, np.ndarray]] = {}
         self._record_from: int | None = None
         self.video_cameras = video_cameras
@@ -89,8 +95,15 @@ class EvalClient:
 
     # ------------------------------------------------------------------ recordings
     def _on_episode(self, msg: String) -> None:
+        try:
+            event = decode_episode_event(msg.data)
+        except ValueError as exc:  # kept (wait_end names it), never raised in the executor
+            self.ros.node.get_logger().error(f"dropped an episode event: {exc}")
+            with self._lock:
+                self._malformed.append(str(exc))
+            return
         with self._lock:
-            self._events.append(json.loads(msg.data))
+            self._events.append(event)
 
     def _frame_cb(self, cam: str) -> Callable[[Image], None]:
         def callback(msg: Image) -> None:
@@ -114,18 +127,21 @@ class EvalClient:
             items = sorted(self._frames.items())
         return [f for t, f in items if t >= since_ns and all(c in f for c in self.video_cameras)]
 
-    def end_event(self, episode_id: int) -> dict[str, Any] | None:
+    def end_event(self, episode_id: int) -> EpisodeEnd | None:
         """The bridge's ``end`` event of ``episode_id``, if it came."""
         with self._lock:
             for event in self._events:
-                if event.get("event") == "end" and event.get("episode_id") == episode_id:
+                if isinstance(event, EpisodeEnd) and event.episode_id == episode_id:
                     return event
         return None
 
-    def chunks_since(self, t: float) -> list[dict[str, Any]]:
-        """The policy node's ``chunk`` status events received after monotonic time ``t``, as
-        JSON objects (:func:`snapflow_ros.control.status.to_dict`)."""
-        return [to_dict(r.event) for r in self.ros.received("chunk") if r.recv_mono >= t]
+    def chunks_since(self, t: float) -> list[ChunkEvent]:
+        """The policy node's ``chunk`` status events received after monotonic time ``t``."""
+        return [
+            r.event
+            for r in self.ros.received("chunk")
+            if r.recv_mono >= t and isinstance(r.event, ChunkEvent)
+        ]
 
     # ------------------------------------------------------------------ services
     def trigger(
@@ -150,10 +166,38 @@ class EvalClient:
         """Current lifecycle state label of ``node`` (waits for its service)."""
         return self.ros.lifecycle_state(node, timeout, alive)
 
+    def reset_episode(self, timeout: float, alive: Callable[[], str] | None = None) -> EpisodeStart:
+        """Call the bridge's ``~/reset``: the ``start`` event of the new episode (its reply);
+        EvalError when the reply is not one."""
+        reply = self.trigger(f"{self.names.bridge}/reset", timeout, alive)
+        try:
+            event = decode_episode_event(reply)
+        except ValueError as exc:
+            raise EvalError(
+                f"{self.names.bridge}/reset replied with no start event: {exc}"
+            ) from None
+        if not isinstance(event, EpisodeStart):
+            raise EvalError(f"{self.names.bridge}/reset replied with a {event.kind!r} event")
+        return event
+
     def wait_end(
         self, episode_id: int, timeout: float, alive: Callable[[], str] | None = None
-    ) -> dict[str, Any]:
-        """Wait for the end of episode ``episode_id``."""
-        return wait_until(
-            lambda: self.end_event(episode_id), timeout, f"the end of episode {episode_id}", alive
-        )
+    ) -> EpisodeEnd:
+        """Wait for the end of episode ``episode_id`` (EvalError after ``timeout``, naming
+        the episode messages that could not be decoded, if any came)."""
+        try:
+            return wait_until(
+                lambda: self.end_event(episode_id),
+                timeout,
+                f"the end of episode {episode_id}",
+                alive,
+            )
+        except ClientError as exc:
+            with self._lock:
+                malformed = list(self._malformed)
+            if not malformed:
+                raise
+            raise EvalError(
+                f"{exc} ({len(malformed)} episode message(s) could not be decoded, the "
+                f"last: {malformed[-1]})"
+            ) from None

@@ -20,7 +20,6 @@ died, a timeout), 2 bad arguments.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -628,54 +627,55 @@ class Runner:
         if plan.video:
             client.record_frames(0)
         started = time.monotonic()
-        info = json.loads(client.trigger(f"{names.bridge}/reset", plan.startup_timeout, alive))
+        start = client.reset_episode(plan.startup_timeout, alive)
         client.trigger(f"{names.policy}/reset", alive=alive)
         client.trigger(f"{names.policy}/resume", alive=alive)
         steps = max_steps_for(suite, plan.max_steps)
         timeout = plan.episode_timeout or 120.0 + 3.0 * steps
-        end = client.wait_end(info["episode_id"], timeout, alive)
+        end = client.wait_end(start.episode_id, timeout, alive)
         chunks = [
             c
             for c in client.chunks_since(started)
-            if c.get("accepted") and (plan.mode != "lockstep" or c["stamp_ns"] < end["end_ns"])
+            if c.accepted
+            and (plan.mode != "lockstep" or (c.stamp_ns is not None and c.stamp_ns < end.end_ns))
         ]  # lock-step: not the chunk computed from the final observation
         video = ""
         if plan.video:
-            video = self._write_video(cfg, suite, task, init, info["first_stamp_ns"])
-        totals = [c["timings"]["total"] for c in chunks if c.get("timings")]
+            video = self._write_video(cfg, suite, task, init, start.first_stamp_ns)
+        totals = [c.timings["total"] for c in chunks if c.timings]
         record = {
             "config": cfg.name,
             "policy_path": recorded_path(cfg.policy_path),
             "num_steps": cfg.num_steps,
             "suite": suite,
             "task_index": task,
-            "task": end["task"],
+            "task": end.task,
             "init_state_index": init,
             "init_states": plan.init_states,
             "placement_seed": (
                 self.placement_seeds[(suite, task)][init] if plan.init_states == "fresh" else None
             ),
-            "episode_id": end["episode_id"],
-            "success": bool(end["success"]),
-            "steps": end["steps"],
-            "reason": end["reason"],
-            "max_steps": end["max_steps"],
-            "wall_s": end["wall_s"],
-            "steps_per_s": end["steps_per_s"],
-            "sim_step_mean_s": end["step_mean_s"],
-            "wait_mean_s": end["wait_mean_s"],
+            "episode_id": end.episode_id,
+            "success": end.success,
+            "steps": end.steps,
+            "reason": end.reason,
+            "max_steps": end.max_steps,
+            "wall_s": end.wall_s,
+            "steps_per_s": end.steps_per_s,
+            "sim_step_mean_s": end.step_mean_s,
+            "wait_mean_s": end.wait_mean_s,
             "chunks": len(chunks),
             "inference_mean_s": sum(totals) / len(totals) if totals else None,
             "latency_p50_ms": percentile_ms(totals, 50),
             "latency_p95_ms": percentile_ms(totals, 95),
             "inference_s": totals,
-            "chunk_num_steps": sorted({c.get("num_steps") for c in chunks}),
-            "kicks": end["kicks"],
-            "rendered_steps": end.get("rendered_steps"),
-            "rejected_commands": end["commands"]["rejected"],
-            "commands": end["commands"],
-            "final_state": end.get("final_state"),
-            "objects": end.get("objects"),
+            "chunk_num_steps": sorted({c.num_steps for c in chunks}),
+            "kicks": end.kicks,
+            "rendered_steps": end.rendered_steps,
+            "rejected_commands": end.commands.rejected,
+            "commands": asdict(end.commands),
+            "final_state": end.final_state,
+            "objects": end.objects,
             "video": video,
         }
         return record

@@ -8,7 +8,6 @@ discovery and a namespace of their own.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -35,6 +34,7 @@ from snapflow_ros.policies import libero_tiny_spec
 from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns
 from snapflow_ros.sim import ARM_JOINTS, GRIPPER_JOINTS, LEROBOT_STATE_NAMES
+from snapflow_ros.sim.episode_events import decode_episode_event
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
 
 from .harness import LoggedProcess, console_script, domain_id, ros_env, wait_for
@@ -101,8 +101,10 @@ class Probe:
         with self.lock:
             return [m for t, m in self.msgs[key] if t >= since]
 
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in (json.loads(m.data) for m in self.get("episode")) if e["event"] == kind]
+    def events(self, kind: str) -> list[Any]:
+        """The episode events of ``kind`` received so far (decoded as every reader does)."""
+        events = (decode_episode_event(m.data) for m in self.get("episode"))
+        return [e for e in events if e.kind == kind]
 
     def latest_stamp(self) -> int:
         images = self.get("agentview")
@@ -207,9 +209,9 @@ def test_missing_assets_exit_with_a_clear_error(workdir: Path):
 
 def test_publishes_the_observation_task_and_clock(bridge: Proc, probe: Probe):
     start = probe.events("start")[0]
-    assert start["suite"] == "libero_spatial" and start["task_index"] == 0
-    assert start["mode"] == "lockstep" and start["max_steps"] == EPISODE
-    first = start["first_stamp_ns"]
+    assert start.suite == "libero_spatial" and start.task_index == 0
+    assert start.mode == "lockstep" and start.max_steps == EPISODE
+    first = start.first_stamp_ns
     wait_for(
         lambda: probe.get("agentview")
         and probe.get("wrist")
@@ -273,7 +275,7 @@ def test_publishes_the_observation_task_and_clock(bridge: Proc, probe: Probe):
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
-    assert got == [start["task"]] and "black bowl" in got[0]
+    assert got == [start.task] and "black bowl" in got[0]
 
 
 def test_bad_commands_are_rejected_and_the_bridge_keeps_going(bridge: Proc, probe: Probe):
@@ -305,16 +307,16 @@ def test_closed_loop_episode_through_the_policy_node(bridge: Proc, policy: Proc,
     since, since_wall = time.monotonic_ns(), time.time_ns()
     reply = probe.trigger(f"{NS}/libero_bridge/reset")
     assert reply.success, reply.message
-    info = json.loads(reply.message)
+    info = decode_episode_event(reply.message)
     assert probe.trigger(f"{node}/reset").success and probe.trigger(f"{node}/resume").success
     end = wait_for(
-        lambda: [e for e in probe.events("end") if e["episode_id"] == info["episode_id"]],
+        lambda: [e for e in probe.events("end") if e.episode_id == info.episode_id],
         240,
         "the end of the closed-loop episode",
     )[0]
-    assert (end["steps"], end["reason"], end["success"]) == (EPISODE, "max_steps", False)
-    assert end["commands"]["applied"] == EPISODE and end["commands"]["rejected"] == 0
-    t0 = info["first_stamp_ns"]
+    assert (end.steps, end.reason, end.success) == (EPISODE, "max_steps", False)
+    assert end.commands.applied == EPISODE and end.commands.rejected == 0
+    t0 = info.first_stamp_ns
     stamps = sorted(
         {s for m in probe.get("agentview", since) if (s := stamp_to_ns(m.header.stamp)) >= t0}
     )
@@ -327,7 +329,7 @@ def test_closed_loop_episode_through_the_policy_node(bridge: Proc, policy: Proc,
     chunk_stamps = sorted(c.stamp_ns for c in chunks if c.accepted)
     # whole chunks (10 actions), re-planned from the observation at steps 0, 10, 20 (25: after)
     assert chunk_stamps[:3] == [t0, t0 + 10 * DT_NS, t0 + 20 * DT_NS]
-    assert end["kicks"] >= 3 and end["steps_per_s"] > 0
+    assert end.kicks >= 3 and end.steps_per_s > 0
 
 
 def test_services_and_parameter_checks(bridge: Proc, policy: Proc, probe: Probe):
@@ -343,9 +345,9 @@ def test_services_and_parameter_checks(bridge: Proc, policy: Proc, probe: Probe)
     assert probe.trigger(f"{NS}/policy_node/pause").success
     reply = probe.trigger(f"{NS}/libero_bridge/next_episode")
     assert reply.success, reply.message
-    info = json.loads(reply.message)
-    assert info["init_state_index"] == last["init_state_index"] + 1
-    assert info["episode_id"] == last["episode_id"] + 1
+    info = decode_episode_event(reply.message)
+    assert info.init_state_index == last.init_state_index + 1
+    assert info.episode_id == last.episode_id + 1
 
 
 def test_realtime_mode_runs_on_the_wall_clock_with_noops(bridge: Proc, policy: Proc, probe: Probe):
@@ -357,14 +359,14 @@ def test_realtime_mode_runs_on_the_wall_clock_with_noops(bridge: Proc, policy: P
     since = time.monotonic_ns()
     reply = probe.trigger(f"{NS}/libero_bridge/reset")
     assert reply.success, reply.message
-    info = json.loads(reply.message)
-    assert info["mode"] == "realtime" and info["stamps"] == "wall"
+    info = decode_episode_event(reply.message)
+    assert info.mode == "realtime" and info.stamps == "wall"
     end = wait_for(
-        lambda: [e for e in probe.events("end") if e["episode_id"] == info["episode_id"]],
+        lambda: [e for e in probe.events("end") if e.episode_id == info.episode_id],
         120,
         "the end of the real-time episode",
     )[0]
-    assert (end["steps"], end["noop_steps"], end["commands"]["applied"]) == (8, 8, 0)
-    assert end["wall_s"] >= 8 * 0.05 * 0.95  # never faster than 20 Hz
+    assert (end.steps, end.noop_steps, end.commands.applied) == (8, 8, 0)
+    assert end.wall_s >= 8 * 0.05 * 0.95  # never faster than 20 Hz
     stamps = [stamp_to_ns(m.header.stamp) for m in probe.get("agentview", since)]
     assert stamps and abs(stamps[-1] - time.time_ns()) < 60e9  # wall-clock stamps
