@@ -301,6 +301,9 @@ def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], datase
         assert len(m["per_dim_mse"]) == 7 and len(m["per_horizon_mse"]) == 10
         assert np.isfinite(m["mse"]) and m["mse"] > 0 and m["normalized_mse"] > 0
         assert m["sample_spread"] > 0
+        per_dim = m["sample_spread_per_dim"]
+        assert len(per_dim) == 7 and min(per_dim) >= 0
+        assert sum(per_dim) / 7 == pytest.approx(m["sample_spread"], rel=1e-6)
         # a separately loaded teacher / the reloaded student reproduce the in-training eval
         assert m["mse"] == pytest.approx(final["methods"][name]["mse"], rel=1e-6)
         fid = m["fidelity"]

@@ -43,6 +43,8 @@ METRICS_GUIDE = {
     "mse": "MSE to the recorded actions (dataset units); REWARDS averaging the modes",
     "normalized_mse": "the same in the policy's normalised action space",
     "sample_spread": "mean std of the normalised chunk across the noise draws",
+    "sample_spread_per_dim": "the same for each action dimension (a student more spread out "
+    "than its teacher on one dimension, e.g. the gripper, shows here)",
     "fidelity.same_noise_rms": "RMS distance to the N-step teacher's chunk from the same "
     "noise, per (frame, draw): mean and p90 (normalised units)",
     "fidelity.energy_distance": "energy distance between the method's draws and the N-step "
@@ -293,6 +295,9 @@ def build_report(
             "per_horizon_mse": raw["per_horizon_mse"],
             "sample_spread": (
                 fidelity.sample_spread(p.draws) if p.draws is not None else float("nan")
+            ),
+            "sample_spread_per_dim": (
+                fidelity.sample_spread_per_dim(p.draws) if p.draws is not None else None
             ),
             "fidelity": fid.get(name),
             "latency": p.latency,

@@ -107,3 +107,8 @@ def mode_metrics(
 def sample_spread(chunks: torch.Tensor) -> float:
     """Mean std across the K draws of (N, K, H, D) chunks: the diversity of a sampler."""
     return float(chunks.double().std(dim=1).mean())
+
+
+def sample_spread_per_dim(chunks: torch.Tensor) -> list[float]:
+    """:func:`sample_spread` of each action dimension (D values)."""
+    return [float(v) for v in chunks.double().std(dim=1).mean(dim=(0, 1))]
