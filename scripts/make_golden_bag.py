@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,8 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.client import ClientError, NodeClient, wait_until
-from snapflow_ros.eval.processes import params_with_overrides
+from snapflow_ros.launching import KILL, ManagedProcess, params_with_overrides, watch
+from snapflow_ros.launching import ros_env as launch_env
 from snapflow_ros.sim.episode_events import EpisodeEnd, EpisodeEvent, decode_episode_event
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,52 +99,20 @@ def params_dict(config: str, key: str, overrides: dict[str, Any]) -> dict[str, A
 
 def ros_env(domain: int) -> dict[str, str]:
     """Environment isolated on ``domain`` with localhost discovery."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "ROS_DOMAIN_ID": str(domain),
-            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    env = launch_env(domain)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start(name: str, cmd: list[str], env: dict[str, str], log: Path) -> ManagedProcess:
     """Start a process (own process group) with its output in ``log``."""
-    return subprocess.Popen(
-        cmd,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return ManagedProcess(name, cmd, env, log)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 60.0) -> int:
+def stop(proc: ManagedProcess, timeout: float = 60.0) -> int | None:
     """Ctrl-C, wait, kill if needed."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    return proc.returncode
-
-
-def watch(**procs: subprocess.Popen) -> Callable[[], str]:
-    """An ``alive`` check for the client's waits: names a process of ``procs`` that exited."""
-
-    def alive() -> str:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                return f"{name} exited ({proc.returncode})"
-        return ""
-
-    return alive
+    return proc.stop(signal.SIGINT, timeout, KILL)
 
 
 def live_failed(exc: ClientError, work: Path) -> str:
@@ -177,13 +145,14 @@ def live_libero(
         str(work / "inputs"),
     ]
     bridge = start(
+        "libero_bridge",
         [str(BIN / "libero_bridge"), "--ros-args", "--params-file", str(work / "bridge.yaml")],
         env,
         work / "bridge.log",
     )
-    node = start(node_cmd, env, work / "node_live.log")
-    rec = start(record, env, work / "record.log")
-    alive = watch(libero_bridge=bridge, policy_node=node, record=rec)
+    node = start("policy_node", node_cmd, env, work / "node_live.log")
+    rec = start("record", record, env, work / "record.log")
+    alive = watch(bridge, node, rec)
     try:
         wanted = [*cfg["inputs"], CHUNK_TOPIC]
         with join_graph(env) as client:
@@ -245,6 +214,7 @@ def live_synthetic(
 ) -> list[str]:
     """The synthetic source and the policy node on the wall clock, ``duration`` s recorded."""
     source = start(
+        "synthetic_source",
         [
             str(BIN / "synthetic_source"),
             "--ros-args",
@@ -253,7 +223,7 @@ def live_synthetic(
         env,
         work / "source.log",
     )
-    node = start(node_cmd, env, work / "node_live.log")
+    node = start("policy_node", node_cmd, env, work / "node_live.log")
     args = [*cfg["inputs"], "--regex", "^/policy_node/", "--duration", str(duration)]
     try:
         with join_graph(env) as client:
@@ -263,7 +233,7 @@ def live_synthetic(
                 lambda: len(chunks) >= 2,
                 300,
                 f"two chunks on {CHUNK_TOPIC}",
-                watch(synthetic_source=source, policy_node=node),
+                watch(source, node),
                 poll=0.1,
             )
         rec = subprocess.run(
@@ -328,7 +298,9 @@ def main() -> int:
 
     print("golden: lock-step replay through a fresh sim-time node", flush=True)
     replay_cmd = ["replay", "inputs", "-o", "outputs"]
-    node = start([*node_cmd, "-p", "use_sim_time:=true"], env, work / "node_replay.log")
+    node = start(
+        "policy_node", [*node_cmd, "-p", "use_sim_time:=true"], env, work / "node_replay.log"
+    )
     try:
         t0 = time.monotonic()
         rep = subprocess.run(

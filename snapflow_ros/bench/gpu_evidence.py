@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import json
 import os
 import re
@@ -33,7 +32,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -49,10 +47,12 @@ from snapflow_ros.bench.evidence_plan import (
 )
 from snapflow_ros.bench.evidence_report import write_report
 from snapflow_ros.bench.gpu_carry import MANIFEST, WHEEL_DIR
+from snapflow_ros.launching import ManagedProcess
 
 WORKER = "snapflow_ros.bench.evidence_worker"
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / WHEEL_DIR / MANIFEST
 POLL_S = 0.5
+KILL_WAIT_S = 60.0  # a killed worker's exit (its process group: what it started too)
 SMI_FIELDS = ("name", "driver_version", "memory.total", "power.limit", "clocks.max.sm")
 
 
@@ -174,21 +174,19 @@ class EvidenceRun:
         results = self.work / f"results_{self.workers}.jsonl"
         plan.write_text(json.dumps(to_json(self.settings, batch)))
         results.touch()
-        proc = subprocess.Popen(
+        # its output is copied to ours (the shell script logs it); the last lines are kept
+        proc = ManagedProcess(
+            "worker",
             self.worker_command(plan, results),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-            env=self._worker_env(),
+            self._worker_env(),
+            capture=True,
+            echo=True,
+            keep_lines=60,
         )
-        tail: collections.deque[str] = collections.deque(maxlen=60)
-        reader = threading.Thread(target=_forward, args=(proc, tail), daemon=True)
-        reader.start()
         by_name = {i.name: i for i in batch}
         started_any, current, since, offset = False, None, 0.0, 0
         while True:
-            exited = proc.poll() is not None
+            exited = not proc.alive()
             lines, offset = _read_new(results, offset)
             for event in lines:
                 if event["event"] == "env" and self.report["environment"] is None:
@@ -205,26 +203,24 @@ class EvidenceRun:
             if current is not None:
                 limit = min(limit, since + by_name[current].max_s)
             if time.time() > limit:
-                _kill(proc)
-                reader.join(timeout=10)
+                proc.stop(signal.SIGKILL, KILL_WAIT_S, escalate=())  # and all it started
                 if current is not None:
                     self.update(
                         current,
                         status="timeout",
                         seconds=round(time.time() - since, 1),
                         reason=f"killed after {time.time() - since:.0f} s",
-                        output_tail="".join(tail)[-3000:],
+                        output_tail=proc.log()[-3000:],
                     )
                 return True
             time.sleep(POLL_S)
-        reader.join(timeout=10)
-        code = proc.returncode
+        code = proc.wait()  # (its output complete)
         if current is not None:
             self.update(
                 current,
                 status="crashed",
                 reason=f"worker exit code {code}",
-                output_tail="".join(tail)[-3000:],
+                output_tail=proc.log()[-3000:],
             )
         if not started_any:
             for item in batch:
@@ -232,19 +228,10 @@ class EvidenceRun:
                     item.name,
                     status="failed",
                     reason=f"worker exited with code {code} before its first item",
-                    output_tail="".join(tail)[-3000:],
+                    output_tail=proc.log()[-3000:],
                 )
             return False
         return True
-
-
-def _forward(proc: subprocess.Popen, tail: collections.deque) -> None:
-    """Copy the worker's output to ours (the shell script logs it) and keep its tail."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        tail.append(line)
 
 
 def _read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -255,13 +242,6 @@ def _read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     complete = text[: text.rfind("\n") + 1]
     events = [json.loads(line) for line in complete.splitlines() if line.strip()]
     return events, offset + len(complete.encode())
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill the worker and everything it started (its own process group)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

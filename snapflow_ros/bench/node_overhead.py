@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
+import signal
 import sys
 import tempfile
 import threading
@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from snapflow_ros.control.status import ChunkEvent, PeriodicEvent
+from snapflow_ros.launching import KILL, ManagedProcess, executable, stop_all, watch
 
 
 def _pct(values: list[float] | np.ndarray, q: float) -> float:
@@ -202,21 +203,20 @@ SPIN_LOOP = (
 def busy_cores(count: int) -> Iterator[None]:
     """Keep ``count`` CPU cores busy with spin-loop processes (normal scheduling, whatever
     this process runs with) while the block runs."""
-    procs = [subprocess.Popen([sys.executable, "-c", SPIN_LOOP]) for _ in range(max(count, 0))]
+    procs = [
+        ManagedProcess(f"busy_core_{i}", [sys.executable, "-c", SPIN_LOOP])
+        for i in range(max(count, 0))
+    ]
     try:
         yield
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(10)
+        stop_all(procs, signal.SIGKILL, 10.0, escalate=())
 
 
 def start_node(
     checkpoint: Path, config: Path, args: argparse.Namespace, extra: list[str] | None = None
-) -> tuple[subprocess.Popen, Path]:
-    """Start ``policy_node`` for a benchmark (log to a temporary file): ``(process, log)``."""
-    from snapflow_ros.eval.processes import executable
-
+) -> ManagedProcess:
+    """Start ``policy_node`` for a benchmark (its log in a temporary file, ``log_path``)."""
     log = Path(tempfile.mkdtemp(prefix="node_bench_")) / "policy_node.log"
     cmd = [
         *executable("policy_node"),
@@ -240,33 +240,38 @@ def start_node(
     ]
     for item in extra or []:
         cmd += ["-p", item]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, log
+    return ManagedProcess("policy_node", cmd, log_path=log)
 
 
-def wait_for_commands(bench: Bench, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+def wait_for_commands(bench: Bench, proc: ManagedProcess, timeout: float) -> None:
     """Block until the node publishes commands; exit with its log if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    while not bench.commands:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"policy_node did not start; log: {log}\n" + log.read_text()[-2000:])
-        time.sleep(0.1)
+    from snapflow_ros.client import ClientError, wait_until
 
-
-def stop_node(proc: subprocess.Popen) -> int:
-    """Ctrl-C the node and return its exit code (killed after 30 s)."""
-    proc.send_signal(2)
     try:
-        return proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(10)
+        wait_until(lambda: bench.commands, timeout, "commands of policy_node", watch(proc), 0.1)
+    except ClientError:
+        raise SystemExit(
+            f"policy_node did not start; log: {proc.log_path}\n" + proc.log()[-2000:]
+        ) from None
+
+
+def wait_for_report_after(bench: Bench, end_ns: int, timeout: float = 5.0) -> None:
+    """Wait for the node's first periodic status report received after ``end_ns`` (its
+    counters then cover the measured window); go on without it after ``timeout`` s."""
+    from snapflow_ros.client import ClientError, wait_until
+
+    with contextlib.suppress(ClientError):
+        wait_until(lambda: bench.client.received("periodic", end_ns), timeout, "a status report")
+
+
+def stop_node(proc: ManagedProcess) -> int | None:
+    """Ctrl-C the node and return its exit code (killed after 30 s)."""
+    return proc.stop(signal.SIGINT, 30.0, KILL)
 
 
 def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run the node for ``args.duration`` s and compute overhead and jitter."""
-    proc, log = start_node(checkpoint, config, args)
+    proc = start_node(checkpoint, config, args)
     if args.realtime_priority:  # after starting the node: it must not inherit it
         from snapflow_ros.nodes.process import set_realtime_priority
 
@@ -275,14 +280,14 @@ def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> di
             raise SystemExit(f"--realtime-priority {args.realtime_priority}: {why_not}")
     bench = Bench(args.rate)
     try:
-        wait_for_commands(bench, proc, log, 180)
+        wait_for_commands(bench, proc, 180)
         time.sleep(1.0)  # let the auto replan threshold settle
         start = time.time_ns()
         counters0 = bench.reports[-1].counters if bench.reports else {}
         with busy_cores(args.busy_core):
             time.sleep(args.duration)
         end = time.time_ns()
-        time.sleep(0.6)  # last status report
+        wait_for_report_after(bench, end)  # the counters at the end of the window
         counters1 = bench.reports[-1].counters if bench.reports else {}
     finally:
         bench.close()
@@ -315,7 +320,7 @@ def measure_node(checkpoint: Path, config: Path, args: argparse.Namespace) -> di
     seconds = (end - start) / 1e9
     return {
         "exit_code": rc,
-        "log": str(log),
+        "log": str(proc.log_path),
         "seconds": seconds,
         "chunks": len(rows),
         "chunk_rate_hz": len(rows) / seconds,

@@ -208,12 +208,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     checkpoint = resolve_policy("tiny:smolvla")
     extra = [f"input_timeout:={args.input_timeout}", "hold_mode:=none"]
-    proc, log = start_node(checkpoint, find_config(), args, extra)
+    proc = start_node(checkpoint, find_config(), args, extra)
+    log = proc.log_path
     bench = SoakBench(args.rate)
     samples: list[dict[str, Any]] = []
     period = 1.0 / args.rate
     try:
-        wait_for_commands(bench, proc, log, 180)
+        wait_for_commands(bench, proc, 180)
         t0 = time.time_ns()
         schedule = [("good", "good", args.good)]
         cycles = max(int(args.bad // args.cycle), 1)
@@ -224,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for phase, mode, seconds in schedule:
                 bench.mode = mode if not mode.startswith("recover:") else "good"
                 end = time.monotonic() + seconds
-                while time.monotonic() < end and proc.poll() is None:
+                while time.monotonic() < end and proc.alive():
                     w0 = time.time_ns()
                     starv0 = _counter(bench, "starvation_events")
                     time.sleep(min(args.window, max(end - time.monotonic(), 0.05)))
@@ -239,9 +240,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     samples.append(stats)
                     print(_line(stats), flush=True)
-                if proc.poll() is not None:
+                if not proc.alive():
                     break
-        alive = proc.poll() is None
+        alive = proc.alive()
     finally:
         bench.close()
         rc = stop_node(proc)

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from snapflow_ros.control.status import ChunkEvent, PeriodicEvent
-from snapflow_ros.eval.processes import config_dir, executable
+from snapflow_ros.launching import KILL, ManagedProcess, config_dir, executable, stop_all
 
 NODE = "/policy_node"
 
@@ -61,7 +60,7 @@ def isolate_dds(domain_id: int | None) -> int:
 
 
 def find_config(name: str = "policy.yaml") -> Path:
-    """``config/<name>`` of the package (see :func:`snapflow_ros.eval.processes.config_dir`)."""
+    """``config/<name>`` of the package (see :func:`snapflow_ros.launching.config_dir`)."""
     path = config_dir() / name
     if not path.is_file():
         raise SystemExit(f"snapflow_demo: cannot find config/{name} (pass --config)")
@@ -215,14 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         *node_args,
     ]
     source_cmd = [*executable("synthetic_source")]
-    out = None if args.verbose else open(workdir / "policy_node.log", "w")  # noqa: SIM115
-    src_out = open(workdir / "synthetic_source.log", "w")  # noqa: SIM115
+    node_log = None if args.verbose else workdir / "policy_node.log"  # verbose: on the terminal
     procs = {
-        "policy_node": subprocess.Popen(
-            node_cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        ),
-        "synthetic_source": subprocess.Popen(
-            source_cmd, stdout=src_out, stderr=subprocess.STDOUT, start_new_session=True
+        "policy_node": ManagedProcess("policy_node", node_cmd, log_path=node_log),
+        "synthetic_source": ManagedProcess(
+            "synthetic_source", source_cmd, log_path=workdir / "synthetic_source.log"
         ),
     }
     monitor = Monitor()
@@ -231,11 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         problems += run(args, monitor, procs, interrupted, result)
     finally:
-        codes = stop_all(procs)
+        codes = stop_processes(procs)
         monitor.close()
-        for f in (out, src_out):
-            if f is not None:
-                f.close()
     for name, code in codes.items():
         result[f"{name}_exit"] = code
         if code != 0:
@@ -257,27 +250,36 @@ def main(argv: list[str] | None = None) -> int:
 def run(
     args: argparse.Namespace,
     monitor: Monitor,
-    procs: dict[str, subprocess.Popen],
+    procs: dict[str, ManagedProcess],
     interrupted: threading.Event,
     result: dict[str, Any],
 ) -> list[str]:
     """Wait for the node, run both phases with a live line every second."""
+    from snapflow_ros.client import WaitAborted, WaitTimeout, wait_until
+
     print("starting policy_node and synthetic_source ...", flush=True)
-    deadline = time.monotonic() + args.startup_timeout
-    while True:
+
+    def started() -> PeriodicEvent | None:
         report = monitor.latest_report()
-        if report and report.state == "active" and monitor.commands:
-            break
+        return report if report and report.state == "active" and monitor.commands else None
+
+    def startup_problem() -> str:
         for name, proc in procs.items():
-            if proc.poll() is not None:
-                return [f"{name} exited early with {proc.returncode}"]
+            if not proc.alive():
+                return f"{name} exited early with {proc.returncode}"
+        report = monitor.latest_report()
         if report and report.configure_error:
-            return [f"policy_node could not configure: {report.configure_error}"]
-        if interrupted.is_set():
-            return ["interrupted during start-up"]
-        if time.monotonic() > deadline:
-            return [f"policy_node not active after {args.startup_timeout:.0f} s"]
-        time.sleep(0.1)
+            return f"policy_node could not configure: {report.configure_error}"
+        return "interrupted during start-up" if interrupted.is_set() else ""
+
+    try:
+        report = wait_until(
+            started, args.startup_timeout, "an active policy_node", startup_problem, poll=0.1
+        )
+    except WaitAborted as exc:
+        return [exc.reason]
+    except WaitTimeout:
+        return [f"policy_node not active after {args.startup_timeout:.0f} s"]
     policy = report.policy or {}
     dt = 1.0 / report.control_rate
     default_steps = policy["default_num_steps"]
@@ -306,7 +308,7 @@ def run(
             print(f"--- num_steps -> {switch} at run time ({'ok' if ok else 'FAILED'})", flush=True)
             phases.append(Phase(switch, time.time_ns(), counters_start=dict(rep.counters)))
         for name, proc in procs.items():
-            if proc.poll() is not None:
+            if not proc.alive():
                 return [f"{name} died during the run ({proc.returncode})"]
         if time.monotonic() >= next_print:
             next_print += 1.0
@@ -345,21 +347,14 @@ def run(
     return problems
 
 
-def stop_all(procs: dict[str, subprocess.Popen], timeout: float = 30.0) -> dict[str, int]:
+def stop_processes(
+    procs: dict[str, ManagedProcess], timeout: float = 30.0
+) -> dict[str, int | None]:
     """Ctrl-C every process (source first), wait, return exit codes (-9: had to be killed)."""
-    codes = {}
-    for name in ("synthetic_source", "policy_node"):
-        proc = procs[name]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    for name, proc in procs.items():
-        try:
-            codes[name] = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-            codes[name] = -9
-    return codes
+    order = ["synthetic_source", "policy_node"]
+    codes = stop_all([procs[name] for name in order], signal.SIGINT, timeout, KILL)
+    found = dict(zip(order, codes, strict=True))
+    return {name: found[name] for name in procs}
 
 
 def print_table(result: dict[str, Any]) -> None:

@@ -3,18 +3,17 @@ parameters, read the policy node's status.
 
 :class:`NodeClient` joins the ROS graph with its own rclpy context (a domain of its own if
 asked) and one executor thread, so it lives beside whatever else the calling process does
-(``replay``, ``libero_eval``, the demo, the benchmarks, the tests). Every wait polls a
-condition against a deadline and can fail early when a watched process has died (``alive``:
-a function naming the death, '' while all is well). Status events arrive decoded
+(``replay``, ``libero_eval``, the demo, the benchmarks, the tests). Every wait is
+:func:`snapflow_ros.client.waiting.wait_until`: a condition polled against a deadline that can
+fail early when a watched process has died (``alive``: a function naming the death, '' while
+all is well). Status events arrive decoded
 (:mod:`snapflow_ros.control.status`) with their receive time.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,47 +31,12 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from snapflow_ros.client.names import absolute, split_name
+from snapflow_ros.client.waiting import Alive, ClientError, WaitTimeout, wait_until
 from snapflow_ros.control.status import PeriodicEvent, decode
 
-Alive = Callable[[], str]
 STATUS_DEPTH = 1000
 RESEND_AFTER_S = 5.0  # read-only calls: resend a request that got no reply (see call())
-
-
-class ClientError(RuntimeError):
-    """A node did not answer as asked: a time-out, a refused request, a process that died."""
-
-
-def wait_until(
-    predicate: Callable[[], Any],
-    timeout: float,
-    what: str,
-    alive: Alive | None = None,
-    poll: float = 0.02,
-) -> Any:
-    """Poll ``predicate`` until it is truthy and return its value; :class:`ClientError` after
-    ``timeout`` seconds, or as soon as ``alive()`` names a death."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if alive is not None and (dead := alive()):
-            raise ClientError(f"{dead} while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise ClientError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(poll)
-
-
-def absolute(name: str) -> str:
-    """``name`` with a leading ``/``."""
-    return name if name.startswith("/") else "/" + name
-
-
-def split_name(full: str) -> tuple[str, str]:
-    """``/ns/name`` -> (``/ns``, ``name``)."""
-    ns, _, name = absolute(full).rpartition("/")
-    return ns or "/", name
 
 
 @dataclass(frozen=True)
@@ -191,7 +155,7 @@ class NodeClient:
                 try:
                     wait_until(future.done, max(wait, 0.0), f"the reply of {full}", alive)
                     return future.result()
-                except ClientError:
+                except WaitTimeout:  # (a death named by ``alive`` ends the call at once)
                     if resend_after is None or time.monotonic() >= deadline:
                         raise
                     client.remove_pending_request(future)
@@ -311,8 +275,3 @@ class NodeClient:
             timeout,
             "a periodic status report",
         )
-
-
-def unique_name(prefix: str) -> str:
-    """A node name unlikely to clash with another client's (``prefix`` + pid)."""
-    return f"{prefix}_{os.getpid()}"

@@ -30,13 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.dds_domains import DomainBusy, reserve_domain
-from snapflow_ros.eval.processes import (
-    LAUNCHERS,
-    config_dir,
-    node_parameters,
-    params_with_overrides,
-)
+from snapflow_ros.eval.launchers import LAUNCHERS
 from snapflow_ros.eval.report import percentile_ms, recorded_path
+from snapflow_ros.launching import config_dir, node_parameters, params_with_overrides
 from snapflow_ros.policies import (
     LIBERO_POLICIES,
     is_embedded,
@@ -436,7 +432,7 @@ class Runner:
 
     def __init__(self, plan: EvalPlan) -> None:
         from snapflow_ros.eval.client import EvalClient, Names
-        from snapflow_ros.eval.processes import ros_env
+        from snapflow_ros.launching import ros_env
 
         self.plan = plan
         self.names = Names(plan.namespace)
@@ -472,34 +468,30 @@ class Runner:
     def _check_names_free(self, wait: float = NAME_CHECK_S) -> None:
         """EvalError when a bridge or policy node with this run's names is already in the
         graph: two runs on one domain and namespace would reset each other's episodes."""
+        from snapflow_ros.client import WaitTimeout, wait_until
         from snapflow_ros.eval.client import EvalError
 
-        deadline = time.monotonic() + wait  # discovery of other participants takes a moment
-        while True:
-            taken = [
-                n for n in (self.names.bridge, self.names.policy) if self.client.ros.has_node(n)
-            ]
-            if taken:
-                raise EvalError(
-                    f"{' and '.join(taken)} already running on ROS_DOMAIN_ID {self.domain} "
-                    "(another libero_eval, a launch or a robot): pass another --domain-id or "
-                    "--namespace"
-                )
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.1)
+        def taken() -> list[str]:
+            names = (self.names.bridge, self.names.policy)
+            return [n for n in names if self.client.ros.has_node(n)]
+
+        try:  # discovery of other participants takes a moment: watch the graph for ``wait`` s
+            names = wait_until(taken, wait, "another run's nodes in the graph", poll=0.1)
+        except WaitTimeout:
+            return
+        raise EvalError(
+            f"{' and '.join(names)} already running on ROS_DOMAIN_ID {self.domain} "
+            "(another libero_eval, a launch or a robot): pass another --domain-id or "
+            "--namespace"
+        )
 
     def _alive(self) -> str:
-        for proc in (self.bridge, self.node):
-            if proc is not None and not proc.alive():
-                return (
-                    f"{proc.name} exited with code {proc.proc.returncode}; its log "
-                    f"({proc.log_path}) ends with:\n{proc.log_tail()}"
-                )
-        return ""
+        from snapflow_ros.launching import first_exit
+
+        return first_exit((self.bridge, self.node), log_lines=30)
 
     def _start(self, kind: str, params: Path, log_name: str) -> Any:
-        from snapflow_ros.eval.processes import start_node
+        from snapflow_ros.eval.launchers import start_node
 
         return start_node(
             kind,
@@ -513,7 +505,7 @@ class Runner:
     def run(self) -> int:
         """Run every episode; returns the exit code."""
         from snapflow_ros.eval.client import EvalError
-        from snapflow_ros.eval.processes import write_params
+        from snapflow_ros.launching import write_params
 
         plan = self.plan
         params_dir = plan.out / "params"
@@ -579,7 +571,7 @@ class Runner:
         self, index: int, path: str, configs: list[PolicyConfig], params_dir: Path
     ) -> None:
         from snapflow_ros.eval.client import EvalError
-        from snapflow_ros.eval.processes import write_params
+        from snapflow_ros.launching import write_params
 
         plan = self.plan
         overrides = {

@@ -38,10 +38,10 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from snapflow_ros import launching
 from snapflow_ros.client import ClientError, NodeClient, wait_until
 from snapflow_ros.control.status import PeriodicEvent
 from snapflow_ros.dds_domains import DomainReservation, DomainsExhausted, reserve_domains
-from snapflow_ros.eval import processes
 from snapflow_ros.nodes.synthetic_source import synthetic_frame, synthetic_joints
 from snapflow_ros.ros_conversions import (
     ns_to_stamp_fields,
@@ -221,7 +221,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: floa
 
 def write_params(path: Path, overrides: dict[str, Any]) -> Path:
     """The default config/policy.yaml with ``overrides`` (dotted names) applied."""
-    return processes.write_params(REPO / "config" / "policy.yaml", "policy_node", overrides, path)
+    return launching.write_params(REPO / "config" / "policy.yaml", "policy_node", overrides, path)
 
 
 def console_script(name: str) -> str:
@@ -233,7 +233,7 @@ def console_script(name: str) -> str:
     return str(path)
 
 
-class LoggedProcess(processes.ManagedProcess):
+class LoggedProcess(launching.ManagedProcess):
     """A command in its own process group, its output in a log file; a context manager."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:

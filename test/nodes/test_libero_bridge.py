@@ -29,7 +29,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from snapflow_ros.client import NodeClient
-from snapflow_ros.eval.processes import write_params
+from snapflow_ros.launching import write_params
 from snapflow_ros.policies import libero_tiny_spec
 from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.ros_conversions import image_to_rgb, stamp_to_ns

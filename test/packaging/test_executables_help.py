@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from snapflow_ros.eval.processes import entry_module, executable
+from snapflow_ros.launching import entry_module, executable
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60  # importing torch/lerobot takes a few seconds on a loaded 2-core machine
