@@ -44,6 +44,7 @@ from snapflow_ros.bags.errors import BagError
 STORAGES = ("mcap", "sqlite3")
 HEADER_TYPE = "std_msgs/msg/Header"
 CUSTOM_KEY = "snapflow_replay"  # custom_data key of bags written by `replay`
+IGNORED_TOPICS = ("/rosout", "/parameter_events")  # recorded only when named
 _STORE: Typestore | None = None
 
 

@@ -39,10 +39,16 @@ from rclpy.signals import SignalHandlerOptions
 from rosbags.interfaces import Qos, QosHistory
 
 from snapflow_ros.bags.errors import BagError
-from snapflow_ros.bags.io import STORAGES, BagWriter, bag_size, ensure_type, make_qos
+from snapflow_ros.bags.io import (
+    IGNORED_TOPICS,
+    STORAGES,
+    BagWriter,
+    bag_size,
+    ensure_type,
+    make_qos,
+)
 from snapflow_ros.client import absolute
 
-IGNORED_TOPICS = ("/rosout", "/parameter_events")
 Handler = Callable[[str, bytes, int], None]
 
 

@@ -35,6 +35,10 @@ Time (the node checks the age of its inputs from their header stamps):
 Exit codes: 0 done (rejected observations included), 1 the node did not answer / an
 observation was rejected with ``--stop-on-reject`` / interrupted, 2 bad input (bag, topics,
 types, node not found, lock-step without sim time).
+
+This module is the thin rclpy driver: it asks the graph about the node, publishes, waits and
+records. What to publish when and what to wait for is decided without ROS in
+:mod:`snapflow_ros.bags.replay_plan` (and :mod:`snapflow_ros.bags.lockstep`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -59,22 +62,33 @@ from snapflow_ros.bags.chunks import CHUNK_TYPE, STATUS_TYPE
 from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import (
     CUSTOM_KEY,
+    IGNORED_TOPICS,
     STORAGES,
     BagReader,
     BagWriter,
     deserialize,
-    has_header,
     header_stamp_ns,
     latched,
     with_header_stamp,
 )
-from snapflow_ros.bags.lockstep import (
-    Answer,
-    Answers,
-    Rejection,
-    Step,
-    StepPlanner,
-    parse_rejection,
+from snapflow_ros.bags.lockstep import Answer, Answers, Rejection, Step, parse_rejection
+from snapflow_ros.bags.record import TopicRecorder, endpoint_hash, import_message
+from snapflow_ros.bags.replay_plan import (
+    IGNORED_INPUTS,
+    MAX_LISTED_REJECTIONS,
+    MODES,
+    Ask,
+    LockstepPlan,
+    NodeGraph,
+    Publish,
+    Skip,
+    Stats,
+    TimedPlan,
+    choose_inputs,
+    choose_outputs,
+    outputs_info,
+    recorded_stamps,
+    summary,
 )
 from snapflow_ros.client import (
     ClientError,
@@ -86,17 +100,8 @@ from snapflow_ros.client import (
 )
 from snapflow_ros.control.inputs import MAX_FUTURE_STAMP
 from snapflow_ros.control.status import decode
-from snapflow_ros.nodes.bag_record import (
-    IGNORED_TOPICS,
-    TopicRecorder,
-    endpoint_hash,
-    import_message,
-)
 
-NODE_INPUTS_IGNORED = ("/clock", "/parameter_events")
-GATE_TIMEOUT_S = 1e-4  # lock-step input_timeout: anything older than the observation is stale
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-MAX_LISTED_REJECTIONS = 100  # rejections listed in the outputs bag's info (all are counted)
 
 
 class ReplayError(Exception):
@@ -105,22 +110,6 @@ class ReplayError(Exception):
 
 class Interrupted(Exception):
     """Ctrl-C / SIGTERM."""
-
-
-@dataclass
-class Stats:
-    """What happened during the replay."""
-
-    published: int = 0
-    steps: int = 0  # observations the node answered (a chunk or a rejection)
-    chunks: int = 0
-    rejected: int = 0  # observations the node rejected (lock-step)
-    resent: int = 0  # observations published again (the node answered another one)
-    skipped: int = 0
-    too_spread: int = 0  # observations whose inputs are stamped too far apart for the node
-    status_chunk_events: int = 0
-    step_wall_s: list[float] = field(default_factory=list)
-    rejections: list[dict[str, Any]] = field(default_factory=list)
 
 
 class QueuedWrites:
@@ -150,7 +139,8 @@ class QueuedWrites:
 
 
 class Replayer:
-    """One replay run (see the module docstring)."""
+    """One replay run (see the module docstring): carries out the plan of
+    :mod:`snapflow_ros.bags.replay_plan` on a live node."""
 
     def __init__(self, args: argparse.Namespace, stop: threading.Event) -> None:
         self.args = args
@@ -173,7 +163,6 @@ class Replayer:
         self.out: QueuedWrites | None = None  # every write of a message goes through it
         self.recorder: TopicRecorder | None = None
         self._restoring = False
-        self.gate = False
 
     # ------------------------------------------------------------------ plumbing
     def log(self, text: str) -> None:
@@ -237,6 +226,11 @@ class Replayer:
             msg.clock.sec, msg.clock.nanosec = divmod(self.clock_ns, 1_000_000_000)
             self.clock_pub.publish(msg)
 
+    def publish(self, topic: str, data: bytes) -> None:
+        """Publish one recorded message."""
+        self.pubs[topic].publish(data)
+        self.stats.published += 1
+
     def now_ns(self) -> int:
         """Log time of recorded outputs: the /clock we publish, or the wall clock."""
         return self.clock_ns if self.sim_time else time.time_ns()
@@ -278,7 +272,7 @@ class Replayer:
             if subscriptions
             else self.node.get_publisher_names_and_types_by_node
         )
-        ignored = NODE_INPUTS_IGNORED if subscriptions else IGNORED_TOPICS
+        ignored = IGNORED_INPUTS if subscriptions else IGNORED_TOPICS
         out = {}
         for topic, types in get(self.target_name, self.target_ns):
             if topic not in ignored and types:
@@ -298,45 +292,15 @@ class Replayer:
             if e.node_name == self.target_name and e.node_namespace == self.target_ns
         ]
 
-    def select_inputs(self, reader: BagReader) -> dict[str, str]:
-        """Bag topics to publish (checked against the node's subscriptions)."""
-        bag = reader.topics
-        node_subs = self.node_endpoints(subscriptions=True)
-        if self.args.topics:
-            chosen = [absolute(t) for t in self.args.topics]
-            for topic in chosen:
-                reader.require(topic)
-                if topic not in node_subs:
-                    raise BagError(f"--topics: {topic} is not an input of {self.target}")
-        else:
-            chosen = [t for t in node_subs if t in bag]
-            allowed = {absolute(t) for t in self.args.allow_missing}
-            missing = [t for t in node_subs if t not in bag and t not in allowed]
-            if missing:
-                raise BagError(
-                    "the bag has no messages for topics the node subscribes to: "
-                    + ", ".join(f"{t} ({node_subs[t]})" for t in sorted(missing))
-                    + f" (bag topics: {', '.join(sorted(bag))}; --allow-missing to go on)"
-                )
-        if not chosen:
-            raise BagError(f"none of the bag's topics is an input of {self.target}")
-        for topic in chosen:
-            bag_type = bag[topic].msgtype
-            if topic in node_subs and node_subs[topic] != bag_type:
-                raise BagError(
-                    f"type mismatch on {topic}: the bag has {bag_type}, "
-                    f"{self.target} subscribes with {node_subs[topic]}"
-                )
-            hashes = {endpoint_hash(e) for e in self.node_endpoint_infos(topic, True)} - {""}
-            digest = bag[topic].type_hash
-            if digest.startswith("RIHS01_") and hashes and digest not in hashes:
-                raise BagError(
-                    f"type mismatch on {topic}: the bag's {bag_type} definition "
-                    f"differs from the node's (type hash)"
-                )
-            if bag[topic].count == 0:
-                raise BagError(f"topic {topic} has no messages in the bag")
-        return {t: bag[t].msgtype for t in chosen}
+    def graph(self) -> NodeGraph:
+        """The node as the graph shows it now."""
+        subs = self.node_endpoints(subscriptions=True)
+        return NodeGraph(
+            self.target,
+            subs,
+            self.node_endpoints(subscriptions=False),
+            {t: {endpoint_hash(e) for e in self.node_endpoint_infos(t, True)} for t in subs},
+        )
 
     def make_publishers(self, reader: BagReader, inputs: dict[str, str]) -> None:
         """Reliable publishers, transient local where the bag or the node's subscription is."""
@@ -366,7 +330,8 @@ class Replayer:
     def start_recording(self) -> None:
         """Subscribe to the node's outputs (or ``--record`` topics) into the outputs bag."""
         assert self.writer is not None
-        if self.args.mode == "lockstep" and not self.args.chunk_topic:
+        lockstep = self.args.mode == "lockstep"
+        if lockstep and not self.args.chunk_topic:
             # discovery reports a node's publishers one by one: wait for its chunk publisher
             self.wait(
                 lambda: CHUNK_TYPE in self.node_endpoints(subscriptions=False).values(),
@@ -374,36 +339,16 @@ class Replayer:
                 f"a {CHUNK_TYPE} publisher of {self.target} (--chunk-topic)",
                 BagError,
             )
-        outputs = self.node_endpoints(subscriptions=False)
-        status = f"{self.target}/status"
-        status_type = outputs.get(status)
-        if self.args.record:
-            import re
-
-            patterns = [re.compile(r) for r in self.args.record]
-            outputs = {t: ty for t, ty in outputs.items() if any(p.search(t) for p in patterns)}
-        if self.args.mode == "lockstep" and status_type == STATUS_TYPE:
-            outputs[status] = status_type  # its rejected events answer observations
-        self.chunk_topic = absolute(self.args.chunk_topic) if self.args.chunk_topic else ""
-        if not self.chunk_topic:
-            chunks = sorted(t for t, ty in outputs.items() if ty == CHUNK_TYPE)
-            preferred = [t for t in chunks if t.endswith("action_chunk")]
-            self.chunk_topic = (preferred or chunks or [""])[0]
-        if self.args.mode == "lockstep" and self.chunk_topic not in outputs:
-            raise BagError(
-                f"{self.target} publishes no {CHUNK_TYPE} chunk topic to wait for "
-                f"(outputs: {', '.join(sorted(outputs)) or 'none'}; --chunk-topic)"
-            )
-        self.status_topic = status if outputs.get(status) == STATUS_TYPE else ""
-        if self.args.mode == "lockstep" and not self.status_topic:
-            self.log(
-                f"{self.target} publishes no {status} ({STATUS_TYPE}): an observation it "
-                "rejects will end the replay with a time-out"
-            )
+        outputs = choose_outputs(
+            self.graph(), self.args.mode, self.args.record, self.args.chunk_topic
+        )
+        self.chunk_topic, self.status_topic = outputs.chunk_topic, outputs.status_topic
+        if outputs.warning:
+            self.log(outputs.warning)
         self.recorder = TopicRecorder(self.node, self.out, self.now_ns)
-        for topic, msgtype in sorted(outputs.items()):
+        for topic, msgtype in sorted(outputs.topics.items()):
             handler = None
-            if topic == self.chunk_topic and self.args.mode == "lockstep":
+            if topic == self.chunk_topic and lockstep:
                 handler = self._on_chunk
             elif topic == self.status_topic:
                 handler = self._on_status
@@ -429,75 +374,42 @@ class Replayer:
             self.answers.add_rejection(rejection)
 
     # ------------------------------------------------------------------ lock-step
-    def recorded_stamps(self, reader: BagReader) -> set[int]:
-        """Observation stamps of the chunks recorded in the input bag (``--trigger recorded``)."""
-        info = reader.topics.get(self.chunk_topic)
-        if info is None or info.msgtype != CHUNK_TYPE or info.count == 0:
-            raise BagError(
-                f"--trigger recorded: the bag has no recorded chunks on {self.chunk_topic}"
-            )
-        return {header_stamp_ns(m.data) for m in reader.messages([self.chunk_topic])}
-
     def run_lockstep(self, reader: BagReader, inputs: dict[str, str]) -> None:
         """Observation by observation, one chunk each (see the module docstring)."""
         args = self.args
-        stamped = {t: has_header(ty) for t, ty in inputs.items()}
         params = self.get_params(
             ["observation_stamp", "replan_threshold", "input_timeout", "max_future_stamp"]
         )
-        planner = StepPlanner(
+        plan = LockstepPlan(
             inputs,
-            stamped,
-            [absolute(t) for t in args.step_topics],
-            str(params.get("observation_stamp") or "oldest"),
+            params,
+            args.step_topics,
             args.step_every,
-            self.recorded_stamps(reader) if args.trigger == "recorded" else None,
+            recorded_stamps(reader, self.chunk_topic) if args.trigger == "recorded" else None,
         )
         what = "recorded chunk" if args.trigger == "recorded" else "new frame"
         self.log(
-            f"lock-step: one chunk per {what} of {', '.join(planner.step_topics)}, "
+            f"lock-step: one chunk per {what} of {', '.join(plan.step_topics)}, "
             f"noise {args.noise}"
         )
-        # While replaying: no inference of the node's own, and inputs older than the
-        # observation count as stale, so the node waits until it has the replayed ones.
-        timeout = params.get("input_timeout")
-        self.gate = all(stamped[t] for t in planner.observation) and (
-            isinstance(timeout, int | float) and not isinstance(timeout, bool)
-        )
-        changed = {"replan_threshold": 0.0}
-        if self.gate:
-            changed["input_timeout"] = GATE_TIMEOUT_S
-            changed["max_future_stamp"] = MAX_FUTURE_STAMP
-        restore: dict[str, Any] = {}
-        latest: dict[str, bytes] = {}
-        window: dict[str, tuple[int, bytes]] = {}  # latest unpublished message per topic
+        changed, restore = plan.node_settings()
         try:
             self.trigger("pause")
             for name, value in changed.items():
-                if params.get(name) is not None:
-                    restore[name] = params[name]
-                    self.set_param(name, value)
+                self.set_param(name, value)
             if args.noise == "continue":
                 self.trigger("reset")  # re-seed once: the noise stream of a fresh node
-            for msg in reader.messages(inputs):
-                stamp = header_stamp_ns(msg.data) if stamped[msg.topic] else None
-                step = planner.before(msg.topic, stamp)
-                if step is not None:
-                    self.publish_window(window, latest)
-                    self.lockstep_step(step, planner, latest)
-                    if args.max_steps and self.stats.steps >= args.max_steps:
-                        break
-                if msg.topic in planner.observation:
-                    window[msg.topic] = (msg.log_ns, msg.data)
-                else:  # the task: at once (latched)
-                    self.pubs[msg.topic].publish(msg.data)
-                    self.stats.published += 1
-                planner.after(msg.topic, msg.log_ns, stamp)
-            else:
-                step = planner.flush()
-                if step is not None:
-                    self.publish_window(window, latest)
-                    self.lockstep_step(step, planner, latest)
+            for action in plan.actions(reader.messages(inputs)):
+                if isinstance(action, Publish):
+                    self.publish(action.topic, action.data)
+                    continue
+                self.interrupted()  # (the observation is out: a chance to stop between steps)
+                if isinstance(action, Skip):
+                    self.too_spread(action)
+                    continue
+                self.ask(action)
+                if args.max_steps and self.stats.steps >= args.max_steps:
+                    break
             self.stop_recording()
         finally:
             self.stop_recording(wait_events=False)  # not what the node does once restored
@@ -511,41 +423,29 @@ class Replayer:
                     self.log(f"could not restore the node: {exc}")
                 finally:
                     self._restoring = False
-        self.stats.skipped = planner.skipped
+        self.stats.skipped = plan.skipped
 
-    def publish_window(
-        self, window: dict[str, tuple[int, bytes]], latest: dict[str, bytes]
-    ) -> None:
-        """Publish the newest message of each topic since the last step (the node is paused
-        meanwhile, so older ones could not change its chunk), in log-time order."""
-        for topic, (_, data) in sorted(window.items(), key=lambda kv: kv[1][0]):
-            self.pubs[topic].publish(data)
-            latest[topic] = data
-            self.stats.published += 1
-        window.clear()
-        self.interrupted()
+    def too_spread(self, skip: Skip) -> None:
+        """An observation not asked for: its inputs are stamped too far apart."""
+        self.stats.too_spread += 1
+        self.log(
+            f"observation {skip.step.index}: its inputs are stamped {skip.spread_s:.3f} s apart, "
+            f"more than the node accepts ahead of its clock (max_future_stamp <= "
+            f"{MAX_FUTURE_STAMP:g} s); not asked for"
+        )
 
-    def lockstep_step(self, step: Step, planner: StepPlanner, latest: dict[str, bytes]) -> None:
-        """Ask for the answer to ``step``'s observation: record its chunk, or count its
+    def ask(self, ask: Ask) -> None:
+        """Ask for the answer to ``ask.step``'s observation: record its chunk, or count its
         rejection; publish the observation again if the node answered another one."""
         assert self.writer is not None
+        step = ask.step
         start = time.monotonic()
-        spread = (step.clock_ns - step.oldest_ns) * 1e-9
-        if self.gate and spread > MAX_FUTURE_STAMP:
-            self.stats.too_spread += 1
-            self.log(
-                f"observation {step.index}: its inputs are stamped {spread:.3f} s apart, more "
-                f"than the node accepts ahead of its clock (max_future_stamp <= "
-                f"{MAX_FUTURE_STAMP:g} s); not asked for"
-            )
-            return
-        clock = step.oldest_ns if self.gate else step.clock_ns
-        self.publish_clock(clock)
+        self.publish_clock(ask.clock_ns)
         answer: Answer | None = None
         for attempt in range(self.args.retries + 1):
             if attempt:
-                for topic in planner.observation:  # publish the observation again
-                    self.pubs[topic].publish(latest[topic])
+                for topic, data in ask.observation.items():  # the observation again
+                    self.pubs[topic].publish(data)
                 self.interrupted()
             self.answers.clear()
             if self.args.noise == "reseed":
@@ -604,55 +504,40 @@ class Replayer:
     # ------------------------------------------------------------------ timed
     def run_timed(self, reader: BagReader, inputs: dict[str, str]) -> None:
         """Publish at the original spacing (``--rate``), /clock or restamped headers."""
-        stamped = {t: has_header(ty) for t, ty in inputs.items()}
-        offset = None
-        for msg in reader.messages(inputs):
-            if stamped[msg.topic]:
-                offset = header_stamp_ns(msg.data) - msg.log_ns
-                break
-        offset = offset or 0
-        rate = self.args.rate
+        plan = TimedPlan(inputs, self.args.rate, self.args.duration, self.sim_time)
+        plan.measure_offset(reader.messages(inputs))
         wall0 = time.monotonic()
-        first_log = None
         next_clock = 0.0
         end_log = None
-
-        def bag_now() -> int:  # bag log time corresponding to now
-            return int(first_log + (time.monotonic() - wall0) * rate * 1e9)
-
-        for msg in reader.messages(inputs):
-            if first_log is None:
-                first_log = msg.log_ns
-                self.shift_ns = 0 if self.sim_time else time.time_ns() - first_log
-            if self.args.duration and msg.log_ns - first_log > self.args.duration * 1e9:
-                break
-            target = wall0 + (msg.log_ns - first_log) / rate * 1e-9
+        for msg in plan.messages(reader.messages(inputs)):
+            if end_log is None:  # the first message
+                self.shift_ns = 0 if self.sim_time else time.time_ns() - msg.log_ns
+            target = wall0 + msg.at_s
             while (left := target - time.monotonic()) > 0:
                 if self.sim_time and time.monotonic() >= next_clock:
-                    self.publish_clock(bag_now() + offset)
+                    self.publish_clock(plan.clock_at(time.monotonic() - wall0))
                     next_clock = time.monotonic() + 0.01
                 self.pause_for(min(left, 0.01))
             data = msg.data
-            if self.sim_time:
-                self.publish_clock(msg.log_ns + offset)
-            elif stamped[msg.topic]:
+            if msg.clock_ns is not None:
+                self.publish_clock(msg.clock_ns)
+            elif msg.restamp:
                 data = with_header_stamp(data, header_stamp_ns(data) + self.shift_ns)
-            self.pubs[msg.topic].publish(data)
-            self.stats.published += 1
+            self.publish(msg.topic, data)
             end_log = msg.log_ns
-        if first_log is None:
+        if end_log is None or plan.first_log_ns is None:
             return
         tail_end = time.monotonic() + self.args.tail
         while time.monotonic() < tail_end:
             if self.sim_time:
-                self.publish_clock(bag_now() + offset)
+                self.publish_clock(plan.clock_at(time.monotonic() - wall0))
             self.pause_for(0.01)
         if self.out is not None:
             self.out.drain()
         self.stats.chunks = self.writer.counts.get(self.chunk_topic, 0) if self.writer else 0
         self.log(
             f"played {self.stats.published} messages over "
-            f"{((end_log or first_log) - first_log) * 1e-9:.2f} s of bag time"
+            f"{(end_log - plan.first_log_ns) * 1e-9:.2f} s of bag time"
         )
 
     # ------------------------------------------------------------------ run
@@ -664,7 +549,7 @@ class Replayer:
                 raise BagError(f"output {args.output} exists already (choose a new path)")
             self.log(f"waiting for {self.target}")
             self.find_node()
-            inputs = self.select_inputs(reader)
+            inputs = choose_inputs(reader, self.graph(), args.topics, args.allow_missing)
             self.sim_time = bool(self.get_params(["use_sim_time"]).get("use_sim_time"))
             if args.mode == "lockstep" and not self.sim_time:
                 raise BagError(
@@ -713,41 +598,21 @@ class Replayer:
         self.stop_recording(wait_events=False)
         if self.writer is None or self.writer.closed:
             return
-        info = {
-            "source_bag": os.path.abspath(self.args.bag),
-            "mode": self.args.mode,
-            "node": self.target,
-            "sim_time": self.sim_time,
-            "stamp_shift_ns": self.shift_ns,
-            "rate": self.args.rate,
-            "steps": self.stats.steps,
-            "chunks": self.stats.chunks,
-            "rejected_observations": self.stats.rejected,
-            "rejections": self.stats.rejections,
-            "resent_observations": self.stats.resent,
-            "skipped_frames": self.stats.skipped,
-            "too_spread_observations": self.stats.too_spread,
-            "trigger": self.args.trigger,
-            "noise": self.args.noise,
-            "published": self.stats.published,
-        }
+        args = self.args
+        info = outputs_info(
+            os.path.abspath(args.bag),
+            args.mode,
+            self.target,
+            self.sim_time,
+            self.shift_ns,
+            self.stats,
+            args.rate,
+            args.trigger,
+            args.noise,
+        )
         self.writer.set_custom_data(CUSTOM_KEY, json.dumps(info))
         self.writer.close()
-        walls = sorted(self.stats.step_wall_s)
-        extra = ""
-        if walls:
-            extra = f", median step {walls[len(walls) // 2] * 1000:.0f} ms"
-        counts = ", ".join(f"{t}: {n}" for t, n in sorted(self.writer.counts.items()))
-        rejected = ""
-        if self.stats.rejected:
-            stamps = ", ".join(str(r["stamp_ns"]) for r in self.stats.rejections[:5])
-            more = ", ..." if self.stats.rejected > 5 else ""
-            rejected = f" (stamps {stamps}{more})"
-        self.log(
-            f"wrote {self.args.output} ({counts}); {self.stats.steps} observations: "
-            f"{self.stats.chunks} chunks, {self.stats.rejected} rejected by the node"
-            f"{rejected}, {self.stats.resent} re-sent{extra}"
-        )
+        self.log(summary(args.output, self.writer.counts, self.stats))
 
     def close(self) -> None:
         """Shut the ROS context down."""
@@ -763,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("bag", help="input bag (rosbag2 folder, mcap or sqlite3)")
     p.add_argument("-o", "--output", required=True, help="outputs bag to create")
-    p.add_argument("--mode", choices=("lockstep", "timed"), default="lockstep")
+    p.add_argument("--mode", choices=MODES, default="lockstep")
     p.add_argument("--node", default="/policy_node", help="the policy node (default /policy_node)")
     p.add_argument(
         "--topics",
