@@ -16,7 +16,9 @@ Rules (the same for every argument):
 * ``bool``: ``true/false``, ``1/0``, ``yes/no``, ``on/off`` in any case;
 * ``int`` / ``float``: decimal numbers (floats finite), within the stated range;
 * ``choice``: one of the listed words (any case; returned as listed);
-* ``policy_path``: a checkpoint folder, a Hub id or a known ``tiny:`` name (the one table of
+* ``device``, ``policy_path``: what the nodes accept (the validators of
+  :mod:`snapflow_ros.params.schema`): ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (any case); a
+  checkpoint folder, a Hub id or a known ``tiny:`` name (the one table of
   :mod:`snapflow_ros.policies`);
 * ``params_file``: an existing, readable YAML file with a ``/**/<node>:`` (or ``<node>:``,
   ``/ns/<node>:``, ``/**:``) key holding ``ros__parameters:``;
@@ -36,7 +38,9 @@ from typing import Any
 
 import yaml
 
-from snapflow_ros.policies import check_policy_path, tiny_names
+from snapflow_ros.params.choices import DEVICE_WORDS
+from snapflow_ros.params.schema import ConfigError, device, policy_path
+from snapflow_ros.policies import tiny_names
 
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
@@ -67,7 +71,6 @@ MAX_SHOWN = 60  # characters of a bad value quoted in a message
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _NAMESPACE = re.compile(r"/?([A-Za-z_][A-Za-z0-9_]*)(/[A-Za-z_][A-Za-z0-9_]*)*")
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 class LaunchArgumentError(ValueError):
@@ -157,9 +160,11 @@ def parse_namespace(name: str, text: str) -> str:
 def parse_device(name: str, text: str) -> str:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (any case; the node checks the GPU exists)."""
     word = text.strip().lower()
-    if _DEVICE.fullmatch(word):
-        return word
-    raise _bad(name, text, "auto, cpu, cuda or cuda:N")
+    try:
+        device(name, word)  # the node's own check
+    except ConfigError:
+        raise _bad(name, text, DEVICE_WORDS) from None
+    return word
 
 
 def parse_log_level(name: str, text: str) -> str:
@@ -292,9 +297,9 @@ class LaunchArg:
 def parse_policy_path(name: str, text: str) -> str:
     """A policy path: anything but an unknown ``tiny:`` name (the node's own check)."""
     try:
-        check_policy_path(text)
-    except ValueError as exc:
-        raise LaunchArgumentError(f"{name}: {exc}") from None
+        policy_path(name, text)
+    except ConfigError as exc:
+        raise LaunchArgumentError(str(exc)) from None
     return text
 
 

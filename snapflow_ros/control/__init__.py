@@ -4,10 +4,12 @@ Chunk scheduling with latency compensation and blending (:mod:`.scheduler`), act
 (:mod:`.limits`), the per-tick command loop with hold and starvation accounting (:mod:`.loop`),
 latency / rate statistics and throttled logs (:mod:`.stats`), the inputs and the observation
 they make (:mod:`.inputs`), the controller that decides when to infer and what to command
-(:mod:`.controller`) and the status protocol (:mod:`.status`).
+(:mod:`.controller`), its run-time parameters and :class:`Settings` (:mod:`.settings`), the
+status protocol (:mod:`.status`) and a configure without ROS (:mod:`.session`, imported by
+name: it is not loaded with the package).
 """
 
-from snapflow_ros.control.controller import Outputs, PolicyController, Runtime, Session, Settings
+from snapflow_ros.control.controller import Outputs, PolicyController, Runtime, Session
 from snapflow_ros.control.inputs import (
     InputProblem,
     InputSet,
@@ -29,6 +31,7 @@ from snapflow_ros.control.scheduler import (
     action_index,
     skipped_actions,
 )
+from snapflow_ros.control.settings import Settings
 from snapflow_ros.control.stats import (
     ChangeLog,
     LatencyStats,

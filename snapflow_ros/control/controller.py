@@ -54,7 +54,7 @@ from snapflow_ros.control.inputs import (
     task_preview,
 )
 from snapflow_ros.control.loop import CommandLoop, auto_replan_threshold
-from snapflow_ros.control.scheduler import DEFAULT_MAX_LEAD
+from snapflow_ros.control.settings import Settings
 from snapflow_ros.control.stats import ChangeLog, LatencyStats, RateMeter, ThrottledLog
 from snapflow_ros.control.status import (
     ChunkEvent,
@@ -120,25 +120,6 @@ class Outputs(Protocol):
 
     def log(self, level: str, message: str) -> None:
         """Log at ``level`` (debug, info, warning, error)."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What may change while the node runs (the node parameters of the same names;
-    ``task_text`` is ``task.text``)."""
-
-    num_steps: int = 0  # 0: the checkpoint's default
-    replan_threshold: float = -1.0  # <0: automatic
-    hold_mode: str = "none"
-    dry_run: bool = False
-    input_timeout: float = 0.5
-    max_future_stamp: float = DEFAULT_MAX_LEAD
-    task_text: str = ""
-
-    @property
-    def steps(self) -> int | None:
-        """Denoising steps to ask the runtime for (None: its default)."""
-        return self.num_steps if self.num_steps > 0 else None
 
 
 @dataclass

@@ -41,10 +41,11 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from snapflow_ros.params.choices import MAX_PIXELS  # largest image accepted, raw or compressed
+
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 SUPPORTED_ENCODINGS = tuple(CHANNELS)
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
-MAX_PIXELS = 50_000_000  # largest image accepted, raw or compressed (8K UHD is 33 M)
 JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (they carry the image size): C0..CF except DHT, JPG, DAC

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-JOINT_FIELDS = ("position", "velocity", "effort")
-POSE_FORMATS = ("xyz_quat", "xyz_axis_angle", "xyz")
+from snapflow_ros.params.choices import JOINT_FIELDS, POSE_FORMATS, POSE_SIZES
 
 
 class StateConversionError(ValueError):
@@ -131,4 +130,4 @@ def pose_values(msg: Any, fmt: str = "xyz_quat") -> np.ndarray:
 
 def pose_size(fmt: str) -> int:
     """Number of state values a pose gives in ``fmt``."""
-    return {"xyz_quat": 7, "xyz_axis_angle": 6, "xyz": 3}[fmt]
+    return POSE_SIZES[fmt]
