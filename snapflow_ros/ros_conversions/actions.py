@@ -14,13 +14,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from snapflow_ros.params.choices import COMMAND_TYPES
 from snapflow_ros.ros_conversions.state import ns_to_stamp_fields
 
-COMMAND_TYPES: dict[str, type] = {
-    "joint_state": JointState,
-    "float64_multi_array": Float64MultiArray,
-    "joint_trajectory": JointTrajectory,
-}
+# the message of each command type (the types are named once, in params/choices.py)
+COMMAND_MESSAGES: dict[str, type] = dict(
+    zip(COMMAND_TYPES, (JointState, Float64MultiArray, JointTrajectory), strict=True)
+)
 POINT_FIELDS = {"position": "positions", "velocity": "velocities", "effort": "effort"}
 
 

@@ -537,7 +537,8 @@ class Harness:
 def node_parameters(overrides: dict[str, Any]) -> list[Parameter]:
     """config/policy.yaml with ``overrides`` applied, as rclpy Parameters (for a node built in
     this process); empty lists get their type from the parameter table."""
-    from snapflow_ros.nodes.params import spec_for, type_name
+    from snapflow_ros.params.policy_node import spec_for
+    from snapflow_ros.params.schema import type_name
 
     data = yaml.safe_load((REPO / "config" / "policy.yaml").read_text())
     values = _flatten(data["/**/policy_node"]["ros__parameters"])

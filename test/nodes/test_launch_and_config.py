@@ -43,7 +43,7 @@ from snapflow_ros.launch_args import (
     parse_log_level,
     parse_namespace,
 )
-from snapflow_ros.nodes.params import (
+from snapflow_ros.params.policy_node import (
     CAMERA_PARAMS,
     NODE_NAME,
     PARAMS,
@@ -633,7 +633,7 @@ def test_eval_launch_bad_arguments_stop_before_any_node(eval_launch, args, messa
 
 
 def test_eval_launch_modes_and_suites_are_the_bridges(eval_launch):
-    from snapflow_ros.nodes.libero_bridge import MODES
+    from snapflow_ros.params.libero_bridge import MODES
     from snapflow_ros.sim.suites import SUITES
 
     assert eval_launch.module.MODES == MODES

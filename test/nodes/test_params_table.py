@@ -1,4 +1,4 @@
-"""The policy node's parameter table (nodes/params.py): every validator branch, in-process.
+"""The policy node's parameter table (params/policy_node.py): every validator branch, in-process.
 
 No ROS graph is involved: these are the checks the node runs on every set, at start-up and at
 configure, so each bad value must give a ConfigError that names the parameter and says what
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from snapflow_ros.control.inputs import task_preview
-from snapflow_ros.nodes.params import (
+from snapflow_ros.params.policy_node import (
     MAX_TASK_CHARS,
     PARAMS,
     ConfigError,
@@ -234,7 +234,7 @@ def test_build_config_fills_camera_templates():
     cfg = _config(**{"cameras.names": ["scene"]})
     assert cfg.cameras[0].topic == "camera/scene/image_raw"
     assert cfg.cameras[0].key == "observation.images.scene"
-    assert cfg["max_future_stamp"] == 0.25
+    assert cfg.max_future_stamp == 0.25
 
 
 def test_task_preview_never_echoes_a_long_task():
@@ -246,7 +246,7 @@ def test_task_preview_never_echoes_a_long_task():
 def test_building_a_configuration_imports_no_torch():
     code = (
         "import sys\n"
-        "from snapflow_ros.nodes.params import build_config\n"
+        "from snapflow_ros.params.policy_node import build_config\n"
         "build_config(lambda name: ['j1'] if name == 'state.joints.names' else None)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lerobot')))\n"
     )
