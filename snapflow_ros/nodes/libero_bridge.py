@@ -22,10 +22,11 @@ episode results. Topics, parameters, services and the two timing modes are docum
   clock, stamps in wall time, a missing command is replaced by a no-op (or held).
 
 The logic (episodes, commands, the lock-step clock protocol, real-time pacing) is the
-ROS-free :class:`~snapflow_ros.sim.episodes.EpisodeDriver`; this node declares and
-checks the parameters, converts messages and runs the driver's simulation thread (the
-simulator's OpenGL context is bound to it). ROS callbacks only hand commands and requests to
-the driver.
+ROS-free :class:`~snapflow_ros.sim.episodes.EpisodeDriver`; the parameters are the table of
+:mod:`snapflow_ros.params.libero_bridge`, declared and checked by a
+:class:`~snapflow_ros.nodes.parameters.ParameterListener`; this node converts messages and
+runs the driver's simulation thread (the simulator's OpenGL context is bound to it). ROS
+callbacks only hand commands and requests to the driver.
 
 Run: ``libero_bridge --ros-args --params-file config/libero_bridge.yaml``.
 """
@@ -34,13 +35,11 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
@@ -52,7 +51,9 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from snapflow_ros.nodes.parameters import ParameterListener
 from snapflow_ros.nodes.process import exit_process, init_ros, log_at, spin
+from snapflow_ros.params.libero_bridge import FIXED, NODE_NAME, TABLE, check_privileged, sim_config
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image_fields, stamp_to_ns
 from snapflow_ros.sim import (
     ARM_JOINTS,
@@ -61,140 +62,16 @@ from snapflow_ros.sim import (
     MUJOCO_CAMERAS,
     LiberoSetupError,
     LiberoSim,
-    SimConfig,
     prepare_libero,
     validate_action,
 )
 from snapflow_ros.sim.episode_events import EpisodeEvent, to_json
-from snapflow_ros.sim.episodes import NO_POLICY_NODE, EpisodeDriver, privileged_task
+from snapflow_ros.sim.episodes import NO_POLICY_NODE, EpisodeDriver
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
-from snapflow_ros.sim.suites import (
-    CONTROL_FREQ,
-    check_init_state,
-    check_suite,
-    check_task,
-)
 
-NODE_NAME = "libero_bridge"
-MODES = ("lockstep", "realtime")
 POLICY_ACTIONS = ("pause", "reset", "resume")  # what auto_next asks of the policy node
 POLICY_CALL_TIMEOUT = 10.0  # s
-COMMAND_TYPES = ("joint_state", "float64_multi_array")
-MISSING_MODES = ("noop", "hold")
 STATE_LABEL = "eef_pos(3) axis_angle(3) gripper_qpos(2)"
-
-# name, default, description; "runtime" ones apply at the next reset.
-PARAMS: list[tuple[str, Any, str]] = [
-    ("suite", "libero_spatial", "LIBERO suite (runtime: next reset)."),
-    ("task_index", 0, "Task of the suite (runtime: next reset)."),
-    ("init_state_index", 0, "Benchmark initial state 0..49 (runtime: next reset)."),
-    ("episode_length", 0, "Step limit of an episode; 0: the suite's (LeRobot's) value."),
-    (
-        "mode",
-        "lockstep",
-        "lockstep (one step per command, sim time) or realtime (20 Hz wall clock).",
-    ),
-    ("settle_steps", 10, "No-op steps after each reset (not counted, not published)."),
-    ("image_height", 256, "Camera image height."),
-    ("image_width", 256, "Camera image width."),
-    ("render", True, "Render the cameras (false: physics only, no images published)."),
-    (
-        "video.size",
-        0,
-        "Also render video.cameras at this size for people (<prefix>/<camera>/video_raw; "
-        "0: none). The policy's images keep image_height x image_width.",
-    ),
-    ("video.cameras", ["agentview"], "Cameras of video.size (agentview, wrist)."),
-    ("fast_render", False, "No shadows/reflections: faster, but images differ from the datasets'."),
-    ("hard_reset", True, "Rebuild the MuJoCo model at each reset (LeRobot's default)."),
-    ("seed", 0, "Seed passed to LIBERO's env.seed at each reset (<0: none)."),
-    ("assets_path", "", "LIBERO assets folder ('' : $LIBERO_ASSETS_PATH or the assets packages)."),
-    ("gl", "auto", "OpenGL backend: auto (EGL, then OSMesa), egl or osmesa."),
-    ("autostart", True, "Start the first episode at start-up (false: wait for ~/reset)."),
-    ("auto_next", False, "After an episode ends, start the next initial state by itself."),
-    (
-        "policy_node",
-        "",
-        "auto_next: the policy node to pause, reset and resume around each new episode, as "
-        "libero_eval does ('' : none; relative names follow the namespace).",
-    ),
-    ("command.type", "joint_state", "joint_state (positions) or float64_multi_array."),
-    ("command.topic", "policy_node/command", "Command topic (7 values: deltas + gripper)."),
-    ("command.names", None, "JointState names in action order (unset: positions in order)."),
-    ("command.out_of_range", "clip", "Values outside [-1, 1]: clip (warn) or reject."),
-    (
-        "realtime.missing",
-        "noop",
-        "realtime, no new command for a step: noop or hold (repeat last).",
-    ),
-    (
-        "realtime.command_timeout",
-        0.5,
-        "realtime + hold: repeat the last command at most this long (s).",
-    ),
-    (
-        "realtime.wait_first_command",
-        True,
-        "realtime: keep the episode at step 0 until a command comes.",
-    ),
-    (
-        "lockstep.kick_period",
-        0.05,
-        "lockstep: re-trigger the policy node's tick after this wait (s).",
-    ),
-    ("lockstep.clock_delay", 0.01, "lockstep: pause between an observation and its /clock (s)."),
-    ("lockstep.stamp_lead", 1e-5, "lockstep: observation stamps lead /clock by this much (s)."),
-    ("lockstep.kick_max", 0.5, "lockstep: longest wait between re-triggers (s; doubles up to it)."),
-    (
-        "render.on_demand",
-        False,
-        "lockstep: render the cameras only for the observations the policy node reads (where "
-        "its last chunk runs out, at least every render.max_age); other steps publish the "
-        "state without images. For whole-chunk policies (no replan threshold) without video.",
-    ),
-    (
-        "render.chunk_topic",
-        "policy_node/action_chunk",
-        "render.on_demand: the policy node's chunk topic (trajectory_msgs/JointTrajectory).",
-    ),
-    (
-        "render.max_age",
-        0.5,
-        "render.on_demand: render at least this often (s of simulation time; keep it under "
-        "the policy node's input_timeout).",
-    ),
-    ("clock.start", 1.0, "Simulation time of the first episode (s)."),
-    (
-        "clock.reset_gap",
-        10.0,
-        "Simulation time skipped at each reset (s; expires old plans/inputs).",
-    ),
-    (
-        "privileged_state",
-        False,
-        "Also publish the task object's and its target's positions on libero/privileged_state "
-        "(for policies trained on --privileged demonstrations; tasks with a scripted expert).",
-    ),
-    ("topic_prefix", "libero", "Prefix of the published topics."),
-    ("world_frame", "world", "frame_id of poses."),
-]
-RUNTIME = {
-    "render.on_demand",
-    "render.max_age",
-    "suite",
-    "task_index",
-    "init_state_index",
-    "episode_length",
-    "mode",
-    "auto_next",
-    "command.out_of_range",
-    "realtime.missing",
-    "realtime.command_timeout",
-    "realtime.wait_first_command",
-    "lockstep.kick_period",
-    "lockstep.kick_max",
-    "lockstep.clock_delay",
-}
 
 
 class LiberoBridge(Node):
@@ -202,11 +79,11 @@ class LiberoBridge(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for name, default, text in PARAMS:
-            value = Parameter.Type.STRING_ARRAY if default is None else default
-            self.declare_parameter(name, value, ParameterDescriptor(description=text))
-        self._validate_all()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.params = ParameterListener(
+            self, TABLE, cross_check=check_privileged, first_error_only=True, fixed=FIXED
+        )
+        self.params.check_all()
+        self.params.listen()
         self._lock = threading.Lock()
         self._cached_msgs: list[tuple[Any, Any]] = []
         self._paths: Any = None
@@ -214,7 +91,7 @@ class LiberoBridge(Node):
             self._p,
             lambda name, value: self.set_parameters([Parameter(name, value=value)]),
             self,
-            lambda: LiberoSim(self._sim_config(), paths=self._paths),
+            lambda: LiberoSim(sim_config(self._p), paths=self._paths),
             validate_action,
         )
 
@@ -288,79 +165,7 @@ class LiberoBridge(Node):
 
     # ================================================================== parameters
     def _p(self, name: str) -> Any:
-        return self.get_parameter(name).value
-
-    @staticmethod
-    def _check(name: str, value: Any, current: Callable[[str], Any]) -> None:
-        """Raise ValueError if ``value`` is not acceptable for parameter ``name``."""
-        choices = {
-            "mode": MODES,
-            "command.type": COMMAND_TYPES,
-            "command.out_of_range": ("clip", "reject"),
-            "realtime.missing": MISSING_MODES,
-            "gl": ("auto", "egl", "osmesa"),
-        }
-        if name in choices and value not in choices[name]:
-            raise ValueError(f"{name}: must be one of {', '.join(choices[name])}, got {value!r}")
-        if name == "suite":
-            check_suite(value)
-        elif name == "task_index":
-            check_task(current("suite"), value)
-        elif name == "init_state_index":
-            check_init_state(value)
-        elif name == "video.size" and not (value == 0 or 16 <= value <= 2048):
-            raise ValueError(f"video.size: must be 0 or in 16..2048, got {value}")
-        elif name == "video.cameras" and (
-            not value or any(c not in MUJOCO_CAMERAS for c in value) or len(set(value)) < len(value)
-        ):
-            raise ValueError(
-                f"video.cameras: one or both of {', '.join(MUJOCO_CAMERAS)}, got {list(value)}"
-            )
-        elif name in ("image_height", "image_width") and not 16 <= value <= 2048:
-            raise ValueError(f"{name}: must be in 16..2048, got {value}")
-        elif name in ("episode_length", "settle_steps") and value < 0:
-            raise ValueError(f"{name}: must be >= 0, got {value}")
-        elif name in (
-            "lockstep.kick_period",
-            "lockstep.kick_max",
-            "realtime.command_timeout",
-            "render.max_age",
-        ) and (not value > 0):
-            raise ValueError(f"{name}: must be > 0, got {value}")
-        elif name == "lockstep.clock_delay" and not 0 <= value <= 1:
-            raise ValueError(f"lockstep.clock_delay: must be in [0, 1] s, got {value}")
-        elif name == "lockstep.stamp_lead" and not 0 <= value <= 0.1 / CONTROL_FREQ:
-            raise ValueError(f"lockstep.stamp_lead: must be in [0, {0.1 / CONTROL_FREQ}] s")
-        elif name == "clock.start" and not value > 0:
-            raise ValueError("clock.start: must be > 0 (time 0 means 'unset' in ROS)")
-
-    def _validate_all(self) -> None:
-        for name, _, _ in PARAMS:
-            self._check(name, self._p(name), self._p)
-        privileged_task(self._p, str(self._p("suite")), int(self._p("task_index")))
-
-    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
-        values = {p.name: p.value for p in params}
-
-        def current(name: str) -> Any:
-            return values.get(name, self._p(name))
-
-        for p in params:
-            if p.name in ("use_sim_time",):
-                continue
-            if p.name not in RUNTIME:
-                return SetParametersResult(
-                    successful=False, reason=f"{p.name} is fixed at start-up (restart the bridge)"
-                )
-            try:
-                self._check(p.name, p.value, current)
-            except (ValueError, TypeError) as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-        try:  # the next task must have an object and target to publish
-            privileged_task(current, str(current("suite")), int(current("task_index")))
-        except ValueError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
+        return self.params.value(name)
 
     # ================================================================== commands and services
     def _on_command(self, msg: Any) -> None:
@@ -416,25 +221,6 @@ class LiberoBridge(Node):
         self.driver.stop()
         if self._sim_thread.is_alive():
             self._sim_thread.join(30.0)
-
-    def _sim_config(self) -> SimConfig:
-        return SimConfig(
-            suite=str(self._p("suite")),
-            task_index=int(self._p("task_index")),
-            init_state_index=int(self._p("init_state_index")),
-            image_height=int(self._p("image_height")),
-            image_width=int(self._p("image_width")),
-            render=bool(self._p("render")),
-            fast_render=bool(self._p("fast_render")),
-            settle_steps=int(self._p("settle_steps")),
-            max_steps=int(self._p("episode_length")),
-            hard_reset=bool(self._p("hard_reset")),
-            seed=int(self._p("seed")),
-            assets_path=str(self._p("assets_path")),
-            gl=str(self._p("gl")),
-            video_size=int(self._p("video.size")),
-            video_cameras=tuple(self._p("video.cameras")),
-        )
 
     # ================================================================== driver outputs
     def _header(self, msg: Any, stamp_ns: int, frame: str) -> Any:

@@ -188,7 +188,7 @@ def test_eval_compares_configurations(tmp_path, tiny_cache):
 def test_bridge_config_uses_only_declared_parameters():
     import yaml
 
-    from snapflow_ros.nodes.libero_bridge import PARAMS
+    from snapflow_ros.params.libero_bridge import PARAMS
 
     def flatten(tree, prefix=""):
         out = {}
@@ -202,7 +202,7 @@ def test_bridge_config_uses_only_declared_parameters():
     repo = Path(__file__).resolve().parents[2]
     data = yaml.safe_load((repo / "config" / "libero_bridge.yaml").read_text())
     flat = flatten(data["/**/libero_bridge"]["ros__parameters"])
-    declared = {name: default for name, default, _ in PARAMS}
+    declared = {p.name: p.default for p in PARAMS}
     assert sorted(set(flat) - set(declared)) == []
     for name, value in flat.items():  # same types as the declared defaults (or a string list)
         default = declared[name]

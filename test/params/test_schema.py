@@ -6,11 +6,14 @@ from __future__ import annotations
 import array
 import dataclasses
 import math
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from snapflow_ros.params import choices
 from snapflow_ros.params.schema import (
     ConfigError,
     EntryGroup,
@@ -33,6 +36,9 @@ from snapflow_ros.params.schema import (
     topic,
     type_name,
 )
+
+PACKAGE = Path(__file__).resolve().parents[2] / "snapflow_ros"
+COMMAND_TYPES_TEXT = r'"joint_state",\s*"float64_multi_array"'  # the command types, written out
 
 
 # ------------------------------------------------------------------ coercion
@@ -254,7 +260,18 @@ def test_a_record_is_built_from_its_parameters():
     assert record.__doc__ == "A record." and attribute("a.b.c") == "a_b_c"
 
 
-# ------------------------------------------------------------------ imports nothing
+# ------------------------------------------------------------------ defined once, imports nothing
+def test_the_device_pattern_and_the_command_types_are_defined_once():
+    sources = {p: p.read_text() for p in PACKAGE.rglob("*.py")}
+    device_patterns = [p for p, s in sources.items() if re.search(r"cuda\(:\[0-9\]", s)]
+    command_types = [p for p, s in sources.items() if re.search(COMMAND_TYPES_TEXT, s)]
+    assert device_patterns == [PACKAGE / "params" / "choices.py"]
+    assert command_types == [PACKAGE / "params" / "choices.py"]
+    assert choices.DEVICE_PATTERN.fullmatch("cuda:3") and not choices.DEVICE_PATTERN.fullmatch(
+        "mps"
+    )
+
+
 def test_importing_the_schema_and_the_tables_loads_no_torch_opencv_or_ros():
     code = (
         "import sys\n"
