@@ -151,21 +151,25 @@ class ManagedProcess:
         self._lines: collections.deque[str] = collections.deque(maxlen=keep_lines)
         self._lines_lock = threading.Lock()
         self._reader: threading.Thread | None = None
-        stdout: Any = None
+        piped = capture and log_path is None
+        stdout: Any = subprocess.PIPE if piped else None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = stdout = open(log_path, "w")  # noqa: SIM115 (closed when it ends)
-        elif capture:
-            stdout = subprocess.PIPE
-        self.proc = subprocess.Popen(
-            self.cmd,
-            env=env,
-            stdout=stdout,
-            stderr=subprocess.STDOUT if stdout is not None else None,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            **({"text": True, "errors": "replace"} if stdout is subprocess.PIPE else {}),
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                env=env,
+                stdout=stdout,
+                stderr=subprocess.STDOUT if stdout is not None else None,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **({"text": True, "errors": "replace"} if piped else {}),
+            )
+        except BaseException:
+            if self._file is not None:
+                self._file.close()
+            raise
         if self.proc.stdout is not None:
             self._reader = threading.Thread(
                 target=self._read, args=(self.proc.stdout, echo), name=f"{name}_output", daemon=True
@@ -202,7 +206,10 @@ class ManagedProcess:
         return self.proc.poll() is None
 
     def log(self) -> str:
-        """Everything it printed so far (the captured lines when capturing)."""
+        """Everything it printed so far (the captured lines when capturing; all of it once it
+        has ended)."""
+        if self._reader is not None and self.proc.poll() is not None:
+            self._reader.join(5.0)  # the output it wrote before it ended
         if self.log_path is not None:
             try:
                 return self.log_path.read_text(errors="replace")
