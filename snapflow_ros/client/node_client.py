@@ -111,6 +111,11 @@ class NodeClient:
         ns, name = split_name(node or self.target)
         return (name, ns) in self.node.get_node_names_and_namespaces()
 
+    def node_count(self, node: str | None = None) -> int:
+        """How many nodes of that full name are in the graph (more than one: a twin)."""
+        ns, name = split_name(node or self.target)
+        return self.node.get_node_names_and_namespaces().count((name, ns))
+
     def wait_for_node(self, timeout: float, alive: Alive | None = None) -> None:
         """Wait until the target is in the graph."""
         wait_until(

@@ -469,7 +469,6 @@ class Runner:
         """EvalError when a bridge or policy node with this run's names is already in the
         graph: two runs on one domain and namespace would reset each other's episodes."""
         from snapflow_ros.client import WaitTimeout, wait_until
-        from snapflow_ros.eval.client import EvalError
 
         def taken() -> list[str]:
             names = (self.names.bridge, self.names.policy)
@@ -479,11 +478,28 @@ class Runner:
             names = wait_until(taken, wait, "another run's nodes in the graph", poll=0.1)
         except WaitTimeout:
             return
-        raise EvalError(
+        raise self._names_taken(names)
+
+    def _names_taken(self, names: list[str]) -> Exception:
+        from snapflow_ros.eval.client import EvalError
+
+        return EvalError(
             f"{' and '.join(names)} already running on ROS_DOMAIN_ID {self.domain} "
             "(another libero_eval, a launch or a robot): pass another --domain-id or "
             "--namespace"
         )
+
+    def _check_no_twins(self) -> None:
+        """EvalError when another node has this run's bridge or policy node name.
+
+        The check before start can only watch the graph for a while; under load another
+        participant may be discovered later. Once this run's own nodes are up, a name seen
+        twice is a twin for certain; checked before every episode.
+        """
+        names = (self.names.bridge, self.names.policy)
+        twins = [n for n in names if self.client.ros.node_count(n) > 1]
+        if twins:
+            raise self._names_taken(twins)
 
     def _alive(self) -> str:
         from snapflow_ros.launching import first_exit
@@ -610,6 +626,7 @@ class Runner:
     def _episode(self, cfg: PolicyConfig, suite: str, task: int, init: int) -> dict[str, Any]:
         plan, names, client = self.plan, self.names, self.client
         alive = self._alive
+        self._check_no_twins()
         client.trigger(f"{names.policy}/pause", alive=alive)
         client.set_params(
             names.bridge,
