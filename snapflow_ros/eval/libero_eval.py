@@ -55,6 +55,7 @@ INIT_STATES = ("benchmark", "fresh")
 RENDER_CHOICES = ("auto", "every", "on-demand")
 PRIVILEGED_SOURCE = "privileged"  # the policy node's state source for libero/privileged_state
 NAME_CHECK_S = 2.0  # s to look for another run's nodes before starting
+TWIN_GRACE_S = 15.0  # s a name may be seen twice while this run's stopped node leaves
 
 
 class UsageError(ValueError):
@@ -489,17 +490,27 @@ class Runner:
             "--namespace"
         )
 
-    def _check_no_twins(self) -> None:
+    def _check_no_twins(self, grace: float = TWIN_GRACE_S) -> None:
         """EvalError when another node has this run's bridge or policy node name.
 
         The check before start can only watch the graph for a while; under load another
         participant may be discovered later. Once this run's own nodes are up, a name seen
-        twice is a twin for certain; checked before every episode.
+        twice is a twin, unless the second entry is this run's previous policy node on its
+        way out of the graph (a configuration group restarts the node): a name still seen
+        twice after ``grace`` s is a twin. Checked before every episode.
         """
-        names = (self.names.bridge, self.names.policy)
-        twins = [n for n in names if self.client.ros.node_count(n) > 1]
-        if twins:
-            raise self._names_taken(twins)
+        from snapflow_ros.client import WaitTimeout, wait_until
+
+        def twins() -> list[str]:
+            names = (self.names.bridge, self.names.policy)
+            return [n for n in names if self.client.ros.node_count(n) > 1]
+
+        if not twins():
+            return
+        try:
+            wait_until(lambda: not twins(), grace, "a stopped node leaving the graph", poll=0.1)
+        except WaitTimeout:
+            raise self._names_taken(twins()) from None
 
     def _alive(self) -> str:
         from snapflow_ros.launching import first_exit
