@@ -415,9 +415,9 @@ def plan_record(plan: EvalPlan) -> dict[str, Any]:
     for key, value in record.items():
         if isinstance(value, Path):
             record[key] = recorded_path(value)
-    for cfg in record["configs"]:
-        cfg["policy_path"] = recorded_path(cfg["policy_path"])
-        cfg["resolved_path"] = recorded_path(cfg["resolved_path"])
+    for entry in record["configs"]:
+        for key in ("policy_path", "resolved_path"):
+            entry[key] = recorded_path(entry[key])
     return record
 
 
