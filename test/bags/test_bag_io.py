@@ -13,7 +13,6 @@ import yaml
 from rosbags.image import message_to_cvimage
 from rosbags.rosbag2 import Reader
 
-import snapflow_ros.bags
 from snapflow_ros.bags.chunks import Chunk, match_chunks, read_chunks
 from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import (
@@ -30,7 +29,6 @@ from snapflow_ros.bags.io import (
 from snapflow_ros.bags.lockstep import StepPlanner
 from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 
-from ..import_scan import forbidden_imports
 from .helpers import (
     CHUNK_TOPIC,
     GOLDEN,
@@ -269,28 +267,6 @@ def test_matching_by_stamp_pairs_equal_stamps_in_order_and_counts_missing_extra(
     assert (4, 5) in loose.pairs
     by_order = match_chunks(ref, out, by="order")
     assert len(by_order.pairs) == 5 and by_order.extra == [5] and by_order.missing == []
-
-
-ROS_TOOLS = ("record.py", "replay.py")  # the thin rclpy tools of the bag layer
-ROS_PREFIXES = ("rclpy", "sensor_msgs", "std_msgs", "trajectory_msgs", "rosgraph_msgs")
-ROS_MODULES = {  # modules of this package that load rclpy
-    "snapflow_ros.bags.record",
-    "snapflow_ros.bags.replay",
-    "snapflow_ros.client",  # (its NodeClient)
-    "snapflow_ros.client.node_client",
-}
-
-
-def test_bag_layer_imports_ros_only_in_its_two_tools():
-    folder = Path(snapflow_ros.bags.__file__).parent
-    imports = [o.split(": ") for o in forbidden_imports(folder, ("",))]  # every import
-    ros = {
-        (Path(path).name, module)
-        for path, module in imports
-        if module.startswith(ROS_PREFIXES) or module in ROS_MODULES
-    }
-    assert {name for name, _ in ros} == set(ROS_TOOLS), ros  # replay_plan, lockstep, io...: none
-    assert not [m for _, m in imports if m.startswith("snapflow_ros.nodes")]
 
 
 # ---------------------------------------------------------------------------- the golden bags

@@ -248,13 +248,3 @@ def test_cli_exports_and_reports_errors(plain_export, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert cli.main(["tiny:nope", str(tmp_path / "x")]) == 1
     assert "unknown tiny policy" in capsys.readouterr().err
-
-
-def test_the_export_package_imports_neither_ros_nor_training():
-    import snapflow_ros.export
-
-    from ..import_scan import forbidden_imports
-
-    folder = Path(snapflow_ros.export.__file__).parent
-    ros = ("rclpy", "launch", "sensor_msgs", "std_msgs", "snapflow_ros.nodes")
-    assert forbidden_imports(folder, (*ros, "snapflow_training")) == []

@@ -5,21 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
-
-import snapflow_ros
-
-from ..import_scan import forbidden_imports
-
-PACKAGE = Path(snapflow_ros.__file__).parent
-NODE_SIDE = ("nodes", "runtime", "control", "ros_conversions", "client", "policies")
-
-
-def test_the_node_side_sources_import_no_training_code():
-    offenders = [
-        o for layer in NODE_SIDE for o in forbidden_imports(PACKAGE / layer, ("snapflow_training",))
-    ]
-    assert offenders == []
 
 
 def test_the_shipped_student_runs_with_the_training_code_unimportable():

@@ -26,8 +26,6 @@ from snapflow_ros.sim import (
 )
 from snapflow_ros.sim.libero_setup import ASSET_SUBDIRS, benchmark_root, probe_gl_backend
 
-from ..import_scan import forbidden_imports
-
 
 def _no_ros_bootstrap_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, **extra)
@@ -137,18 +135,3 @@ def test_axis_angle_matches_lerobot_processor():
     ours = np.stack([quat_to_axis_angle_lerobot(q) for q in quats])
     np.testing.assert_allclose(ours, ref, atol=2e-6)
     assert np.linalg.norm(ours[0]) > np.pi  # an angle above pi survives, as in LeRobot
-
-
-def test_sim_layer_never_imports_ros():
-    import snapflow_ros.sim
-
-    forbidden = (
-        "rclpy",
-        "sensor_msgs",
-        "std_msgs",
-        "geometry_msgs",
-        "rosgraph_msgs",
-        "snapflow_ros.nodes",
-        "snapflow_ros.ros_conversions",
-    )
-    assert forbidden_imports(Path(snapflow_ros.sim.__file__).parent, forbidden) == []
