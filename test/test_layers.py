@@ -233,10 +233,7 @@ def check(
             else:
                 ok = name.split(".")[0] not in rule.never
             if not ok:
-                root_name = name if _ours(name) else name.split(".")[0]
                 key = next((k for k in exceptions if k[0] == rel and _within(name, k[1])), None)
-                if key is None and (rel, root_name) in exceptions:
-                    key = (rel, root_name)
                 if key is not None:
                     used.add(key)
                     continue
