@@ -66,7 +66,7 @@ stage_teacher() {
 stage_distill() {
   [ -f "$STUDENT/model.safetensors" ] && { echo "distill: $STUDENT exists"; return; }
   distill --policy "$TEACHER" --dataset "$DATA" --output "$WORK/snapflow" --overwrite \
-    --steps "$DISTILL_STEPS" --batch-size 16 --lr 1e-3 --seed "$SEED" --num-workers 2 \
+    --steps "$DISTILL_STEPS" --batch-size 16 --lr 2e-4 --seed "$SEED" --num-workers 2 \
     --eval-episodes 10 --eval-interval 0 --save-interval 500 --fidelity-frames 32 \
     --fidelity-draws 16 --latency-repeats 0 --device cpu --no-progress
 }

@@ -89,6 +89,44 @@ def runtime(path: Path) -> PolicyRuntime:
 
 # --------------------------------------------------------------------------- zero init
 @pytest.mark.parametrize("kind", ["smolvla", "pi05"])
+def test_flow_target_teacher_starts_at_zero_and_holds_the_teacher(
+    kind: str, policies: dict[str, Path], dataset_root: Path
+):
+    """flow_target="teacher": the freshly wrapped student IS the teacher, so its
+    flow-matching term is exactly 0 (the data target is not); after an optimizer step the
+    student moves, the teacher's shadow weights do not."""
+    from snapflow_training.objective import SnapFlowConfig
+    from snapflow_training.student import DistillModule, set_trainable
+
+    loaded = load_policy(policies[kind], "cpu")
+    embedding = attach_fresh_target_time(loaded)
+    set_trainable(loaded.policy, kind, "expert")
+    loaded.policy.train()
+    split = data.make_split(str(dataset_root), loaded.config, "1")
+    raw = next(iter(torch.utils.data.DataLoader(data.load_episodes(split, [0]), batch_size=4)))
+    batch = loaded.preprocessor(raw)
+    held = DistillModule(
+        loaded.policy, kind, embedding, SnapFlowConfig(flow_target="teacher"), train_prefix=False
+    )
+    out = held(batch, 0, torch.Generator().manual_seed(3))
+    assert out["flow_matching"] == 0 and out["consistency"] > 0
+    assert held.shadow is not None
+    before = [v.clone() for v in held.shadow.values]
+    params = [p for p in held.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-2)
+    out["loss"].backward()
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, held.shadow.values, strict=True))
+    moved = held(batch, 1, torch.Generator().manual_seed(3))
+    assert moved["flow_matching"] > 0  # the student left the teacher; the target did not
+
+    data_target = DistillModule(
+        loaded.policy, kind, embedding, SnapFlowConfig(flow_target="data"), train_prefix=False
+    )
+    assert data_target(batch, 0, torch.Generator().manual_seed(3))["flow_matching"] > 0
+
+
+@pytest.mark.parametrize("kind", ["smolvla", "pi05"])
 def test_fresh_student_equals_teacher_for_any_s(
     kind: str, policies: dict[str, Path], dataset_root: Path, tmp_path: Path
 ) -> None:
@@ -139,7 +177,7 @@ def test_loss_matches_lerobot_smolvla_forward(policies: dict[str, Path], dataset
     split = data.make_split(str(dataset_root), loaded.config, "1")
     raw = next(iter(torch.utils.data.DataLoader(data.load_episodes(split, [0]), batch_size=4)))
     batch = loaded.preprocessor(raw)
-    config = SnapFlowConfig(alpha=1.0)
+    config = SnapFlowConfig(alpha=1.0, flow_target="data")
     module = DistillModule(loaded.policy, "smolvla", embedding, config, train_prefix=False)
     out = module(batch, 0, torch.Generator().manual_seed(7))
     out["loss"].backward()
@@ -358,7 +396,10 @@ def test_one_step_denoises_faster_than_ten(
     ratios = []
     for attempt in range(3):
         report = _eval_only(trained["smolvla"], policies, dataset_root, "--latency-repeats", "5")
-        lat = {n: m["latency"]["denoise_ms"] for n, m in report["methods"].items()}
+        methods = report["methods"]
+        lat = {
+            n: methods[n]["latency"]["denoise_ms"] for n in ("teacher_10_steps", "snapflow_1_step")
+        }
         ratios.append(lat["teacher_10_steps"] / lat["snapflow_1_step"])
         if ratios[-1] > 2:
             return

@@ -126,7 +126,10 @@ def test_two_processes_write_one_run(runs: dict[str, Path]) -> None:
     for step in ("step_00000006", "step_00000008"):
         state = root / step / STATE_DIR
         names = sorted(p.name for p in state.iterdir())
-        assert names == ["optimizer.pt", "progress.json", "rng_0.pt", "rng_1.pt", "scheduler.pt"]
+        # shadow.pt: the teacher's trainable weights (--flow-target teacher, the default)
+        assert names == [
+            "optimizer.pt", "progress.json", "rng_0.pt", "rng_1.pt", "scheduler.pt", "shadow.pt"
+        ]  # fmt: skip
         progress = json.loads((state / "progress.json").read_text())
         assert progress["num_processes"] == 2 and progress["batch_size"] == BATCH
     rng = [torch.load(state / f"rng_{r}.pt", weights_only=False) for r in (0, 1)]

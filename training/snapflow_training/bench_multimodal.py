@@ -143,6 +143,7 @@ def distill_args(cfg: BenchConfig, teacher: Path, dataset: Path, out: Path, seed
         str(size.fidelity_frames), "--fidelity-draws", str(size.fidelity_draws),
         "--mode-dim", str(MODE_DIM), "--mode-group", VISIBLE_KEY, "--num-workers", "0",
         "--device", cfg.device, "--latency-repeats", "0", "--no-progress", "--overwrite",
+        "--eval-student-steps",  # none: the benchmark's own multi-step rows cover them
         *cfg.distill_args,
     ]  # fmt: skip
 

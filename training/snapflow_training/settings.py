@@ -71,7 +71,8 @@ class DistillSettings:
     recursive_levels: int = _OBJ.recursive_levels
     target_source: str = _OBJ.target_source
     ema_decay: float = _OBJ.ema_decay
-    flow_target: str = _OBJ.flow_target
+    # distill's one departure from SnapFlowConfig's defaults (measured; see its docstring)
+    flow_target: str = "teacher"
     train: str = "expert"
     device: str = "auto"
     dtype: str = "float32"
