@@ -157,8 +157,9 @@ class SnapFlowConfig:
         _check_choice("flow_target", self.flow_target, FlowTarget)
         if self.flow_target == "teacher" and self.target_source == "ema":
             raise ValueError(
-                "flow_target 'teacher' cannot be combined with target_source 'ema' "
-                "(one set of shadow weights: the teacher's or the EMA)"
+                "flow_target 'teacher' and an EMA target source (--target-source ema) need two "
+                "sets of shadow weights; one is kept: use --target-source student or teacher, "
+                "or --flow-target data"
             )
 
     @property
