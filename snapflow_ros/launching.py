@@ -46,6 +46,17 @@ KILL: Escalation = ((signal.SIGKILL, 10.0),)
 
 
 # ---------------------------------------------------------------------------- what to run
+def _default_interrupt() -> None:
+    """In the child before exec: Ctrl-C (SIGINT) back to its default action.
+
+    A program started in the background by a non-interactive shell (``cmd &``, nohup, some
+    CI runners) inherits SIGINT *ignored*, and so would every process this module starts:
+    the graceful stop (SIGINT first) would then wait out its whole grace period and end in
+    SIGTERM. Python only installs its KeyboardInterrupt handler when SIGINT is at the default.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def config_dir() -> Path:
     """The package's ``config/`` folder: from the ament index (installed package), else next
     to the sources, else ``<python prefix>/share/snapflow_ros/config``."""
@@ -164,6 +175,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT if stdout is not None else None,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_default_interrupt,
                 **({"text": True, "errors": "replace"} if piped else {}),
             )
         except BaseException:

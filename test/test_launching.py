@@ -62,6 +62,23 @@ def test_sigint_is_enough_for_a_child_that_stops_on_it():
     assert proc.log().splitlines()[1:] == ["got SIGINT", "bye"]  # complete, no SIGTERM
 
 
+def test_ctrl_c_stops_a_child_even_when_we_were_started_with_it_ignored():
+    """Started in the background by a non-interactive shell (``make test &``, nohup, some CI
+    runners), this process has SIGINT ignored and its children would inherit that: a plain
+    Python child would then sit out the grace period and end by SIGTERM (seen in a stress
+    run). The launcher gives each child SIGINT at its default."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = ManagedProcess("sleeper", [sys.executable, "-c", SLEEPER], capture=True)
+        wait_until(lambda: "ready" in proc.log(), 60, "the sleeper to be ready", watch(proc))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert proc.stop(timeout=30) == -signal.SIGINT  # KeyboardInterrupt, not SIGTERM later
+
+
+SLEEPER = "import time; print('ready', flush=True); time.sleep(600)"
+
+
 def test_a_child_that_ignores_sigint_is_killed_after_the_grace_period():
     proc = child("all", capture=True)
     start = time.monotonic()

@@ -592,9 +592,12 @@ class InProcessNode:
             try:
                 self.executor.spin_once(timeout_sec=0.05)
             except Exception as exc:  # a failing callback fails the test it happened in
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+                # Recorded for the test BEFORE it becomes visible in ``errors``: a test that
+                # waits on ``errors`` must not end its call phase between the two (seen in a
+                # stress run: the failure then landed in the teardown).
                 text = traceback.format_exc()
                 self.failures.append(record_failure("a callback of the in-process node", text))
+                self.errors.append(f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Shut the node down (shutdown transition), stop spinning, end the context."""
