@@ -22,6 +22,7 @@ from snapflow_ros.launching import (
     stop_all,
     watch,
 )
+from test.fresh_interpreter import modules_loaded
 
 # A child that reports each signal it gets; on SIGINT it exits with CODE unless told to hold
 # on, on SIGTERM it exits with 7 unless told to ignore it too.
@@ -184,10 +185,5 @@ def test_the_environment_is_the_given_one_and_ros_env_isolates():
 
 
 def test_the_launcher_and_the_wait_import_no_ros():
-    code = (
-        "import sys, snapflow_ros.launching, snapflow_ros.client.waiting; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'torch')))"
-    )
-    proc = ManagedProcess("imports", [sys.executable, "-c", code], capture=True)
-    assert proc.wait(120) == 0, proc.log()
-    assert proc.log().strip().splitlines()[-1] == "[]"
+    setup = "import snapflow_ros.launching, snapflow_ros.client.waiting"
+    assert modules_loaded(setup, ("rclpy", "torch")) == []

@@ -10,10 +10,10 @@ each with its reason. Importing the parameter schema is also checked in a fresh 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from test.fresh_interpreter import modules_loaded
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -292,16 +292,11 @@ def test_every_folder_of_the_package_has_a_rule():
 
 
 def test_importing_the_parameter_schema_loads_no_torch_opencv_or_ros():
-    code = (
-        "import sys\n"
+    setup = (
         "import snapflow_ros.params, snapflow_ros.params.schema, snapflow_ros.params.choices\n"
-        "import snapflow_ros.control\n"
-        "heavy = ('torch', 'cv2', 'lerobot', *" + repr(ROS) + ")\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+        "import snapflow_ros.control"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded(setup, ("torch", "cv2", "lerobot", *ROS)) == []
 
 
 # ------------------------------------------------------------------- the checker itself

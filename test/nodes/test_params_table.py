@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import array
 import math
-import subprocess
-import sys
 
 import pytest
 
@@ -26,6 +24,7 @@ from snapflow_ros.params.policy_node import (
     check_set_sizes,
     spec_for,
 )
+from test.fresh_interpreter import modules_loaded
 
 NAN, INF = math.nan, math.inf
 
@@ -244,15 +243,11 @@ def test_task_preview_never_echoes_a_long_task():
 
 
 def test_building_a_configuration_imports_no_torch():
-    code = (
-        "import sys\n"
+    setup = (
         "from snapflow_ros.params.policy_node import build_config\n"
-        "build_config(lambda name: ['j1'] if name == 'state.joints.names' else None)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lerobot')))\n"
+        "build_config(lambda name: ['j1'] if name == 'state.joints.names' else None)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded(setup, ("torch", "lerobot")) == []
 
 
 # --------------------------------------------------------------------- against the loaded policy

@@ -7,8 +7,6 @@ import array
 import dataclasses
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +34,7 @@ from snapflow_ros.params.schema import (
     topic,
     type_name,
 )
+from test.fresh_interpreter import modules_loaded
 
 PACKAGE = Path(__file__).resolve().parents[2] / "snapflow_ros"
 COMMAND_TYPES_TEXT = r'"joint_state",\s*"float64_multi_array"'  # the command types, written out
@@ -273,13 +272,9 @@ def test_the_device_pattern_and_the_command_types_are_defined_once():
 
 
 def test_importing_the_schema_and_the_tables_loads_no_torch_opencv_or_ros():
-    code = (
-        "import sys\n"
+    setup = (
         "import snapflow_ros.params.schema, snapflow_ros.params.policy_node\n"
-        "import snapflow_ros.params.libero_bridge, snapflow_ros.launch_args\n"
-        "heavy = ('torch', 'cv2', 'rclpy', 'lerobot', 'mujoco', 'robosuite', 'sensor_msgs')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+        "import snapflow_ros.params.libero_bridge, snapflow_ros.launch_args"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
+    heavy = ("torch", "cv2", "rclpy", "lerobot", "mujoco", "robosuite", "sensor_msgs")
+    assert modules_loaded(setup, heavy) == []

@@ -4,8 +4,6 @@ stays cheap, and that the entry points built on it (the runtime, ``distill``) ta
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from snapflow_ros.policies import (
 )
 from snapflow_ros.policies.tiny import TinySpec, ensure_tiny_checkpoint
 from snapflow_ros.runtime import CheckpointError, PolicyRuntime, RuntimeOptions
+from test.fresh_interpreter import modules_loaded
 from test.nodes.harness import InProcessNode, domain_id, node_parameters
 
 LIBERO_LIKE = SyntheticSpec(
@@ -137,16 +136,13 @@ def test_an_unreachable_hub_id_is_a_checkpoint_error_that_says_what_to_do(offlin
 
 
 def test_importing_the_registry_imports_no_torch_cv2_or_ros():
-    code = (
-        "import sys\n"
+    setup = (
         "import snapflow_ros.policies as p\n"
         "p.check_policy_path('tiny:libero')\n"
-        "p.resolve_policy('libero:snapflow')\n"
-        "roots = ('torch', 'cv2', 'lerobot', 'rclpy', 'huggingface_hub')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in roots))\n"
+        "p.resolve_policy('libero:snapflow')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]
+    roots = ("torch", "cv2", "lerobot", "rclpy", "huggingface_hub")
+    assert modules_loaded(setup, roots, timeout=60) == []
 
 
 def test_the_runtime_takes_every_kind_of_name(default_tiny_cache, offline_hub):

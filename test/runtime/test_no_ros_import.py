@@ -5,18 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from test.fresh_interpreter import modules_loaded
+
 
 def test_the_options_module_imports_no_torch():
-    code = (
-        "import sys\n"
+    setup = (
         "from snapflow_ros.runtime.options import COMPILE_MODES, DTYPE_NAMES, ENGINES\n"
         "from snapflow_ros.runtime import RuntimeOptions\n"
-        "RuntimeOptions(engine=ENGINES[1], dtype=DTYPE_NAMES[1]).check()\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lerobot')))\n"
+        "RuntimeOptions(engine=ENGINES[1], dtype=DTYPE_NAMES[1]).check()"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded(setup, ("torch", "lerobot")) == []
 
 
 def test_the_old_import_paths_still_work():
