@@ -449,7 +449,8 @@ class Runner:
 
     def _fresh_init_states(self) -> Path:
         """Draw the fresh initial states of every task and write them where the bridge reads."""
-        from snapflow_ros.sim.placements import sample_fresh_init_states, write_init_states
+        from snapflow_ros.sim.libero_env import sample_fresh_init_states
+        from snapflow_ros.sim.placements import write_init_states
 
         plan = self.plan
         folder = (plan.out / "init_states").resolve()

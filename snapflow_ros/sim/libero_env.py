@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from snapflow_ros.sim.libero_setup import LiberoPaths, prepare_libero
-from snapflow_ros.sim.placements import default_init_states, read_init_states
+from snapflow_ros.sim.placements import default_init_states, episode_seed, read_init_states
 from snapflow_ros.sim.suites import (
     ACTION_DIM,
     CONTROL_FREQ,
@@ -576,3 +576,19 @@ class LiberoSim:
             finally:
                 self._env = None
                 self._built_for = None
+
+
+def sample_fresh_init_states(
+    suite: str, task_index: int, seed: int, count: int, purpose: str = "eval"
+) -> tuple[np.ndarray, list[int]]:
+    """``count`` fresh initial states of a task (physics only) and the seed of each
+    (:func:`~snapflow_ros.sim.placements.episode_seed` ``(seed, i, purpose)``)."""
+    sim = LiberoSim(
+        SimConfig(suite=suite, task_index=task_index, render=False, init_states="benchmark")
+    )
+    try:
+        seeds = [episode_seed(seed, i, purpose) for i in range(count)]
+        states = np.stack([sim.sample_init_state(s) for s in seeds])
+    finally:
+        sim.close()
+    return states, seeds

@@ -13,6 +13,9 @@ A set of fresh initial states can replace a task's benchmark states in :class:`L
 (``SimConfig.init_states`` or ``$SNAPFLOW_LIBERO_INIT_STATES``): a folder holding
 ``<suite>/task<k>.npz`` with ``states`` (N x state size, flattened MuJoCo states) and ``seeds``
 (N). ``libero_eval --init-states fresh`` writes one and hands it to the bridge that way.
+
+This module holds the seeds and the folder format only and imports nothing of the simulator;
+:func:`snapflow_ros.sim.libero_env.sample_fresh_init_states` draws a task's set.
 """
 
 from __future__ import annotations
@@ -68,20 +71,3 @@ def read_init_states(folder: str | Path, suite: str, task_index: int) -> np.ndar
 def default_init_states() -> str:
     """``$SNAPFLOW_LIBERO_INIT_STATES`` if set, else ``"benchmark"``."""
     return os.environ.get(INIT_STATES_ENV) or "benchmark"
-
-
-def sample_fresh_init_states(
-    suite: str, task_index: int, seed: int, count: int, purpose: str = "eval"
-) -> tuple[np.ndarray, list[int]]:
-    """``count`` fresh initial states of a task (physics only) and the seed of each."""
-    from snapflow_ros.sim.libero_env import LiberoSim, SimConfig
-
-    sim = LiberoSim(
-        SimConfig(suite=suite, task_index=task_index, render=False, init_states="benchmark")
-    )
-    try:
-        seeds = [episode_seed(seed, i, purpose) for i in range(count)]
-        states = np.stack([sim.sample_init_state(s) for s in seeds])
-    finally:
-        sim.close()
-    return states, seeds

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from snapflow_ros.sim import LiberoSim, SimConfig
+from snapflow_ros.sim.libero_env import sample_fresh_init_states
 from snapflow_ros.sim.placements import (
     INIT_STATES_ENV,
     episode_seed,
@@ -13,6 +16,7 @@ from snapflow_ros.sim.placements import (
     read_init_states,
     write_init_states,
 )
+from test.test_layers import REPO, imports_of
 
 OBJECT, BASKET = "alphabet_soup_1", "basket_1"
 
@@ -75,3 +79,17 @@ def test_fresh_placements_are_seeded_and_replace_the_benchmark_states(sim, tmp_p
         sim.config.init_states = "benchmark"
     monkeypatch.delenv(INIT_STATES_ENV)
     assert SimConfig().init_states == "benchmark"
+
+
+def test_a_drawn_set_is_the_simulators_draw_at_each_episode_seed(sim):
+    states, seeds = sample_fresh_init_states("libero_object", 0, 3, 2, "demo")
+    assert seeds == [episode_seed(3, i, "demo") for i in range(2)]
+    assert states.shape == (2, len(sim.benchmark_states()[0]))
+    for state, seed in zip(states, seeds, strict=True):
+        np.testing.assert_array_equal(state, sim.sample_init_state(seed))
+
+
+def test_placements_import_nothing_of_the_simulator():
+    path = Path(REPO, "snapflow_ros", "sim", "placements.py")
+    ours = [n for _, n in imports_of(path, "snapflow_ros.sim.placements") if "snapflow" in n]
+    assert ours == []  # libero_env imports placements, never the other way round
