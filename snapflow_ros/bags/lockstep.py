@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snapflow_ros.bags.errors import BagError
-from snapflow_ros.control.inputs import MAX_REASON_CHARS
+from snapflow_ros.control.input_slots import MAX_REASON_CHARS
 from snapflow_ros.control.status import RejectedEvent, decode
 
 CAMERA_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")

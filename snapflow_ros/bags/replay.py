@@ -98,7 +98,7 @@ from snapflow_ros.client import (
     unique_name,
     wait_until,
 )
-from snapflow_ros.control.inputs import MAX_FUTURE_STAMP
+from snapflow_ros.control.input_slots import MAX_FUTURE_STAMP
 from snapflow_ros.control.status import decode
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -30,7 +30,7 @@ from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.io import BagMessage, BagReader, has_header, header_stamp_ns
 from snapflow_ros.bags.lockstep import Step, StepPlanner
 from snapflow_ros.client.names import absolute
-from snapflow_ros.control.inputs import MAX_FUTURE_STAMP
+from snapflow_ros.control.input_slots import MAX_FUTURE_STAMP
 
 MODES = ("lockstep", "timed")
 GATE_TIMEOUT_S = 1e-4  # lock-step input_timeout: anything older than the observation is stale

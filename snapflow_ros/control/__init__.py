@@ -3,14 +3,14 @@
 Chunk scheduling with latency compensation and blending (:mod:`.scheduler`), action limits
 (:mod:`.limits`), the per-tick command loop with hold and starvation accounting (:mod:`.loop`),
 latency / rate statistics and throttled logs (:mod:`.stats`), the inputs and the observation
-they make (:mod:`.inputs`), the controller that decides when to infer and what to command
+they make (:mod:`.input_slots`), the controller that decides when to infer and what to command
 (:mod:`.controller`), its run-time parameters and :class:`Settings` (:mod:`.settings`), the
 status protocol (:mod:`.status`) and a configure without ROS (:mod:`.session`, imported by
 name: it is not loaded with the package).
 """
 
 from snapflow_ros.control.controller import Outputs, PolicyController, Runtime, Session
-from snapflow_ros.control.inputs import (
+from snapflow_ros.control.input_slots import (
     InputProblem,
     InputSet,
     InputSlot,

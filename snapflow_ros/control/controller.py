@@ -15,7 +15,7 @@ Commands are published under that lock (ticks, merges and stops are ordered in t
 policy runs outside it.
 
 A control tick (:meth:`~PolicyController.tick`) judges the inputs at that instant (see
-:mod:`.inputs`): anything wrong drops the plan and holds, so nothing computed from earlier
+:mod:`.input_slots`): anything wrong drops the plan and holds, so nothing computed from earlier
 inputs is executed past that point. An inference (:meth:`~PolicyController.infer_once`) runs
 when the plan's remaining horizon is below the replan threshold (``replan_threshold``, or
 automatic: 1.5 x p95 trigger-to-chunk latency + 2 periods) and the inputs changed since the
@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from snapflow_ros.control.inputs import (
+from snapflow_ros.control.input_slots import (
     InputProblem,
     InputSet,
     Observed,

@@ -9,7 +9,7 @@ the policy node's typed one (:func:`snapflow_ros.params.policy_node.build_config
 The runtime (torch) and the message conversions (OpenCV) are layers this one does not
 import: they come in a :class:`Backend`. The node passes the real ones
 (:func:`snapflow_ros.params.policy_node.load_runtime`, ``snapflow_ros.runtime.Observation``
-and the converters of :mod:`snapflow_ros.ros_conversions.inputs`).
+and the converters of :mod:`snapflow_ros.ros_conversions.input_converters`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from snapflow_ros.control.controller import Session
-from snapflow_ros.control.inputs import InputSet, InputSlot
+from snapflow_ros.control.input_slots import InputSet, InputSlot
 from snapflow_ros.control.limits import ActionLimits
 from snapflow_ros.control.loop import CommandLoop
 from snapflow_ros.control.scheduler import BlendConfig

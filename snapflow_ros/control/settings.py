@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from snapflow_ros.control.inputs import MAX_FUTURE_STAMP
+from snapflow_ros.control.input_slots import MAX_FUTURE_STAMP
 from snapflow_ros.control.loop import HOLD_MODES
 from snapflow_ros.control.scheduler import DEFAULT_MAX_LEAD
 from snapflow_ros.params.schema import ParamSpec, attribute, bounded, one_of, record_type, text

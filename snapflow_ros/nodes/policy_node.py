@@ -61,7 +61,7 @@ from snapflow_ros.params.policy_node import (
 )
 from snapflow_ros.params.schema import lookup
 from snapflow_ros.ros_conversions.actions import COMMAND_MESSAGES, chunk_message, command_message
-from snapflow_ros.ros_conversions.inputs import (
+from snapflow_ros.ros_conversions.input_converters import (
     header_stamp,
     image_checker,
     image_converter,

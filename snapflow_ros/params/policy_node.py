@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from snapflow_ros.control import BLEND_MODES, ActionLimits, LimitError, short
-from snapflow_ros.control.inputs import STAMP_MODES
+from snapflow_ros.control.input_slots import STAMP_MODES
 from snapflow_ros.control.settings import MAX_TASK_CHARS as MAX_TASK_CHARS
 from snapflow_ros.control.settings import SETTINGS_PARAMS
 from snapflow_ros.params.choices import (

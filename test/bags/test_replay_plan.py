@@ -35,7 +35,7 @@ from snapflow_ros.bags.replay_plan import (
     recorded_stamps,
     summary,
 )
-from snapflow_ros.control.inputs import MAX_FUTURE_STAMP
+from snapflow_ros.control.input_slots import MAX_FUTURE_STAMP
 
 IMAGE = "sensor_msgs/msg/Image"
 JOINTS = "sensor_msgs/msg/JointState"

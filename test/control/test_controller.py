@@ -24,7 +24,7 @@ from snapflow_ros.control import (
 )
 from snapflow_ros.control.controller import NON_FINITE_OUTPUT
 from snapflow_ros.control.status import ChunkEvent, RejectedEvent
-from snapflow_ros.ros_conversions.inputs import image_checker, image_converter
+from snapflow_ros.ros_conversions.input_converters import image_checker, image_converter
 from snapflow_ros.runtime.errors import NonFiniteOutputError, ObservationError
 
 from .fakes import DIM, DT, HORIZON, FakeClock, Msg, Recorder, S, rig

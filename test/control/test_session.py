@@ -21,7 +21,11 @@ from snapflow_ros.control.session import Backend, OpenSession, open_session
 from snapflow_ros.control.settings import settings_from
 from snapflow_ros.params.policy_node import ConfigError, build_config, load_runtime
 from snapflow_ros.params.schema import lookup
-from snapflow_ros.ros_conversions.inputs import image_checker, image_converter, state_converter
+from snapflow_ros.ros_conversions.input_converters import (
+    image_checker,
+    image_converter,
+    state_converter,
+)
 from snapflow_ros.runtime import Observation
 
 from .fakes import FakeClock, Recorder

@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from snapflow_ros.control.inputs import task_preview
+from snapflow_ros.control.input_slots import task_preview
 from snapflow_ros.params.policy_node import (
     MAX_TASK_CHARS,
     PARAMS,

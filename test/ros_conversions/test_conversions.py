@@ -25,7 +25,11 @@ from snapflow_ros.ros_conversions import (
     stamp_to_ns,
 )
 from snapflow_ros.ros_conversions.actions import chunk_message, command_message
-from snapflow_ros.ros_conversions.inputs import header_stamp, image_converter, state_converter
+from snapflow_ros.ros_conversions.input_converters import (
+    header_stamp,
+    image_converter,
+    state_converter,
+)
 
 
 @pytest.fixture

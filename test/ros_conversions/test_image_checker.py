@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snapflow_ros.ros_conversions import ImageConversionError, rgb_to_compressed, rgb_to_image
-from snapflow_ros.ros_conversions.inputs import image_checker, image_converter
+from snapflow_ros.ros_conversions.input_converters import image_checker, image_converter
 
 REFUSAL = "image is 40x30, the policy expects 64x48 (set cameras.resize: true to resize)"
 

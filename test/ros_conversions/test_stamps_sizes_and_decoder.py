@@ -22,7 +22,7 @@ from snapflow_ros.ros_conversions import (
     rgb_to_image,
 )
 from snapflow_ros.ros_conversions.images import capture_stderr
-from snapflow_ros.ros_conversions.inputs import header_stamp, image_converter
+from snapflow_ros.ros_conversions.input_converters import header_stamp, image_converter
 
 
 def frame(height: int = 48, width: int = 64) -> np.ndarray:
