@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from snapflow_ros.eval.merge import MergeError, load_results
-from snapflow_ros.eval.report import start_key
+from snapflow_ros.eval.results import start_key
 from snapflow_ros.sim.libero_env import LiberoSim, SimConfig
 
 

@@ -63,7 +63,7 @@ ALL = parts(
     *("launch_args", "launching", "nodes", "params", "policies", "ros_conversions"),
     *("runtime", "sim"),
 )
-BENCH_HELPERS = parts("bench.machine", "bench.report")  # machine info, JSON emit
+BENCH_HELPERS = parts("bench.machine", "bench.output")  # machine info, JSON emit
 NO_ROS_OR_TORCH = (*ROS, *TORCH)
 
 # The rule table: key = a folder (``snapflow_ros.x``) or a module (``snapflow_ros.x.y``);
@@ -108,7 +108,7 @@ RULES: dict[str, Rule] = {
     P + "bench": Rule(may=ALL),
     # shared with training and eval: import nothing of ours (so training -> bench is no cycle)
     P + "bench.machine": Rule(),
-    P + "bench.report": Rule(),
+    P + "bench.output": Rule(),
     "snapflow_training": Rule(
         may=(*parts("policies", "runtime", "sim"), *BENCH_HELPERS), never=ROS
     ),

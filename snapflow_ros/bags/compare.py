@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from snapflow_ros.bags.comparison_report import CompareOptions, compare_bags, write_json, write_plot
 from snapflow_ros.bags.errors import BagError
 from snapflow_ros.bags.metrics import LATENCY_METRICS, Gate, evaluate
-from snapflow_ros.bags.report import CompareOptions, compare_bags, write_json, write_plot
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 

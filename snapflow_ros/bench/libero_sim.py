@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--steps and --episode-steps must be >= 1, --sizes not empty")
 
     from snapflow_ros.bench.machine import machine_info
-    from snapflow_ros.bench.report import emit
+    from snapflow_ros.bench.output import emit
     from snapflow_ros.sim import prepare_libero
 
     paths = prepare_libero()

@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from snapflow_ros.bench.machine import machine_info
-    from snapflow_ros.bench.report import emit
+    from snapflow_ros.bench.output import emit
     from snapflow_ros.cli.demo import find_config, isolate_dds
     from snapflow_ros.policies import resolve_policy
 

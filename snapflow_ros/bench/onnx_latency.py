@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
-from snapflow_ros.bench.report import emit
+from snapflow_ros.bench.output import emit
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 from snapflow_ros.runtime import onnx_format as fmt
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
-from snapflow_ros.bench.report import emit
+from snapflow_ros.bench.output import emit
 from snapflow_ros.policies.tiny import TinySpec, ensure_tiny_checkpoint
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 from snapflow_ros.runtime.fast_path import COMPILE_MODES, ENGINES

@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--domain-id must be in 0..232, got {args.domain_id}")
 
     from snapflow_ros.bench.machine import machine_info
-    from snapflow_ros.bench.report import emit
+    from snapflow_ros.bench.output import emit
 
     domain, reservation = isolate(args.domain_id)
     print(f"soak: ROS_DOMAIN_ID={domain}, localhost-only discovery", flush=True)

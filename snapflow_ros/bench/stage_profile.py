@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
-from snapflow_ros.bench.report import emit
+from snapflow_ros.bench.output import emit
 from snapflow_ros.bench.runtime_latency import spec_for
 from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions

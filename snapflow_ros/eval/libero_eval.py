@@ -31,7 +31,7 @@ from typing import Any
 
 from snapflow_ros.dds_domains import DomainBusy, reserve_domain
 from snapflow_ros.eval.launchers import LAUNCHERS
-from snapflow_ros.eval.report import percentile_ms, recorded_path
+from snapflow_ros.eval.results import percentile_ms, recorded_path
 from snapflow_ros.launching import config_dir, node_parameters, params_with_overrides
 from snapflow_ros.policies import (
     LIBERO_POLICIES,
@@ -410,7 +410,7 @@ def _ms(value: float | None) -> str:
 
 def plan_record(plan: EvalPlan) -> dict[str, Any]:
     """The plan as results.json records it: checkpoints, files and folders as the user named
-    them (:func:`~snapflow_ros.eval.report.recorded_path`), not as this machine resolved them."""
+    them (:func:`~snapflow_ros.eval.results.recorded_path`), not as this machine resolved them."""
     record = asdict(plan)
     for key, value in record.items():
         if isinstance(value, Path):
@@ -719,7 +719,7 @@ class Runner:
 
     def _write(self, final: bool = True) -> None:
         """Write the reports of the episodes so far (``final``: and print the table)."""
-        from snapflow_ros.eval.report import write_reports
+        from snapflow_ros.eval.results import write_reports
 
         try:
             from snapflow_ros.bench.machine import machine_info

@@ -13,7 +13,7 @@ their ``results.json`` files into one ``results.json`` / ``episodes.csv`` / ``su
 Usage: ``libero_eval_merge RUN_A RUN_B ... --out OUT [--configs REF,B,C]`` where a RUN is a
 ``libero_eval`` output folder or its ``results.json``; ``--configs`` orders the configurations,
 the first being the reference that the report pairs the others with on the same initial states
-(McNemar's exact test, see :mod:`snapflow_ros.eval.report`). Exit codes: 0 merged, 2 bad
+(McNemar's exact test, see :mod:`snapflow_ros.eval.results`). Exit codes: 0 merged, 2 bad
 arguments or inputs that do not merge (one line on stderr says which and why).
 """
 
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from snapflow_ros.eval.report import recorded_path, start_key, write_reports
+from snapflow_ros.eval.results import recorded_path, start_key, write_reports
 
 SAME_SETTINGS = ("image_size", "fast_render", "mode", "max_steps", "init_states")
 

@@ -32,7 +32,7 @@ from snapflow_ros.eval.libero_eval import (
     privileged_source,
     validate,
 )
-from snapflow_ros.eval.report import initial_states_line, percentile_ms, wilson_interval
+from snapflow_ros.eval.results import initial_states_line, percentile_ms, wilson_interval
 from snapflow_ros.policies import libero_tiny_spec
 from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.sim.placements import episode_seed, init_states_file

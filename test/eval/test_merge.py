@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from snapflow_ros.eval.merge import main
-from snapflow_ros.eval.report import initial_states_line, mcnemar_p, write_reports
+from snapflow_ros.eval.results import initial_states_line, mcnemar_p, write_reports
 
 PLAN = {
     "image_size": 64,

@@ -17,7 +17,7 @@ Run: ``python -m snapflow_training.bench_multimodal --out results.json`` (``--si
 CI-sized version; ``--work`` defaults to ``~/.cache/snapflow_ros/bench_multimodal``, or
 ``$SNAPFLOW_CACHE/bench_multimodal``). ``--distill-arg`` passes further ``distill`` options,
 e.g. ``--distill-arg=--lam=1``. The result (JSON with the table under ``markdown``) follows
-the benchmark suite's format (``snapflow_ros.bench.report``).
+the benchmark suite's format (``snapflow_ros.bench.output``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.bench.machine import machine_info
-from snapflow_ros.bench.report import emit
+from snapflow_ros.bench.output import emit
 from snapflow_training.multimodal_dataset import (
     MODE_DIM,
     VISIBLE_KEY,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.bench.machine import machine_info, resolve_device
-from snapflow_ros.bench.report import emit
+from snapflow_ros.bench.output import emit
 from snapflow_ros.policies.tiny import TinySpec, ensure_tiny_checkpoint
 from snapflow_training.distill import distill
 from snapflow_training.run_support import LOG_FILE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from snapflow_ros.bench.report import emit
+from snapflow_ros.bench.output import emit
 
 
 def test_emit_prints_and_writes_json_with_the_table(tmp_path, capsys):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from snapflow_ros.eval.report import (
+from snapflow_ros.eval.results import (
     LIFT_M,
     outcome,
     outcome_counts,
@@ -117,7 +117,7 @@ def test_the_repository_root_is_this_checkout():
     root = repository_root()
     if root is None:
         pytest.skip("snapflow_ros is installed, not run from its source checkout")
-    assert (root / "snapflow_ros" / "eval" / "report.py").is_file()
+    assert (root / "snapflow_ros" / "eval" / "results.py").is_file()
     assert recorded_path(root / "config" / "libero_policy.yaml") == "config/libero_policy.yaml"
 
 
