@@ -49,7 +49,7 @@ STUDENT="$WORK/snapflow/model"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 stage_demos() {
-  python -m snapflow_ros.sim.demonstrations "$DATA" --suite libero_object --task 0 \
+  python -m snapflow_ros.training_data.demonstrations "$DATA" --suite libero_object --task 0 \
     --episodes "$EPISODES" --image-size 64 --seed "$SEED" --repo-id local/libero_object_t0_demos \
     --workers "$DEMO_WORKERS"
   # the demonstrations must start where the benchmark starts (arm pose, objects)

@@ -61,7 +61,7 @@ def parts(*names: str) -> tuple[str, ...]:
 ALL = parts(
     *("bags", "bench", "cli", "client", "control", "dds_domains", "eval", "export"),
     *("launch_args", "launching", "nodes", "params", "policies", "ros_conversions"),
-    *("runtime", "sim"),
+    *("runtime", "sim", "training_data"),
 )
 BENCH_HELPERS = parts("bench.machine", "bench.output")  # machine info, JSON emit
 NO_ROS_OR_TORCH = (*ROS, *TORCH)
@@ -81,6 +81,8 @@ RULES: dict[str, Rule] = {
     P + "control": Rule(may=parts("params.choices", "params.schema"), never=NO_ROS_OR_TORCH),
     P + "ros_conversions": Rule(may=parts("params.choices"), never=TORCH),
     P + "sim": Rule(may=parts("control"), never=ROS),
+    # training data: the expert's demonstrations recorded as LeRobotDatasets, from the simulator
+    P + "training_data": Rule(may=parts("sim"), never=ROS),
     # nodes: no eval, bench, cli, bags, client, training
     P + "nodes": Rule(
         may=parts("control", "params", "policies", "ros_conversions", "runtime", "sim")
@@ -110,7 +112,7 @@ RULES: dict[str, Rule] = {
     P + "bench.machine": Rule(),
     P + "bench.output": Rule(),
     "snapflow_training": Rule(
-        may=(*parts("policies", "runtime", "sim"), *BENCH_HELPERS), never=ROS
+        may=(*parts("policies", "runtime", "sim", "training_data"), *BENCH_HELPERS), never=ROS
     ),
     "scripts": Rule(may=ALL),
 }

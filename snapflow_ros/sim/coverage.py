@@ -10,10 +10,10 @@ differs by more than a factor.
 
     python -m snapflow_ros.sim.coverage DATASET [--states 50] [--out JSON]
 
-``DATASET`` is a demonstration dataset (``snapflow_ros.sim.demonstrations``): its placements are
-redrawn from the seeds in its ledger, exactly as they were recorded. Needs the simulator
-(physics only, no rendering); about 0.1 s per state. Exit 0: covered; 1: a dimension is not
-covered; 2: bad arguments or not a demonstration dataset.
+``DATASET`` is a demonstration dataset (``snapflow_ros.training_data.demonstrations``): its
+placements are redrawn from the seeds in its ledger, exactly as they were recorded. Needs the
+simulator (physics only, no rendering); about 0.1 s per state. Exit 0: covered; 1: a dimension
+is not covered; 2: bad arguments or not a demonstration dataset.
 """
 
 from __future__ import annotations

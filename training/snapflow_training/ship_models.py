@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.provenance is not None:
             provenance.update(json.loads(args.provenance.read_text()))
         if args.dataset is not None:
-            from snapflow_ros.sim.demonstrations import dataset_hash
+            from snapflow_ros.training_data.demonstrations import dataset_hash
 
             provenance["dataset_sha256"] = dataset_hash(args.dataset)
         metrics = {}

@@ -14,10 +14,10 @@ from that observation, 20 fps, the task's instruction as the task.
 Resume: running the same command again opens the dataset with ``LeRobotDataset.resume`` and
 continues with the next attempt; ``meta/snapflow_episodes.jsonl`` records, per saved episode,
 its index, attempt, seed, length and via-points. The dataset is finalized and checkpointed
-(:mod:`snapflow_ros.sim.dataset_checkpoint`) every ``--checkpoint-every`` episodes, on Ctrl-C
-and on SIGTERM. A run killed hard between checkpoints (SIGKILL, out of memory, power loss)
-leaves unreadable files: the next run returns the dataset to its last checkpoint first (and
-says so), so a crash loses at most the episodes since then.
+(:mod:`snapflow_ros.training_data.dataset_rollback`) every ``--checkpoint-every`` episodes, on
+Ctrl-C and on SIGTERM. A run killed hard between checkpoints (SIGKILL, out of memory, power
+loss) leaves unreadable files: the next run returns the dataset to its last checkpoint first
+(and says so), so a crash loses at most the episodes since then.
 
 ``--workers N`` runs the attempts in N processes (one simulator each); the writer still takes
 them in attempt order, so the dataset is the same as with one worker. Usage: ``docs/libero.md``.
@@ -44,13 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from snapflow_ros.sim.dataset_checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    matches_checkpoint,
-    roll_back,
-    save_checkpoint,
-)
 from snapflow_ros.sim.libero_env import (
     ARM_STARTS,
     LEROBOT_STATE_NAMES,
@@ -69,6 +62,13 @@ from snapflow_ros.sim.scripted_expert import (
     target_position,
 )
 from snapflow_ros.sim.suites import CONTROL_FREQ
+from snapflow_ros.training_data.dataset_rollback import (
+    CheckpointError,
+    load_checkpoint,
+    matches_checkpoint,
+    roll_back,
+    save_checkpoint,
+)
 
 IMAGE_KEYS = {"agentview": "observation.images.image", "wrist": "observation.images.image2"}
 SPEC_FILE = "meta/snapflow_demos.json"
@@ -492,9 +492,9 @@ def record_demonstrations(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line (``python -m snapflow_ros.sim.demonstrations --help``)."""
+    """The command line (``python -m snapflow_ros.training_data.demonstrations --help``)."""
     p = argparse.ArgumentParser(
-        prog="python -m snapflow_ros.sim.demonstrations",
+        prog="python -m snapflow_ros.training_data.demonstrations",
         description="Record successful scripted LIBERO demonstrations into a LeRobotDataset "
         "(fresh placements; re-run the same command to resume).",
     )
@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_every=args.checkpoint_every,
             progress=not args.no_progress,
             workers=args.workers,
-            command="python -m snapflow_ros.sim.demonstrations " + shlex.join(argv),
+            command="python -m snapflow_ros.training_data.demonstrations " + shlex.join(argv),
         )
     except DemoDatasetError as exc:
         print(f"demonstrations: error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from snapflow_ros.sim.dataset_checkpoint import (
+from snapflow_ros.training_data.dataset_rollback import (
     CHECKPOINT_FILE,
     CheckpointError,
     load_checkpoint,
@@ -14,7 +14,7 @@ from snapflow_ros.sim.dataset_checkpoint import (
     roll_back,
     save_checkpoint,
 )
-from test.sim.test_demonstrations import _synthetic
+from test.training_data.test_demonstrations import _synthetic
 
 
 def test_roll_back_removes_what_came_after_and_restores_the_metadata(tmp_path):

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from snapflow_ros.sim import LEROBOT_STATE_NAMES, SimObservation
-from snapflow_ros.sim.dataset_checkpoint import CHECKPOINT_FILE
-from snapflow_ros.sim.demonstrations import (
+from snapflow_ros.sim.placements import episode_seed
+from snapflow_ros.sim.scripted_expert import expert_task
+from snapflow_ros.training_data.dataset_rollback import CHECKPOINT_FILE
+from snapflow_ros.training_data.demonstrations import (
     LEDGER_FILE,
     SPEC_FILE,
     DemoDatasetError,
@@ -29,8 +31,6 @@ from snapflow_ros.sim.demonstrations import (
     read_ledger,
     record_demonstrations,
 )
-from snapflow_ros.sim.placements import episode_seed
-from snapflow_ros.sim.scripted_expert import expert_task
 
 SPEC = DemoSpec(image_size=32, fast_render=True, seed=5, repo_id="local/test_demos")
 TASK = expert_task("libero_object", 0)
