@@ -1,5 +1,5 @@
 """What a piece of code imports, measured in a fresh Python interpreter (the suite's own
-process has imported everything already)."""
+process has imported everything already), and whether it runs with some packages unimportable."""
 
 from __future__ import annotations
 
@@ -24,3 +24,15 @@ def modules_loaded(setup: str, roots: Iterable[str], timeout: float = 120.0) -> 
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+def run_without(setup: str, blocked: Iterable[str], timeout: float = 120.0) -> str:
+    """Run ``setup`` in a fresh interpreter in which every module of ``blocked`` is
+    unimportable (importing one raises ImportError); return its stdout. AssertionError (with
+    the child's stderr) when the code fails."""
+    code = f"import sys\nfor name in {tuple(blocked)!r}:\n    sys.modules[name] = None\n{setup}\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout

@@ -27,6 +27,7 @@ from snapflow_ros.ros_conversions.input_converters import (
     state_converter,
 )
 from snapflow_ros.runtime import Observation
+from test.config_files import flat_parameters
 
 from .fakes import FakeClock, Recorder
 
@@ -36,18 +37,8 @@ BACKEND = Backend(load_runtime, Observation, image_converter, image_checker, sta
 
 def shipped_config(**overrides: Any) -> Any:
     """config/policy.yaml (flattened) with ``overrides``, checked: the typed configuration."""
-
-    def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                out.update(flatten(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
     data = yaml.safe_load((REPO / "config" / "policy.yaml").read_text())
-    values = {**flatten(data["/**/policy_node"]["ros__parameters"]), **overrides}
+    values = {**flat_parameters(data["/**/policy_node"]["ros__parameters"]), **overrides}
     return build_config(values.get)
 
 

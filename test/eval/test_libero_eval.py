@@ -36,6 +36,7 @@ from snapflow_ros.eval.results import initial_states_line, percentile_ms, wilson
 from snapflow_ros.policies import libero_tiny_spec
 from snapflow_ros.policies.tiny import ensure_tiny_checkpoint
 from snapflow_ros.sim.placements import episode_seed, init_states_file
+from test.config_files import flat_parameters
 from test.nodes.harness import domain_id
 
 STEPS = 12
@@ -190,18 +191,9 @@ def test_bridge_config_uses_only_declared_parameters():
 
     from snapflow_ros.params.libero_bridge import PARAMS
 
-    def flatten(tree, prefix=""):
-        out = {}
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                out.update(flatten(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
     repo = Path(__file__).resolve().parents[2]
     data = yaml.safe_load((repo / "config" / "libero_bridge.yaml").read_text())
-    flat = flatten(data["/**/libero_bridge"]["ros__parameters"])
+    flat = flat_parameters(data["/**/libero_bridge"]["ros__parameters"])
     declared = {p.name: p.default for p in PARAMS}
     assert sorted(set(flat) - set(declared)) == []
     for name, value in flat.items():  # same types as the declared defaults (or a string list)

@@ -49,6 +49,7 @@ from snapflow_ros.ros_conversions import (
     rgb_to_image,
     stamp_to_ns,
 )
+from test.config_files import flat_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "joint_7", "gripper"]
@@ -541,7 +542,7 @@ def node_parameters(overrides: dict[str, Any]) -> list[Parameter]:
     from snapflow_ros.params.schema import type_name
 
     data = yaml.safe_load((REPO / "config" / "policy.yaml").read_text())
-    values = _flatten(data["/**/policy_node"]["ros__parameters"])
+    values = flat_parameters(data["/**/policy_node"]["ros__parameters"])
     values.update(overrides)
     array_types = {
         "string[]": Parameter.Type.STRING_ARRAY,
@@ -554,16 +555,6 @@ def node_parameters(overrides: dict[str, Any]) -> list[Parameter]:
             out.append(Parameter(name, array_types[type_name(spec_for(name)[0])], []))
         else:
             out.append(Parameter(name, value=value))
-    return out
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
     return out
 
 

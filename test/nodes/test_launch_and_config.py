@@ -50,6 +50,7 @@ from snapflow_ros.params.policy_node import (
     STATE_PARAMS,
     build_config,
 )
+from test.config_files import flat_parameters
 
 from .harness import Harness, domain_id, ros_env, wait_for
 
@@ -641,17 +642,6 @@ def test_eval_launch_modes_and_suites_are_the_bridges(eval_launch):
     assert choices["mode"] == MODES and choices["suite"] == SUITES
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def test_shipped_configs_are_checked():
     names = {p.name for p in NODE_CONFIGS}
     assert {"policy.yaml", "robot_example.yaml"} <= names
@@ -661,7 +651,7 @@ def test_shipped_configs_are_checked():
 def test_config_files_use_only_declared_parameters_with_valid_values(path):
     data = yaml.safe_load(path.read_text())
     assert list(data) == [f"/**/{NODE_NAME}"]
-    flat = _flatten(data[f"/**/{NODE_NAME}"]["ros__parameters"])
+    flat = flat_parameters(data[f"/**/{NODE_NAME}"]["ros__parameters"])
     known = {p.name for p in PARAMS} | ROS_PARAMS
     for cam in flat.get("cameras.names", ["front", "wrist"]):
         known |= {f"cameras.{cam}.{p.name}" for p in CAMERA_PARAMS}
@@ -673,7 +663,7 @@ def test_config_files_use_only_declared_parameters_with_valid_values(path):
 
 
 def test_default_config_is_the_embedded_tiny_policy():
-    flat = _flatten(
+    flat = flat_parameters(
         yaml.safe_load((REPO / "config" / "policy.yaml").read_text())[f"/**/{NODE_NAME}"][
             "ros__parameters"
         ]

@@ -6,8 +6,6 @@ decode and encode back to the same text, and malformed messages give a clear Val
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from snapflow_ros.sim.episode_events import (
     decode_episode_event,
     to_json,
 )
+from test.fresh_interpreter import run_without
 
 from ..control.test_layers import ROS
 from .test_episodes import LEAD_NS, FakeSim, Rig
@@ -293,12 +292,4 @@ def test_optional_fields_may_be_null_or_integral():
 
 
 def test_importing_the_events_loads_no_ros_torch_or_opencv():
-    code = (
-        "import sys\n"
-        f"for name in {(*ROS, 'torch', 'cv2')!r}:\n"
-        "    sys.modules[name] = None\n"
-        "import snapflow_ros.sim.episode_events\n"
-        "print('ok')\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    run_without("import snapflow_ros.sim.episode_events", (*ROS, "torch", "cv2"))

@@ -4,8 +4,6 @@ automatic next episodes, real-time no-ops and holds, shutdown."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -23,6 +21,7 @@ from snapflow_ros.sim.episode_events import (
     to_json,
 )
 from snapflow_ros.sim.episodes import DT_NS, EpisodeDriver
+from test.fresh_interpreter import run_without
 
 from ..control.test_layers import ROS
 
@@ -412,15 +411,7 @@ def test_stopping_before_the_first_step_reports_no_episode(rig):
 
 
 def test_the_driver_imports_no_ros():
-    code = (
-        "import sys\n"
-        f"for name in {ROS!r}:\n"
-        "    sys.modules[name] = None\n"
-        "import snapflow_ros.sim.episodes\n"
-        "print('ok')\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    run_without("import snapflow_ros.sim.episodes", ROS)
 
 
 def _steps(r: Rig, count: int, start: EpisodeStart) -> None:
