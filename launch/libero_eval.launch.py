@@ -13,10 +13,12 @@ node then runs on the bridge's /clock, or not), ``namespace``, ``start_bridge`` 
 keep the params files' values. Without ``policy_path`` and ``policy_params`` it runs the shipped
 SnapFlow student (``libero:snapflow``) on the task it was trained on: libero_object task 0,
 64 px cameras, one benchmark initial state after the other from state 4 on, like ``make demo``
-(DEMO_BRIDGE; arguments given still win). Every argument is checked before a node starts
-(snapflow_ros.launch_args): a bad value or params file ends the launch with one error line
-naming it. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy), run ``libero_eval`` or
-both executables with ``--ros-args --params-file`` (docs/libero.md).
+(DEMO_BRIDGE; arguments given still win). With an ``init_state_index`` (the demo's or an
+argument) the policy node's ``seed`` is that state's noise seed (``noise_seed(0, index)``, as
+the bridge's ``auto_next`` and ``libero_eval`` give every later state). Every argument is
+checked before a node starts (snapflow_ros.launch_args): a bad value or params file ends the
+launch with one error line naming it. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy),
+run ``libero_eval`` or both executables with ``--ros-args --params-file`` (docs/libero.md).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from snapflow_ros.launch_args import (
     node_options,
     parse_args,
 )
+from snapflow_ros.sim.placements import noise_seed
 from snapflow_ros.sim.suites import NUM_INIT_STATES, SUITES
 
 BRIDGE = "libero_bridge"
@@ -153,6 +156,8 @@ def _nodes(context, *args, **kwargs):
         policy = {**DEMO_POLICY, **policy}
     if "mode" in bridge:
         policy["use_sim_time"] = bridge["mode"] == "lockstep"
+    if "init_state_index" in bridge:  # the first episode's noise, as auto_next gives the next
+        policy["seed"] = noise_seed(0, int(bridge["init_state_index"]))
     nodes = []
     if values["start_bridge"]:
         nodes.append(Node(**node_options(BRIDGE, ns, [values["bridge_params"], bridge])))

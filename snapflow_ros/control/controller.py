@@ -132,7 +132,6 @@ class Session:
     loop: CommandLoop
     make_observation: Callable[..., Any]
     control_rate: float
-    seed: int | None = 0
     stats_window: int = 200
     latency_hint: float = 0.0  # s: first chunk's latency, until real samples exist
 
@@ -535,7 +534,7 @@ class PolicyController:
         with self._lock:
             reseed, self._reseed = self._reseed, False
         if reseed:
-            session.runtime.reset_noise(session.seed)
+            session.runtime.reset_noise(settings.seed if settings.seed >= 0 else None)
         try:
             chunk = session.runtime.predict_chunk(obs, num_steps=settings.steps)
             actions = np.asarray(chunk.actions, np.float64)

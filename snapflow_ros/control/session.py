@@ -84,7 +84,6 @@ def open_session(
         loop=loop,
         make_observation=backend.make_observation,
         control_rate=cfg.control_rate,
-        seed=seed,
         stats_window=cfg.stats_window,
         latency_hint=latency_hint,
     )

@@ -28,6 +28,16 @@ SETTINGS_PARAMS: tuple[ParamSpec, ...] = (
         checks=(bounded(0, 1000),),
     ),
     ParamSpec(
+        "seed",
+        0,
+        "Seed of the denoising noise (-1: random). The noise restarts from it at activation "
+        "and at every `~/reset`, so episodes started with `~/reset` draw the same noise "
+        "sequence unless the seed changes between them (`libero_eval` and the bridge's "
+        "`auto_next` give each initial state its own). Changes apply at the next reset.",
+        runtime=True,
+        checks=(bounded(-1),),
+    ),
+    ParamSpec(
         "replan_threshold",
         -1.0,
         "Start a new inference when the plan's remaining horizon (s) drops below this; "
@@ -87,7 +97,7 @@ Settings = record_type(
     SETTINGS_PARAMS,
     bases=(_Steps,),
     doc="What may change while the node runs: one field per row of SETTINGS_PARAMS "
-    "(num_steps, replan_threshold, hold_mode, dry_run, input_timeout, max_future_stamp, "
+    "(num_steps, seed, replan_threshold, hold_mode, dry_run, input_timeout, max_future_stamp, "
     "task_text), with its type and default.",
 )
 Settings.__module__ = __name__

@@ -40,7 +40,7 @@ from snapflow_ros.policies import (
     is_tiny,
     resolve_policy,
 )
-from snapflow_ros.sim.placements import INIT_STATES_ENV
+from snapflow_ros.sim.placements import INIT_STATES_ENV, noise_seed
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES, expert_task
 from snapflow_ros.sim.suites import (
     NUM_INIT_STATES,
@@ -97,6 +97,7 @@ class EvalPlan:
     episode_timeout: float = 0.0
     init_states: str = "benchmark"
     seed: int = 0
+    noise_seed: int = 0  # the node's seed on state i: noise_seed + i (-1: its own seed)
     privileged_state: bool = False
     render: str = "every"  # "every" step, or "on-demand" (render_mode)
     video_size: int = 0  # the bridge's video.size (0: videos of the policy's images)
@@ -167,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seed", type=int, default=0, help="--init-states fresh: base seed of the placements"
+    )
+    p.add_argument(
+        "--noise-seed",
+        type=int,
+        default=0,
+        help="the policy node's noise seed on initial state i is this + i (each state its own "
+        "noise, every configuration the same on a state); -1: the node's `seed` for every "
+        "episode (each episode then draws the same noise sequence)",
     )
     p.add_argument(
         "--config",
@@ -271,6 +280,8 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         )
     if args.seed < 0:
         raise UsageError(f"--seed: must be >= 0, got {args.seed}")
+    if args.noise_seed < -1:
+        raise UsageError(f"--noise-seed: must be >= -1, got {args.noise_seed}")
     if args.max_steps < 0:
         raise UsageError(f"--max-steps: must be >= 0, got {args.max_steps}")
     if not 16 <= args.image_size <= 1024:
@@ -294,6 +305,11 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         if not sep or not key:
             raise UsageError(f"--policy-arg {item!r}: expected NAME:=VALUE")
         policy_args[key] = yaml.safe_load(value)
+    if "seed" in policy_args and args.noise_seed >= 0:
+        raise UsageError(
+            "--policy-arg seed:=... is replaced at every episode by --noise-seed (state i: "
+            f"{args.noise_seed} + i); pass --noise-seed -1 to run every episode with that seed"
+        )
     files = {}
     for what, given, default in (
         ("--bridge-params", args.bridge_params, "libero_bridge.yaml"),
@@ -345,6 +361,7 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         episode_timeout=args.episode_timeout,
         init_states=args.init_states,
         seed=args.seed,
+        noise_seed=args.noise_seed,
         privileged_state=args.privileged_state,
         render=render,
         video_size=args.video_size,
@@ -649,6 +666,9 @@ class Runner:
             client.record_frames(0)
         started = time.monotonic()
         start = client.reset_episode(plan.startup_timeout, alive)
+        seed = noise_seed(plan.noise_seed, init) if plan.noise_seed >= 0 else None
+        if seed is not None:  # applies at the reset below
+            client.set_params(names.policy, {"seed": seed}, alive=alive)
         client.trigger(f"{names.policy}/reset", alive=alive)
         client.trigger(f"{names.policy}/resume", alive=alive)
         steps = max_steps_for(suite, plan.max_steps)
@@ -676,6 +696,7 @@ class Runner:
             "placement_seed": (
                 self.placement_seeds[(suite, task)][init] if plan.init_states == "fresh" else None
             ),
+            "noise_seed": seed,
             "episode_id": end.episode_id,
             "success": end.success,
             "steps": end.steps,

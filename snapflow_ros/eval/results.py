@@ -21,6 +21,7 @@ EPISODE_FIELDS = [
     "init_state_index",
     "init_states",
     "placement_seed",
+    "noise_seed",
     "episode_id",
     "success",
     "steps",

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
@@ -159,6 +160,9 @@ class LiberoBridge(Node):
             if policy
             else {}
         )
+        self._policy_params = self.create_client(
+            SetParameters, f"{policy or '_'}/set_parameters", callback_group=self._cb_srv
+        )
         self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._cb_srv)
         self.create_service(Trigger, "~/next_episode", self._srv_next, callback_group=self._cb_srv)
         self._sim_thread = threading.Thread(target=self.driver.run, name="libero_sim", daemon=True)
@@ -178,12 +182,19 @@ class LiberoBridge(Node):
     def _on_chunk(self, msg: JointTrajectory) -> None:
         self.driver.chunk(stamp_to_ns(msg.header.stamp), len(msg.points))
 
-    def policy(self, action: str, timeout: float = POLICY_CALL_TIMEOUT) -> str:
-        """Call the policy node's ``~/<action>`` (pause, reset, resume); '' when it
-        succeeded, else why not (the driver's outputs)."""
+    def policy(
+        self, action: str, seed: int | None = None, timeout: float = POLICY_CALL_TIMEOUT
+    ) -> str:
+        """Call the policy node's ``~/<action>`` (pause, reset, resume; with ``seed``, its
+        ``seed`` parameter is set first); '' when it succeeded, else why not (the driver's
+        outputs)."""
         client = self._policy_clients.get(action)
         if client is None:
             return NO_POLICY_NODE
+        if seed is not None:
+            why = self._set_policy_seed(seed, timeout)
+            if why:
+                return why
         if not client.wait_for_service(timeout_sec=timeout):
             return f"{client.srv_name} is not available"
         done = threading.Event()
@@ -195,6 +206,25 @@ class LiberoBridge(Node):
         result = future.result()
         if result is None or not result.success:
             return f"{client.srv_name}: {getattr(result, 'message', '') or 'failed'}"
+        return ""
+
+    def _set_policy_seed(self, seed: int, timeout: float) -> str:
+        """Set the policy node's ``seed`` parameter: '' when accepted, else why not."""
+        client = self._policy_params
+        if not client.wait_for_service(timeout_sec=timeout):
+            return f"{client.srv_name} is not available"
+        request = SetParameters.Request()
+        request.parameters = [Parameter("seed", value=int(seed)).to_parameter_msg()]
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            future.cancel()
+            return f"{client.srv_name}: no answer within {timeout:.0f} s"
+        result = future.result()
+        if result is None or not result.results or not result.results[0].successful:
+            reason = result.results[0].reason if result is not None and result.results else ""
+            return f"{client.srv_name}: seed {seed} refused {reason}".rstrip()
         return ""
 
     def _srv_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

@@ -146,6 +146,14 @@ PARAMS: list[ParamSpec] = [
         "libero_eval does ('' : none; relative names follow the namespace).",
     ),
     ParamSpec(
+        "policy_noise_seed",
+        0,
+        "auto_next: before resetting the policy node, set its `seed` to this + the new "
+        "initial state's index (as `libero_eval --noise-seed`); -1: leave its seed alone.",
+        runtime=True,
+        checks=(requires(lambda v: v >= -1, ">= -1"),),
+    ),
+    ParamSpec(
         "command.type",
         "joint_state",
         "joint_state (positions) or float64_multi_array.",

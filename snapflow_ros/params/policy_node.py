@@ -107,7 +107,7 @@ PARAMS: list[ParamSpec] = [
     ),
     ParamSpec("compile_prefix", False, "Also compile the prefix encoder (`compiled` engine)."),
     _RUN_TIME["num_steps"],
-    ParamSpec("seed", 0, "Seed of the denoising noise (-1: random).", checks=(bounded(-1),)),
+    _RUN_TIME["seed"],
     ParamSpec("vlm_path", "", "Local SmolVLA VLM folder (default: the checkpoint's `vlm/`)."),
     ParamSpec("tokenizer_path", "", "Local pi0.5 tokenizer folder (default: `tokenizer/`)."),
     ParamSpec(

@@ -52,6 +52,7 @@ from snapflow_ros.sim.episode_events import (
     EpisodeStart,
     to_json,
 )
+from snapflow_ros.sim.placements import noise_seed
 from snapflow_ros.sim.scripted_expert import (
     PickPlaceTask,
     expert_task,
@@ -85,9 +86,10 @@ class BridgeOutputs(Protocol):
         """Publish an episode event (:class:`~snapflow_ros.sim.episode_events.EpisodeStart` /
         :class:`~snapflow_ros.sim.episode_events.EpisodeEnd`, written with its ``to_json``)."""
 
-    def policy(self, action: str) -> str:
-        """Ask the policy node to ``pause``, ``reset`` or ``resume``: '' when done, else why
-        not ("no policy_node set" when there is none to ask)."""
+    def policy(self, action: str, seed: int | None = None) -> str:
+        """Ask the policy node to ``pause``, ``reset`` or ``resume`` (``reset`` with ``seed``:
+        set its ``seed`` parameter first): '' when done, else why not ("no policy_node set"
+        when there is none to ask)."""
         ...
 
     def log(self, level: str, message: str) -> None:
@@ -308,7 +310,9 @@ class EpisodeDriver:
                 self._ask_policy("pause")
             info = self._reset()
             if kind == "auto_next":  # a new plan and noise seed from the new first observation
-                self._ask_policy("reset")
+                base = int(self._p("policy_noise_seed"))
+                index = int(self._p("init_state_index"))
+                self._ask_policy("reset", noise_seed(base, index) if base >= 0 else None)
                 self._ask_policy("resume")
             result.update(success=True, message=to_json(info))
         except Exception as exc:  # a bad suite/task/index must not kill the bridge
@@ -318,8 +322,8 @@ class EpisodeDriver:
             done.set()
         return True
 
-    def _ask_policy(self, action: str) -> None:
-        why = self._out.policy(action)
+    def _ask_policy(self, action: str, seed: int | None = None) -> None:
+        why = self._out.policy(action, seed)
         if why and why != NO_POLICY_NODE:
             self._out.log("warning", f"auto_next: policy node {action} failed: {why}")
 

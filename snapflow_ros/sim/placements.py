@@ -39,6 +39,15 @@ def episode_seed(seed: int, index: int, purpose: str) -> int:
     return int(state[0] & 0x7FFFFFFF)  # LIBERO's env.seed takes numpy's 32-bit seeds
 
 
+def noise_seed(base: int, init_state_index: int) -> int:
+    """The policy node's noise seed for an episode on initial state ``init_state_index``
+    (``libero_eval --noise-seed`` and the bridge's ``auto_next``): ``base + index``, so each
+    state draws its own noise and every configuration draws the same noise on a state."""
+    if base < 0 or init_state_index < 0:
+        raise ValueError(f"base and index must be >= 0, got {base}, {init_state_index}")
+    return int(base) + int(init_state_index)
+
+
 def init_states_file(folder: str | Path, suite: str, task_index: int) -> Path:
     """Where a folder of fresh initial states keeps those of one task."""
     return Path(folder) / suite / f"task{int(task_index)}.npz"

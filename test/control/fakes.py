@@ -216,7 +216,9 @@ def rig(
     clock = FakeClock()
     runtime = FakeRuntime(clock, latency_s)
     out = Recorder()
-    settings = settings or Settings(task_text="pick", hold_mode=hold_mode, input_timeout=0.5)
+    settings = settings or Settings(
+        task_text="pick", hold_mode=hold_mode, input_timeout=0.5, seed=7
+    )
     ctl = PolicyController(clock, out, settings, name="/policy_node", monotonic=lambda: clock.s)
     inputs = inputs or make_inputs(stamp_mode)
     loop = CommandLoop(
@@ -233,7 +235,6 @@ def rig(
             loop=loop,
             make_observation=Obs,
             control_rate=1.0 / DT,
-            seed=7,
             stats_window=50,
             latency_hint=latency_hint,
         )

@@ -380,6 +380,21 @@ def test_reset_clears_plan_counters_and_reseeds_before_the_next_chunk():
     assert r.runtime.seeds == [7] and len(r.runtime.calls) == 2
 
 
+def test_a_seed_changed_at_run_time_is_the_one_the_next_reset_uses():
+    r = rig()
+    r.feed(1.0)
+    r.step()
+    r.ctl.update_settings(seed=21)
+    r.step()
+    assert r.runtime.seeds == []  # a new seed waits for the next reset
+    r.ctl.reset()
+    r.step()
+    r.ctl.update_settings(seed=-1)
+    r.ctl.reset()
+    r.step()
+    assert r.runtime.seeds == [21, None]  # -1: a random seed
+
+
 def test_a_chunk_computed_across_a_reset_is_discarded():
     r = rig()
     r.feed(1.0)

@@ -69,7 +69,7 @@ def test_the_session_is_what_the_configuration_says(opened, tiny_smolvla_dir):
     assert logs.lines == [("info", f"loading policy {tiny_smolvla_dir} on cpu")]
     assert session.runtime.action_dim == 7 and session.control_rate == 20.0
     assert session.loop.dt == pytest.approx(0.05)
-    assert session.seed == cfg.seed == 0 and session.stats_window == cfg.stats_window
+    assert cfg.seed == 0 and session.stats_window == cfg.stats_window
     assert session.latency_hint > 0  # the warm-up chunk's latency
     limits = session.loop.limits
     assert np.all(limits.lower == -3.0) and np.all(limits.upper == 3.0)

@@ -65,6 +65,8 @@ DOMAIN = domain_id(31)
         (["--namespace", "no slash"], "not a ROS namespace"),
         (["--bridge-params", "/no/file.yaml"], "does not exist"),
         (["--init-states", "fresh", "--seed", "-1"], "--seed: must be >= 0"),
+        (["--noise-seed", "-2"], "--noise-seed: must be >= -1"),
+        (["--policy-arg", "seed:=3"], "pass --noise-seed -1 to run every episode with that seed"),
         (
             ["--privileged-state", "--suites", "libero_goal", "--tasks", "0"],
             "--privileged-state: no scripted expert for libero_goal task 0",
@@ -248,7 +250,7 @@ def test_eval_on_fresh_placements(tmp_path):
     cmd = [
         str(Path(sys.executable).parent / "libero_eval"),
         "--suites", "libero_object", "--tasks", "0", "--episodes", "2",
-        "--init-states", "fresh", "--seed", "11",
+        "--init-states", "fresh", "--seed", "11", "--noise-seed", "20",
         "--config", "a=libero:snapflow", "--max-steps", "3", "--image-size", "64", "--fast-render",
         "--out", str(out), "--domain-id", str(domain_id(32)), "--namespace", f"/fr{os.getpid()}",
         "--policy-arg", "torch_threads:=1", "--startup-timeout", "300",
@@ -267,6 +269,7 @@ def test_eval_on_fresh_placements(tmp_path):
         (0, "fresh", seeds[0]),
         (1, "fresh", seeds[1]),
     ]
+    assert [e["noise_seed"] for e in eps] == [20, 21]  # set on the node (a refusal fails the run)
     assert all(e["steps"] == 3 and e["reason"] == "max_steps" for e in eps)
     assert all(e["chunk_num_steps"] == [1] and e["rejected_commands"] == 0 for e in eps)
     with (out / "episodes.csv").open() as f:

@@ -553,7 +553,7 @@ def test_eval_launch_starts_both_nodes_with_the_installed_params(eval_launch):
     assert bridge.kwargs["parameters"] == [str(config / "libero_bridge.yaml"), demo_bridge]
     assert policy.kwargs["parameters"] == [
         str(config / "libero_policy.yaml"),
-        {"policy_path": "libero:snapflow"},
+        {"policy_path": "libero:snapflow", "seed": 4},  # state 4's noise, as auto_next's
     ]
     assert bridge.kwargs["namespace"] == policy.kwargs["namespace"] == ""
     bridge, policy = eval_launch.setup(policy_path="/ckpt", suite="libero_goal")
@@ -581,6 +581,7 @@ def test_eval_launch_arguments_are_typed_overrides(eval_launch):
         "policy_path": "/ckpt",
         "num_steps": 1,
         "use_sim_time": False,
+        "seed": 49,  # the first state's noise seed (auto_next gives the next ones theirs)
     }
     assert bridge.kwargs["namespace"] == policy.kwargs["namespace"] == "/ev"
     lockstep = eval_launch.setup(mode="lockstep", policy_path="/ckpt")[1].kwargs["parameters"][1]

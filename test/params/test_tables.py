@@ -114,7 +114,7 @@ def test_runtime_options_of_a_configuration():
 # ------------------------------------------------------------------ the LIBERO bridge
 def test_the_bridge_table_is_declared_once_with_static_types():
     names = [p.name for p in bridge.PARAMS]
-    assert len(names) == len(set(names)) == 38
+    assert len(names) == len(set(names)) == 39
     assert not bridge.TABLE.coerce
     assert type_name(bridge.TABLE.spec_for("command.names")[0]) == "string[]"
     assert bridge.BRIDGE_COMMAND_TYPES == ("joint_state", "float64_multi_array")
@@ -125,6 +125,7 @@ def test_the_bridge_table_is_declared_once_with_static_types():
         "episode_length",
         "mode",
         "auto_next",
+        "policy_noise_seed",
         "command.out_of_range",
         "realtime.missing",
         "realtime.command_timeout",

@@ -120,8 +120,8 @@ class Outputs:
 
     policy_answer = "no policy_node set"  # what policy() answers (NO_POLICY_NODE: none set)
 
-    def policy(self, action: str) -> str:
-        self._add("policy", action)
+    def policy(self, action: str, seed: int | None = None) -> str:
+        self._add("policy", action, seed)
         return self.policy_answer
 
     def of(self, kind: str) -> list[tuple]:
@@ -140,6 +140,7 @@ PARAMS = {
     "mode": "lockstep",
     "autostart": True,
     "auto_next": False,
+    "policy_noise_seed": 0,
     "command.names": None,
     "command.topic": "policy_node/command",
     "command.out_of_range": "clip",
@@ -307,6 +308,26 @@ def test_auto_next_pauses_resets_and_resumes_the_policy_node_around_the_next_epi
         "resume",
     ], kinds
     assert not [i for i in r.out.of("log") if "auto_next" in i[2]]
+    # the node's noise seed is the new state's own (as libero_eval --noise-seed 0): state 1
+    assert [i[1:] for i in r.out.of("policy")] == [("pause", None), ("reset", 1), ("resume", None)]
+
+
+def test_auto_next_gives_each_initial_state_its_noise_seed_or_leaves_it_alone(rig):
+    r = rig(sim=FakeSim(done_after=1), auto_next=True, init_state_index=6, policy_noise_seed=100)
+    r.out.policy_answer = ""
+    start = r.started()
+    r.driver.command([0.0] * 7, stamp_ns=start.first_stamp_ns - LEAD_NS)
+    r.wait(lambda: len(r.out.of("policy")) == 3, "the next episode's policy calls")
+    assert ("reset", 107) in [i[1:] for i in r.out.of("policy")]
+    r.params["policy_noise_seed"] = -1
+    end = r.wait(lambda: r.out.events("start")[1:], "the second start")[0]
+    r.driver.command([0.0] * 7, stamp_ns=end.first_stamp_ns - LEAD_NS)
+    r.wait(lambda: len(r.out.of("policy")) == 6, "the third episode's policy calls")
+    assert [i[1:] for i in r.out.of("policy")][3:] == [
+        ("pause", None),
+        ("reset", None),
+        ("resume", None),
+    ]
 
 
 def test_auto_next_warns_when_the_policy_node_does_not_answer_and_goes_on(rig):
