@@ -220,12 +220,14 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
 
 
 def start_key(episode: dict[str, Any]) -> tuple[Any, ...]:
-    """Where an episode started: suite, task, initial-state source and index."""
+    """Where an episode started: suite, task, initial-state source and index, and the policy
+    node's noise seed (runs with other ``--noise-seed`` values are other episodes)."""
     return (
         episode["suite"],
         episode["task_index"],
         episode.get("init_states"),
         episode.get("init_state_index"),
+        episode.get("noise_seed"),
     )
 
 

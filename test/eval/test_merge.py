@@ -118,6 +118,32 @@ def test_fresh_placements_merge_only_with_the_same_seed(tmp_path, capsys):
     assert "fresh object placements 0..1" in (tmp_path / "m" / "summary.md").read_text()
 
 
+def test_runs_with_other_noise_seeds_are_more_pairs_of_the_same_states(tmp_path, capsys):
+    """Two --noise-seed runs on states 0-1: four pairs; the same noise seed twice is refused."""
+
+    def run(name: str, base: int, student: list[bool], teacher: list[bool]) -> Path:
+        eps = [
+            {**_episode(c, p, k, i, w), "noise_seed": base + i}
+            for c, p, k, wins in (
+                ("teacher10", "/m/t", 10, teacher),
+                ("student", "/m/s", 1, student),
+            )
+            for i, w in enumerate(wins)
+        ]
+        return _run(tmp_path / name, eps, noise_seed=base)
+
+    a = run("a", 0, [True, False], [False, False])
+    b = run("b", 100, [True, True], [True, False])
+    out = tmp_path / "m"
+    assert main([str(a), str(b), "--out", str(out), "--configs", "teacher10"]) == 0
+    (row,) = json.loads((out / "results.json").read_text())["paired"]
+    assert row["pairs"] == 4 and (row["only_reference"], row["only_config"]) == (0, 2)
+    assert "| student | /m/s | 1 | 4 | 3/4 (75%) |" in (out / "summary.md").read_text()
+    again = run("c", 0, [True, True], [True, True])
+    assert main([str(a), str(again), "--out", str(tmp_path / "n")]) == 2
+    assert "init 0 is also in" in capsys.readouterr().err
+
+
 def test_unreadable_inputs_give_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
