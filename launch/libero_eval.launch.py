@@ -12,7 +12,7 @@ node then runs on the bridge's /clock, or not), ``namespace``, ``start_bridge`` 
 ``start_policy`` (``libero_eval --launcher ros2launch`` starts them separately). Empty values
 keep the params files' values. Without ``policy_path`` and ``policy_params`` it runs the shipped
 SnapFlow student (``libero:snapflow``) on the task it was trained on: libero_object task 0,
-64 px cameras, one benchmark initial state after the other from state 4 on, like ``make demo``
+64 px cameras, one benchmark initial state after the other from state 3 on, like ``make demo``
 (DEMO_BRIDGE; arguments given still win). With an ``init_state_index`` (the demo's or an
 argument) the policy node's ``seed`` is that state's noise seed (``noise_seed(0, index)``, as
 the bridge's ``auto_next`` and ``libero_eval`` give every later state). Every argument is
@@ -127,7 +127,7 @@ DEMO_POLICY = {"policy_path": "libero:snapflow"}
 DEMO_BRIDGE = {
     "suite": "libero_object",
     "task_index": 0,
-    "init_state_index": 4,  # the states `make demo` runs first (4, 5, 6, ...)
+    "init_state_index": 3,  # the states `make demo` runs first (3, 4, 5, ...)
     "image_height": 64,
     "image_width": 64,
     "auto_next": True,

@@ -547,13 +547,13 @@ def test_eval_launch_starts_both_nodes_with_the_installed_params(eval_launch):
         "libero_bridge",
         "policy_node",
     )
-    demo_bridge = {"suite": "libero_object", "task_index": 0, "init_state_index": 4}
+    demo_bridge = {"suite": "libero_object", "task_index": 0, "init_state_index": 3}
     demo_bridge |= {"image_height": 64}
     demo_bridge |= {"image_width": 64, "auto_next": True}
     assert bridge.kwargs["parameters"] == [str(config / "libero_bridge.yaml"), demo_bridge]
     assert policy.kwargs["parameters"] == [
         str(config / "libero_policy.yaml"),
-        {"policy_path": "libero:snapflow", "seed": 4},  # state 4's noise, as auto_next's
+        {"policy_path": "libero:snapflow", "seed": 3},  # state 3's noise, as auto_next's
     ]
     assert bridge.kwargs["namespace"] == policy.kwargs["namespace"] == ""
     bridge, policy = eval_launch.setup(policy_path="/ckpt", suite="libero_goal")
