@@ -127,6 +127,11 @@ class EvalClient:
             items = sorted(self._frames.items())
         return [f for t, f in items if t >= since_ns and all(c in f for c in self.video_cameras)]
 
+    def start_events(self) -> list[EpisodeStart]:
+        """The bridge's ``start`` events received so far, in order."""
+        with self._lock:
+            return [e for e in self._events if isinstance(e, EpisodeStart)]
+
     def end_event(self, episode_id: int) -> EpisodeEnd | None:
         """The bridge's ``end`` event of ``episode_id``, if it came."""
         with self._lock:
