@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
@@ -53,6 +52,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.nodes.parameters import ParameterListener
+from snapflow_ros.nodes.policy_calls import PolicyCalls
 from snapflow_ros.nodes.process import exit_process, init_ros, log_at, spin
 from snapflow_ros.params.libero_bridge import FIXED, NODE_NAME, TABLE, check_privileged, sim_config
 from snapflow_ros.ros_conversions import ns_to_stamp_fields, rgb_to_image_fields, stamp_to_ns
@@ -67,11 +67,9 @@ from snapflow_ros.sim import (
     validate_action,
 )
 from snapflow_ros.sim.episode_events import EpisodeEvent, to_json
-from snapflow_ros.sim.episodes import NO_POLICY_NODE, EpisodeDriver
+from snapflow_ros.sim.episodes import EpisodeDriver
 from snapflow_ros.sim.scripted_expert import PRIVILEGED_STATE_NAMES
 
-POLICY_ACTIONS = ("pause", "reset", "resume")  # what auto_next asks of the policy node
-POLICY_CALL_TIMEOUT = 10.0  # s
 STATE_LABEL = "eef_pos(3) axis_angle(3) gripper_qpos(2)"
 
 
@@ -150,19 +148,7 @@ class LiberoBridge(Node):
             callback_group=self._cb_cmd,
         )
         policy = str(self._p("policy_node")).strip()
-        self._policy_clients = (
-            {
-                action: self.create_client(
-                    Trigger, f"{policy}/{action}", callback_group=self._cb_srv
-                )
-                for action in POLICY_ACTIONS
-            }
-            if policy
-            else {}
-        )
-        self._policy_params = self.create_client(
-            SetParameters, f"{policy or '_'}/set_parameters", callback_group=self._cb_srv
-        )
+        self._policy_calls = PolicyCalls(self, policy, self._cb_srv)
         self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._cb_srv)
         self.create_service(Trigger, "~/next_episode", self._srv_next, callback_group=self._cb_srv)
         self._sim_thread = threading.Thread(target=self.driver.run, name="libero_sim", daemon=True)
@@ -182,50 +168,10 @@ class LiberoBridge(Node):
     def _on_chunk(self, msg: JointTrajectory) -> None:
         self.driver.chunk(stamp_to_ns(msg.header.stamp), len(msg.points))
 
-    def policy(
-        self, action: str, seed: int | None = None, timeout: float = POLICY_CALL_TIMEOUT
-    ) -> str:
-        """Call the policy node's ``~/<action>`` (pause, reset, resume; with ``seed``, its
-        ``seed`` parameter is set first); '' when it succeeded, else why not (the driver's
-        outputs)."""
-        client = self._policy_clients.get(action)
-        if client is None:
-            return NO_POLICY_NODE
-        if seed is not None:
-            why = self._set_policy_seed(seed, timeout)
-            if why:
-                return why
-        if not client.wait_for_service(timeout_sec=timeout):
-            return f"{client.srv_name} is not available"
-        done = threading.Event()
-        future = client.call_async(Trigger.Request())
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            future.cancel()
-            return f"{client.srv_name}: no answer within {timeout:.0f} s"
-        result = future.result()
-        if result is None or not result.success:
-            return f"{client.srv_name}: {getattr(result, 'message', '') or 'failed'}"
-        return ""
-
-    def _set_policy_seed(self, seed: int, timeout: float) -> str:
-        """Set the policy node's ``seed`` parameter: '' when accepted, else why not."""
-        client = self._policy_params
-        if not client.wait_for_service(timeout_sec=timeout):
-            return f"{client.srv_name} is not available"
-        request = SetParameters.Request()
-        request.parameters = [Parameter("seed", value=int(seed)).to_parameter_msg()]
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            future.cancel()
-            return f"{client.srv_name}: no answer within {timeout:.0f} s"
-        result = future.result()
-        if result is None or not result.results or not result.results[0].successful:
-            reason = result.results[0].reason if result is not None and result.results else ""
-            return f"{client.srv_name}: seed {seed} refused {reason}".rstrip()
-        return ""
+    def policy(self, action: str, seed: int | None = None) -> str:
+        """Ask the policy node to pause, reset (with ``seed``: its seed set first) or resume:
+        '' when done, else why not (the driver's outputs)."""
+        return self._policy_calls(action, seed)
 
     def _srv_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.driver.request("reset")

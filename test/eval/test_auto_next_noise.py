@@ -55,12 +55,13 @@ def test_auto_next_sets_each_states_noise_seed_on_the_policy_node(tmp_path: Path
         starts = client.start_events
         wait_until(lambda: len(starts()) >= 3, 600.0, "three episode starts", alive)
         assert [e.init_state_index for e in starts()[:3]] == [7, 8, 9]
-        # The bridge sets the seed before it resets the node for each new episode: the seed
-        # the node holds is that of the state running while it was read, or of the next one.
+        # Before each new episode's first command the bridge publishes its start event, then
+        # sets the node's seed and resets it: the seed read lies between that of the state
+        # before the last start seen and that of the last state started when it was read.
         before = starts()[-1].init_state_index
         value = client.ros.get_parameters(["seed"], names.policy)["seed"]
         after = starts()[-1].init_state_index
-        assert noise_seed(100, before) <= value <= noise_seed(100, after + 1), (value, after)
+        assert noise_seed(100, before - 1) <= value <= noise_seed(100, after), (value, after)
     finally:
         client.close()
         stop_all(procs)
