@@ -7,8 +7,9 @@ chunk boundary the reference policy (``--reference``, e.g. the 10-step teacher) 
 driver's success, and per boundary and policy the draws' mean action, spread and gripper sign
 (LIBERO: +1 closes). The summary compares each probe with the reference on the observations
 the driver visits: gripper-decision disagreement (share of draws whose gripper sign differs
-from the reference's majority) and the xyz distance of the mean chunk, in units of the
-reference's own spread, split by episode phase (before the reference first closes / after).
+from the reference's majority) and the distance between the probe's and the reference's mean
+chunks over x, y, z (the reference asked again as a probe gives the floor), split by episode
+phase (before the reference first wants to close the gripper / after).
 
 Scenes: ``benchmark`` (the task's 50 initial states; ``benchmark:0,2,7`` a subset),
 ``demo:DATASET`` (the placements of a demonstration dataset, its training scenes),
@@ -79,7 +80,7 @@ def draws(runtime: PolicyRuntime, obs: Observation, steps: int, count: int) -> n
     return np.stack([runtime.predict_chunk(obs, steps).actions for _ in range(count)])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--driver", required=True, type=parse_spec, help="PATH:STEPS")
     ap.add_argument("--reference", required=True, type=parse_spec, help="PATH:STEPS")
@@ -90,6 +91,7 @@ def main() -> None:
     ap.add_argument("--suite", default="libero_object")
     ap.add_argument("--task", type=int, default=0)
     ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--max-steps", type=int, default=0, help="0: the suite's limit")
     ap.add_argument("--seed", type=int, default=0, help="probes' noise seed of scene i: seed+i")
     ap.add_argument(
         "--driver-seed",
@@ -100,7 +102,7 @@ def main() -> None:
     )
     ap.add_argument("--engine", default="eager", help="runtime engine (the node's default)")
     ap.add_argument("--out", required=True, type=Path)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     specs = {"driver": args.driver, "reference": args.reference}
@@ -110,7 +112,13 @@ def main() -> None:
     driver = PolicyRuntime(args.driver.path, options)  # its own noise stream, as the node's
     size = args.image_size
     sim = LiberoSim(
-        SimConfig(suite=args.suite, task_index=args.task, image_height=size, image_width=size)
+        SimConfig(
+            suite=args.suite,
+            task_index=args.task,
+            image_height=size,
+            image_width=size,
+            max_steps=args.max_steps,
+        )
     )
     rows = []
     for i, (label, state) in enumerate(scene_states(sim, args.scenes, args.count)):
@@ -170,7 +178,7 @@ def main() -> None:
 
 
 def summarise(rows: list[dict], probes: list[str]) -> dict:
-    """Success and, per probe and phase, gripper disagreement and xyz distance / spread."""
+    """Success and, per probe and phase, gripper disagreement and mean-chunk xyz distance."""
     out: dict = {
         "success": sum(r["reason"] == "success" for r in rows),
         "scenes": len(rows),
