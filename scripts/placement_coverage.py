@@ -46,7 +46,7 @@ def successes(run: dict, suite: str, task_index: int) -> dict[int, list[bool]]:
     (``run``: a ``libero_eval`` results.json as ``load_results`` reads it)."""
     out: dict[int, list[bool]] = {}
     for episode in run["episodes"]:
-        ep_suite, ep_task, source, index = start_key(episode)
+        ep_suite, ep_task, source, index, _noise_seed = start_key(episode)
         if (ep_suite, ep_task, source) == (suite, task_index, "benchmark"):
             out.setdefault(int(index), []).append(bool(episode["success"]))
     return out
