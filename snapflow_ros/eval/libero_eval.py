@@ -666,7 +666,7 @@ class Runner:
             client.record_frames(0)
         started = time.monotonic()
         start = client.reset_episode(plan.startup_timeout, alive)
-        seed = noise_seed(plan.noise_seed, init) if plan.noise_seed >= 0 else None
+        seed = noise_seed(plan.noise_seed, init)
         if seed is not None:  # applies at the reset below
             client.set_params(names.policy, {"seed": seed}, alive=alive)
         client.trigger(f"{names.policy}/reset", alive=alive)

@@ -311,8 +311,7 @@ class EpisodeDriver:
             info = self._reset()
             if kind == "auto_next":  # a new plan and noise seed from the new first observation
                 base = int(self._p("policy_noise_seed"))
-                index = int(self._p("init_state_index"))
-                self._ask_policy("reset", noise_seed(base, index) if base >= 0 else None)
+                self._ask_policy("reset", noise_seed(base, int(self._p("init_state_index"))))
                 self._ask_policy("resume")
             result.update(success=True, message=to_json(info))
         except Exception as exc:  # a bad suite/task/index must not kill the bridge

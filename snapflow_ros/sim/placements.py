@@ -39,13 +39,14 @@ def episode_seed(seed: int, index: int, purpose: str) -> int:
     return int(state[0] & 0x7FFFFFFF)  # LIBERO's env.seed takes numpy's 32-bit seeds
 
 
-def noise_seed(base: int, init_state_index: int) -> int:
+def noise_seed(base: int, init_state_index: int) -> int | None:
     """The policy node's noise seed for an episode on initial state ``init_state_index``
     (``libero_eval --noise-seed`` and the bridge's ``auto_next``): ``base + index``, so each
-    state draws its own noise and every configuration draws the same noise on a state."""
-    if base < 0 or init_state_index < 0:
-        raise ValueError(f"base and index must be >= 0, got {base}, {init_state_index}")
-    return int(base) + int(init_state_index)
+    state draws its own noise and every configuration draws the same noise on a state; None
+    for ``base`` -1 (leave the node's own seed)."""
+    if base < -1 or init_state_index < 0:
+        raise ValueError(f"base must be >= -1 and index >= 0, got {base}, {init_state_index}")
+    return None if base == -1 else int(base) + int(init_state_index)
 
 
 def init_states_file(folder: str | Path, suite: str, task_index: int) -> Path:

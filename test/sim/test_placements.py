@@ -13,6 +13,7 @@ from snapflow_ros.sim.placements import (
     INIT_STATES_ENV,
     episode_seed,
     init_states_file,
+    noise_seed,
     read_init_states,
     write_init_states,
 )
@@ -93,3 +94,11 @@ def test_placements_import_nothing_of_the_simulator():
     path = Path(REPO, "snapflow_ros", "sim", "placements.py")
     ours = [n for _, n in imports_of(path, "snapflow_ros.sim.placements") if "snapflow" in n]
     assert ours == []  # libero_env imports placements, never the other way round
+
+
+def test_noise_seed_is_the_base_plus_the_state_or_none_to_leave_the_node_alone():
+    assert [noise_seed(100, i) for i in (0, 7)] == [100, 107]
+    assert noise_seed(-1, 7) is None
+    for base, index in ((-2, 0), (0, -1)):
+        with pytest.raises(ValueError, match="base must be >= -1 and index >= 0"):
+            noise_seed(base, index)
