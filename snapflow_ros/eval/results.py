@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.policies import is_embedded, is_tiny
+from snapflow_ros.sim.episode_events import LIFT_M
 
 EPISODE_FIELDS = [
     "config",
@@ -38,6 +39,7 @@ EPISODE_FIELDS = [
     "kicks",
     "rejected_commands",
     "outcome",
+    "grasp_side",
     "video",
 ]
 SUMMARY_FIELDS = [
@@ -56,9 +58,6 @@ SUMMARY_FIELDS = [
     "latency_p95_ms",
 ]
 Z95 = 1.959963984540054
-# An object counts as lifted when it rose this far above its start height (settling and
-# pushes move objects by millimetres; a grasped and lifted one rises by centimetres).
-LIFT_M = 0.03
 OUTCOMES = (
     "success",
     "nothing lifted",
@@ -66,6 +65,10 @@ OUTCOMES = (
     "lifted, then put down or dropped",
     "not recorded",
 )
+# Where the hand held the lifted object, along the world y axis (the robot faces +x, so +y is
+# its left): beyond this distance from the object's centre it held one side (a bowl's rim).
+SIDE_M = 0.02
+GRASP_SIDES = ("left", "middle", "right", "nothing lifted", "not recorded")
 
 
 def repository_root() -> Path | None:
@@ -182,6 +185,55 @@ def outcome(episode: dict[str, Any]) -> str:
     if any(o["final_rise_m"] >= LIFT_M for o in lifted):
         return "lifted, still up at the end"
     return "lifted, then put down or dropped"
+
+
+def grasp_side(episode: dict[str, Any]) -> str:
+    """Where the hand held the object it lifted highest, from the bridge's ``lift_eef_dy_m``
+    (end-effector minus object, y, when the object first rose :data:`LIFT_M`): ``left``
+    (+y, the robot's left) or ``right`` beyond :data:`SIDE_M`, else ``middle``; ``nothing
+    lifted``; ``not recorded`` when the bridge did not report it (older recordings)."""
+    objects = episode.get("objects")
+    if not objects:
+        return "not recorded"
+    lifted = [o for o in objects.values() if o["max_rise_m"] >= LIFT_M]
+    if not lifted:
+        return "nothing lifted"
+    held = max(lifted, key=lambda o: o["max_rise_m"])
+    dy = held.get("lift_eef_dy_m")
+    if dy is None:
+        return "not recorded"
+    if dy >= SIDE_M:
+        return "left"
+    if dy <= -SIDE_M:
+        return "right"
+    return "middle"
+
+
+def grasp_side_counts(episodes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per configuration, how many episodes held the lifted object at each side
+    (:func:`grasp_side`)."""
+    counts: dict[str, dict[str, int]] = {}
+    for e in episodes:
+        row = counts.setdefault(e["config"], dict.fromkeys(GRASP_SIDES, 0))
+        row[grasp_side(e)] += 1
+    return counts
+
+
+def grasp_side_table(counts: dict[str, dict[str, int]]) -> str:
+    """Markdown table of :func:`grasp_side_counts` with each side's share of the lifts."""
+    lines = [
+        f"Where the hand held the lifted object (end-effector - object along y when it first "
+        f"rose {100 * LIFT_M:.0f} cm; left = +y, the robot's left, beyond {100 * SIDE_M:.0f} cm):",
+        "",
+        "| config | left | middle | right | nothing lifted | not recorded | left share of sides |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for config, row in counts.items():
+        sides = row["left"] + row["right"]
+        share = f"{row['left'] / sides:.2f}" if sides else "-"
+        cells = " | ".join(str(row[s]) for s in GRASP_SIDES)
+        lines.append(f"| {config} | {cells} | {share} |")
+    return "\n".join(lines) + "\n"
 
 
 def outcome_counts(episodes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -376,8 +428,9 @@ def write_reports(
     out.mkdir(parents=True, exist_ok=True)
     rows = summarize(episodes) if episodes else []
     paired = paired_outcomes(episodes, episodes[0]["config"]) if episodes else []
-    episodes = [{**e, "outcome": outcome(e)} for e in episodes]
+    episodes = [{**e, "outcome": outcome(e), "grasp_side": grasp_side(e)} for e in episodes]
     outcomes = outcome_counts(episodes)
+    sides = grasp_side_counts(episodes)
     paths = {
         "json": out / "results.json",
         "episodes_csv": out / "episodes.csv",
@@ -386,7 +439,14 @@ def write_reports(
     }
     paths["json"].write_text(
         json.dumps(
-            {**meta, "episodes": episodes, "summary": rows, "paired": paired, "outcomes": outcomes},
+            {
+                **meta,
+                "episodes": episodes,
+                "summary": rows,
+                "paired": paired,
+                "outcomes": outcomes,
+                "grasp_sides": sides,
+            },
             indent=2,
             default=str,
         )
@@ -409,5 +469,7 @@ def write_reports(
         text += "\n" + paired_table(paired)
     if outcomes:
         text += "\n" + outcome_table(outcomes)
+    if any(row["left"] + row["middle"] + row["right"] for row in sides.values()):
+        text += "\n" + grasp_side_table(sides)
     paths["markdown"].write_text(text)
     return paths

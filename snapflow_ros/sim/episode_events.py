@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 _LATER = {"added_later": True}  # metadata: absent from older bridges' events (None: left out)
+# An object counts as lifted when it rose this far above its start height (settling and
+# pushes move objects by millimetres; a grasped and lifted one rises by centimetres).
+LIFT_M = 0.03
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +85,9 @@ class EpisodeEnd(EpisodeEvent):
     wall time (s), mean step / publish / command-wait times (s, None without samples), the
     commands, held / no-op / kicked / overrun / rendered steps, the simulation time at its
     end (ns), the final 8-D LeRobot state and, per movable object, ``max_rise_m``,
-    ``final_rise_m`` and ``moved_xy_m``."""
+    ``final_rise_m`` and ``moved_xy_m``, plus, for an object that rose :data:`LIFT_M`, where
+    the hand held it: ``lift_eef_dx_m``, ``lift_eef_dy_m``, ``lift_eef_dz_m`` (end-effector
+    minus object position, world frame, at the first step it was that high)."""
 
     KIND: ClassVar[str] = "end"
     episode_id: int

@@ -46,6 +46,7 @@ import numpy as np
 
 from snapflow_ros.control.stats import ThrottledLog
 from snapflow_ros.sim.episode_events import (
+    LIFT_M,
     CommandCounts,
     EpisodeEnd,
     EpisodeEvent,
@@ -131,31 +132,41 @@ class EpisodeStats:
 
 class ObjectMotion:
     """How far the scene's movable objects moved in an episode: each one's highest rise above
-    its start height, its rise at the end and how far it ended from its start in x-y (m)."""
+    its start height, its rise at the end, how far it ended from its start in x-y (m), and
+    where the end-effector was relative to it when it first rose :data:`LIFT_M` (the grasp)."""
 
     def __init__(self, start: dict[str, np.ndarray]) -> None:
         self.start = {name: np.asarray(p, np.float64).copy() for name, p in start.items()}
         self.max_rise = dict.fromkeys(self.start, 0.0)
         self.last = {name: p.copy() for name, p in self.start.items()}
+        self.lift_eef_offset: dict[str, np.ndarray] = {}
 
-    def update(self, positions: dict[str, np.ndarray]) -> None:
-        """Take the objects' positions after a step."""
+    def update(self, positions: dict[str, np.ndarray], eef_pos: np.ndarray | None = None) -> None:
+        """Take the objects' (and, when given, the end-effector's) positions after a step."""
         for name, start in self.start.items():
             if name in positions:
                 p = np.asarray(positions[name], np.float64)
                 self.last[name] = p.copy()
                 self.max_rise[name] = max(self.max_rise[name], float(p[2] - start[2]))
+                lifted = self.max_rise[name] >= LIFT_M
+                if lifted and eef_pos is not None and name not in self.lift_eef_offset:
+                    self.lift_eef_offset[name] = np.asarray(eef_pos, np.float64) - p
 
     def report(self) -> dict[str, dict[str, float]]:
-        """Per object: ``max_rise_m``, ``final_rise_m``, ``moved_xy_m`` (rounded to 0.1 mm)."""
-        return {
-            name: {
+        """Per object: ``max_rise_m``, ``final_rise_m``, ``moved_xy_m`` and, once lifted,
+        ``lift_eef_dx_m`` / ``dy`` / ``dz`` (rounded to 0.1 mm)."""
+        report: dict[str, dict[str, float]] = {}
+        for name, start in self.start.items():
+            row = {
                 "max_rise_m": round(self.max_rise[name], 4),
                 "final_rise_m": round(float(self.last[name][2] - start[2]), 4),
                 "moved_xy_m": round(float(np.linalg.norm(self.last[name][:2] - start[:2])), 4),
             }
-            for name, start in self.start.items()
-        }
+            if name in self.lift_eef_offset:
+                for axis, value in zip("xyz", self.lift_eef_offset[name], strict=True):
+                    row[f"lift_eef_d{axis}_m"] = round(float(value), 4)
+            report[name] = row
+        return report
 
 
 def _mean(values: list[float]) -> float | None:
@@ -503,7 +514,7 @@ class EpisodeDriver:
             self.stats.rendered += 1
         self.stats.step_s.append(result.step_s)
         if self.stats.objects is not None:
-            self.stats.objects.update(result.observation.object_pos)
+            self.stats.objects.update(result.observation.object_pos, result.observation.eef_pos)
         if source == "command":
             self.stats.applied += 1
         self._last_gripper = float(action[-1])

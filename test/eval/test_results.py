@@ -9,6 +9,9 @@ import pytest
 
 from snapflow_ros.eval.results import (
     LIFT_M,
+    SIDE_M,
+    grasp_side,
+    grasp_side_counts,
     outcome,
     outcome_counts,
     recorded_path,
@@ -150,3 +153,61 @@ def test_an_eval_plan_records_names_and_repository_paths(tmp_path):
     assert record["policy_params"] == "config/libero_policy.yaml"
     assert record["bridge_params"] == "config/libero_bridge.yaml"
     assert str(root) not in json.dumps(record)
+
+
+def _held(config: str, success: bool, dy: float | None, rise: float = 0.2) -> dict[str, Any]:
+    """An episode whose bowl rose ``rise`` m, held ``dy`` m from its centre along y (None:
+    an older bridge that did not report where)."""
+    episode = _episode(config, success, bowl=(rise, 0.0), plate=(0.0, 0.0))
+    if dy is not None:
+        episode["objects"]["bowl"].update(lift_eef_dx_m=0.0, lift_eef_dy_m=dy, lift_eef_dz_m=0.03)
+    return episode
+
+
+@pytest.mark.parametrize(
+    ("dy", "rise", "expected"),
+    [
+        (0.05, 0.2, "left"),
+        (SIDE_M, 0.2, "left"),
+        (-0.048, 0.2, "right"),
+        (SIDE_M - 1e-4, 0.2, "middle"),
+        (0.0, 0.2, "middle"),
+        (0.05, LIFT_M - 1e-4, "nothing lifted"),
+        (None, 0.2, "not recorded"),
+    ],
+)
+def test_grasp_side_of_an_episode(dy, rise, expected):
+    assert grasp_side(_held("a", False, dy, rise)) == expected
+    assert grasp_side(_episode("a", False)) == "not recorded"  # no objects at all
+
+
+def test_grasp_side_counts_and_their_table_in_the_reports(tmp_path):
+    episodes = [
+        _held("teacher", True, 0.05),
+        _held("teacher", True, -0.05),
+        _held("teacher", False, 0.05),
+        _held("naive", False, 0.001),
+        _held("naive", False, 0.0, rise=0.0),
+    ]
+    counts = grasp_side_counts(episodes)
+    assert counts["teacher"] == {
+        "left": 2,
+        "middle": 0,
+        "right": 1,
+        "nothing lifted": 0,
+        "not recorded": 0,
+    }
+    assert counts["naive"]["middle"] == 1 and counts["naive"]["nothing lifted"] == 1
+    write_reports(tmp_path, {"plan": {}}, episodes)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["grasp_sides"] == counts
+    assert [e["grasp_side"] for e in results["episodes"]][:3] == ["left", "right", "left"]
+    text = (tmp_path / "summary.md").read_text()
+    assert "| teacher | 2 | 0 | 1 | 0 | 0 | 0.67 |" in text
+    assert "| naive | 0 | 1 | 0 | 1 | 0 | - |" in text
+    assert "grasp_side" in (tmp_path / "episodes.csv").read_text().splitlines()[0]
+
+
+def test_no_grasp_table_when_no_episode_reports_where_it_held(tmp_path):
+    write_reports(tmp_path, {"plan": {}}, [_episode("a", False, soup=(0.2, 0.0))])
+    assert "Where the hand held" not in (tmp_path / "summary.md").read_text()

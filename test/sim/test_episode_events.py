@@ -84,7 +84,16 @@ END = EpisodeEnd(
     rendered_steps=29,
     end_ns=45_000_000_000,
     final_state=[-0.47, -0.19, 1.11, 2.44, -0.13, -1.16, 0.004, -0.004],
-    objects={"bowl_1": {"max_rise_m": 0.112, "final_rise_m": 0.0011, "moved_xy_m": 0.2}},
+    objects={
+        "bowl_1": {
+            "max_rise_m": 0.112,
+            "final_rise_m": 0.0011,
+            "moved_xy_m": 0.2,
+            "lift_eef_dx_m": 0.0012,
+            "lift_eef_dy_m": -0.0497,
+            "lift_eef_dz_m": 0.0351,
+        }
+    },
 )
 END_WIRE = {
     "event": "end",
@@ -112,7 +121,16 @@ END_WIRE = {
     "rendered_steps": 29,
     "end_ns": 45_000_000_000,
     "final_state": [-0.47, -0.19, 1.11, 2.44, -0.13, -1.16, 0.004, -0.004],
-    "objects": {"bowl_1": {"max_rise_m": 0.112, "final_rise_m": 0.0011, "moved_xy_m": 0.2}},
+    "objects": {
+        "bowl_1": {
+            "max_rise_m": 0.112,
+            "final_rise_m": 0.0011,
+            "moved_xy_m": 0.2,
+            "lift_eef_dx_m": 0.0012,
+            "lift_eef_dy_m": -0.0497,
+            "lift_eef_dz_m": 0.0351,
+        }
+    },
 }
 
 
@@ -184,7 +202,16 @@ def test_the_driver_publishes_the_events_it_published_before():
             "rendered_steps": 2,  # the start observation and the step's
             "end_ns": 11_050_000_000,
             "final_state": [0.0] * 8,
-            "objects": {"can_1": {"max_rise_m": 0.05, "final_rise_m": 0.05, "moved_xy_m": 0.0}},
+            "objects": {
+                "can_1": {
+                    "max_rise_m": 0.05,
+                    "final_rise_m": 0.05,
+                    "moved_xy_m": 0.0,
+                    "lift_eef_dx_m": 0.0,
+                    "lift_eef_dy_m": 0.05,
+                    "lift_eef_dz_m": 0.035,
+                }
+            },
         }
     )
     assert isinstance(sent["wall_s"], float) and isinstance(sent["step_mean_s"], float)

@@ -20,7 +20,7 @@ from snapflow_ros.sim.episode_events import (
     decode_episode_event,
     to_json,
 )
-from snapflow_ros.sim.episodes import DT_NS, EpisodeDriver
+from snapflow_ros.sim.episodes import DT_NS, EpisodeDriver, ObjectMotion
 from test.fresh_interpreter import run_without
 
 from ..control.test_layers import ROS
@@ -42,7 +42,10 @@ class FakeSim:
         self.task_name = "bowl_plate"
         self.timing = SimpleNamespace(reset_s=0.01, build_s=0.02)
         self.num_init_states = 50
-        self.observation = SimpleNamespace(state=np.zeros(8), object_pos=self._can(0.0, 0.0))
+        # the hand stays 5 cm to the can's +y side, 3.5 cm above where it rises to at step 1
+        self.observation = SimpleNamespace(
+            state=np.zeros(8), object_pos=self._can(0.0, 0.0), eef_pos=np.array([0.1, -0.15, 0.985])
+        )
         self.actions: list[np.ndarray] = []
         self.ended = 0
         self.closed = False
@@ -281,7 +284,16 @@ def test_the_end_of_an_episode_and_the_next_one(rig):
     (end,) = r.wait(lambda: r.out.events("end"), "the end event")
     assert end.success and end.reason == "success" and end.steps == 2
     assert end.commands.applied == 2 and end.kicks >= 0
-    assert end.objects == {"can_1": {"max_rise_m": 0.05, "final_rise_m": 0.0, "moved_xy_m": 0.05}}
+    (can,) = end.objects.values()
+    assert can == {
+        "max_rise_m": 0.05,
+        "final_rise_m": 0.0,
+        "moved_xy_m": 0.05,
+        # where the hand was at step 1, the first step the can was 3 cm up
+        "lift_eef_dx_m": 0.0,
+        "lift_eef_dy_m": 0.05,
+        "lift_eef_dz_m": 0.035,
+    }
     starts = r.wait(lambda: (s := r.out.events("start")) and len(s) == 2 and s, "the next")
     assert starts[1].init_state_index == 1 and r.params["init_state_index"] == 1
     assert starts[1].start_ns > end.end_ns  # a reset gap of simulation time
@@ -479,3 +491,22 @@ def _end_after_reset(r: Rig) -> list[EpisodeEnd]:
     ok, _ = r.driver.request("reset")
     assert ok
     return r.out.events("end")
+
+
+def test_object_motion_records_where_the_hand_was_when_an_object_first_rose_3_cm():
+    motion = ObjectMotion({"bowl": np.array([0.0, 0.0, 0.9]), "plate": np.array([0.2, 0.0, 0.9])})
+    hand = np.array([0.0, -0.05, 0.935])
+    motion.update({"bowl": np.array([0.0, 0.0, 0.92]), "plate": np.array([0.2, 0.0, 0.9])}, hand)
+    assert "lift_eef_dy_m" not in motion.report()["bowl"]  # 2 cm: not lifted yet
+    motion.update({"bowl": np.array([0.0, 0.0, 0.93])}, hand)  # the first step 3 cm up
+    motion.update({"bowl": np.array([0.1, 0.1, 1.1])}, np.array([0.5, 0.5, 1.5]))  # later: ignored
+    bowl, plate = motion.report()["bowl"], motion.report()["plate"]
+    assert (bowl["lift_eef_dx_m"], bowl["lift_eef_dy_m"], bowl["lift_eef_dz_m"]) == (
+        0.0,
+        -0.05,
+        0.005,
+    )
+    assert bowl["max_rise_m"] == 0.2 and set(plate) == {"max_rise_m", "final_rise_m", "moved_xy_m"}
+    no_hand = ObjectMotion({"bowl": np.array([0.0, 0.0, 0.9])})
+    no_hand.update({"bowl": np.array([0.0, 0.0, 1.0])})  # without the hand's position: no grasp
+    assert "lift_eef_dy_m" not in no_hand.report()["bowl"]
