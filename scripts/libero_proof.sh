@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The closed-loop LIBERO proof from scratch (docs/libero.md, "Closed-loop proof"):
-#   demos    scripted demonstrations of libero_object task 0 (LeRobotDataset, 64 px, fresh placements)
+#   demos    scripted demonstrations of one task (LeRobotDataset, 64 px, fresh placements)
 #   teacher  a tiny SmolVLA teacher trained by LeRobot's own lerobot-train on them
 #   distill  SnapFlow self-distillation of that teacher with the project's defaults
-#   ship     copy teacher + student into snapflow_ros/models/libero_object_t0 (+ manifest.json)
+#   ship     copy teacher + student into snapflow_ros/models/<suite>_t<task> (+ manifest.json)
 #   eval     libero_eval through the policy node, lock-step: teacher 10/2/1 steps, SnapFlow 1/2
 #
 #   bash scripts/libero_proof.sh [STAGE...]        (default: all stages, in order)
 #
 # Every stage reuses what an earlier run left in $WORK (the demonstrations resume; delete a
 # stage's folder to redo it). Settings (environment variables, defaults in brackets):
+#   SUITE [libero_object]  TASK [0] (a task with a scripted expert: libero_object 0, the can
+#   into the basket; libero_spatial 0, the bowl onto the plate, pinched at either side)
 #   WORK [artifacts/libero_proof]  EPISODES [150]  TEACHER_STEPS [3000]  DISTILL_STEPS [1000]
 #   EVAL_EPISODES [50] (benchmark initial states 0..N-1)  VIDEO [] (agentview: a video per
 #   episode; it needs every frame rendered, so the evaluation is several times slower)  SEED [0]
@@ -23,6 +25,8 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 export PATH="$VENV/bin:$PATH"
+SUITE="${SUITE:-libero_object}"
+TASK="${TASK:-0}"
 WORK="${WORK:-artifacts/libero_proof}"
 EPISODES="${EPISODES:-150}"
 TEACHER_STEPS="${TEACHER_STEPS:-3000}"
@@ -34,7 +38,7 @@ EVAL_JOBS="${EVAL_JOBS:-2}"
 EVAL_DOMAIN="${EVAL_DOMAIN:-96}"
 EVAL_MAX_STEPS="${EVAL_MAX_STEPS:-0}"
 DEMO_WORKERS="${DEMO_WORKERS:-2}"
-for var in EVAL_EPISODES EVAL_DOMAIN EVAL_MAX_STEPS; do
+for var in TASK EVAL_EPISODES EVAL_DOMAIN EVAL_MAX_STEPS; do
   [[ "${!var}" =~ ^[0-9]+$ ]] || { echo "$var must be a whole number, got '${!var}'" >&2; exit 2; }
 done
 [[ "$DEMO_WORKERS" =~ ^[1-9][0-9]*$ ]] || {
@@ -49,8 +53,8 @@ STUDENT="$WORK/snapflow/model"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 stage_demos() {
-  python -m snapflow_ros.training_data.demonstrations "$DATA" --suite libero_object --task 0 \
-    --episodes "$EPISODES" --image-size 64 --seed "$SEED" --repo-id local/libero_object_t0_demos \
+  python -m snapflow_ros.training_data.demonstrations "$DATA" --suite "$SUITE" --task "$TASK" \
+    --episodes "$EPISODES" --image-size 64 --seed "$SEED" --repo-id "local/${SUITE}_t${TASK}_demos" \
     --workers "$DEMO_WORKERS"
   # the demonstrations must start where the benchmark starts (arm pose, objects)
   python -m snapflow_ros.sim.coverage "$DATA" --out "$WORK/coverage.json"
@@ -72,14 +76,14 @@ stage_distill() {
 }
 
 stage_ship() {
-  python - "$WORK" "$SEED" "$EPISODES" "$TEACHER_STEPS" "$DISTILL_STEPS" <<'EOF'
+  python - "$WORK" "$SEED" "$EPISODES" "$TEACHER_STEPS" "$DISTILL_STEPS" "$SUITE" "$TASK" <<'EOF'
 import json, sys
-work, seed, episodes, teacher_steps, distill_steps = sys.argv[1:]
+work, seed, episodes, teacher_steps, distill_steps, suite, task = sys.argv[1:]
 recipe = json.load(open(f"{work}/teacher/teacher.json"))
 run = json.load(open(f"{work}/snapflow/run.json"))
 json.dump({
-    "task": "libero_object task 0 (alphabet soup into the basket)",
-    "regenerate": "bash scripts/libero_proof.sh",
+    "task": f"{suite} task {task}",
+    "regenerate": f"SUITE={suite} TASK={task} bash scripts/libero_proof.sh",
     "settings": {"seed": int(seed), "demo_episodes": int(episodes),
                  "teacher_steps": int(teacher_steps), "distill_steps": int(distill_steps)},
     "teacher_command": recipe["command"][1:], "teacher_seconds": recipe.get("seconds"),
@@ -88,12 +92,12 @@ json.dump({
 EOF
   local metrics=()
   [ -f "$WORK/eval/results.json" ] && metrics=(--metrics "$WORK/eval/summary.json")
-  python -m snapflow_training.ship_models --name libero_object_t0 --teacher "$TEACHER" \
+  python -m snapflow_training.ship_models --name "${SUITE}_t${TASK}" --teacher "$TEACHER" \
     --student "$STUDENT" --dataset "$DATA" --provenance "$WORK/provenance.json" "${metrics[@]}"
 }
 
 stage_eval() {
-  local common=(--suites libero_object --tasks 0 --episodes "$EVAL_EPISODES" --image-size 64
+  local common=(--suites "$SUITE" --tasks "$TASK" --episodes "$EVAL_EPISODES" --image-size 64
     --max-steps "$EVAL_MAX_STEPS" --policy-arg torch_threads:=1)
   [ -n "$VIDEO" ] && common+=(--video "$VIDEO")
   # teacher10 first: the reports pair every configuration with it on the same initial states.
