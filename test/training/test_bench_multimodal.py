@@ -30,6 +30,7 @@ def test_ci_benchmark_end_to_end(tmp_path: Path) -> None:
     assert row["floor"] > 0 and methods["teacher_second_noise"]["energy"] == row["floor"]
     for name, m in methods.items():
         assert 0 <= m["commit_hidden"] <= 1 and 0 <= m["right_sign_visible"] <= 1, name
+        assert 0 <= m["plus_hidden"] <= m["commit_hidden"], name  # a part of the committed draws
         if name not in ("teacher_second_noise", "teacher_10_steps"):
             assert m["energy"] > 0 and m["same_noise_rms"] > 0, name
             assert math.isfinite(m["mse"])

@@ -59,8 +59,17 @@ def test_mode_metrics() -> None:
     out = fidelity.mode_metrics(scores, rec, ["a", "a", "b", "b"])
     assert out["commitment"] == pytest.approx(7 / 8)
     assert out["right_sign"] == pytest.approx(5 / 8)
-    assert out["groups"]["a"] == {"commitment": 0.75, "right_sign": 0.75, "num_observations": 2}
+    # + mode: rows 0 (twice) and 1 (once); - mode: rows 2 (twice) and 3 (twice)
+    assert out["plus_share"] == pytest.approx(3 / 8) and out["minus_share"] == pytest.approx(4 / 8)
+    assert out["groups"]["a"] == {
+        "commitment": 0.75,
+        "right_sign": 0.75,
+        "plus_share": 0.75,
+        "minus_share": 0.0,
+        "num_observations": 2,
+    }
     assert out["groups"]["b"]["right_sign"] == pytest.approx(0.5)
+    assert out["groups"]["b"]["minus_share"] == 1.0 and out["groups"]["b"]["plus_share"] == 0.0
 
 
 def test_sample_spread() -> None:

@@ -216,6 +216,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     out["methods"]["teacher_second_noise"] = {
         "energy": floor["energy_distance"],
         "commit_hidden": floor["mode"]["groups"][HIDDEN]["commitment"],
+        "plus_hidden": floor["mode"]["groups"][HIDDEN].get("plus_share"),
         "right_sign_visible": floor["mode"]["groups"][VISIBLE]["right_sign"],
     }
     for name, m in report["methods"].items():
@@ -226,6 +227,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
             "same_noise_rms": (fid.get("same_noise_rms") or {}).get("mean"),
             "same_noise_rms_p90": (fid.get("same_noise_rms") or {}).get("p90"),
             "commit_hidden": groups.get(HIDDEN, {}).get("commitment"),
+            "plus_hidden": groups.get(HIDDEN, {}).get("plus_share"),
             "right_sign_visible": groups.get(VISIBLE, {}).get("right_sign"),
             "mse": m["mse"],
             "spread": m["sample_spread"],
@@ -248,8 +250,9 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     floor = statistics.fmean(r["floor"] for r in rows)
     lines = [
         "| method | energy distance to teacher-10 | / floor | commits when hidden "
-        "| right sign when visible | same-noise RMS | MSE (rewards averaging) |",
-        "|---|---|---|---|---|---|---|",
+        "| + mode share when hidden | right sign when visible | same-noise RMS "
+        "| MSE (rewards averaging) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     labels = {"teacher_second_noise": "teacher-10, second noise set (floor)"}
     for name in rows[0]["methods"]:
@@ -261,6 +264,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {labels.get(name, name)} | {_fmt(energy)} | {ratio} "
             f"| {_fmt([v['commit_hidden'] for v in vals], 2)} "
+            f"| {_fmt([v.get('plus_hidden') for v in vals], 2)} "
             f"| {_fmt([v['right_sign_visible'] for v in vals], 2)} "
             f"| {_fmt([v.get('same_noise_rms') for v in vals])} "
             f"| {_fmt([v.get('mse') for v in vals])} |"

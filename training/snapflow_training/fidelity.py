@@ -81,14 +81,21 @@ def mode_metrics(
 
     A draw commits when ``|score| >= |recorded| / 2`` (it is nearer one of the two modes
     ``+-recorded`` than their average, 0); it has the right sign when
-    ``sign(score) == sign(recorded)``. With ``groups`` (one label per observation) the rates
-    are also given per group (e.g. mode hidden / visible in the images).
+    ``sign(score) == sign(recorded)``. ``plus_share`` / ``minus_share``: the fractions of
+    draws committed to the positive / negative mode (they add up to ``commitment``; how a
+    sampler splits its draws between the modes when the observation does not decide). With
+    ``groups`` (one label per observation) the rates are also given per group (e.g. mode
+    hidden / visible in the images).
     """
-    commits = scores.abs() >= 0.5 * recorded.abs()[:, None]
+    half = 0.5 * recorded.abs()[:, None]
+    plus, minus = scores >= half, scores <= -half
+    commits = plus | minus
     right = torch.sign(scores) == torch.sign(recorded)[:, None]
     out: dict[str, Any] = {
         "commitment": float(commits.double().mean()),
         "right_sign": float(right.double().mean()),
+        "plus_share": float(plus.double().mean()),
+        "minus_share": float(minus.double().mean()),
         "num_observations": int(scores.shape[0]),
     }
     if groups is not None:
@@ -98,6 +105,8 @@ def mode_metrics(
             per_group[label] = {
                 "commitment": float(commits[rows].double().mean()),
                 "right_sign": float(right[rows].double().mean()),
+                "plus_share": float(plus[rows].double().mean()),
+                "minus_share": float(minus[rows].double().mean()),
                 "num_observations": int(rows.sum()),
             }
         out["groups"] = per_group
