@@ -11,7 +11,9 @@ placements drawn from the task's own distribution (episode ``i``: seed
 ``results.json``, ``episodes.csv``, ``summary.csv``, ``summary.md`` (success table) and, with
 ``--video``, one mp4 per episode. Configurations compare checkpoints and step counts in one
 run: ``--config teacher10=/ckpt/teacher,10 --config teacher1=/ckpt/teacher,1
---config student=/ckpt/student``. Usage and examples: ``docs/libero.md``.
+--config student=/ckpt/student``. A configuration whose path is an ONNX export folder
+(``snapflow_export``) runs in the node with ``engine: onnxruntime``, checkpoints with the
+node's configured engine. Usage and examples: ``docs/libero.md``.
 
 Exit codes: 0 all episodes ran (whatever their success), 1 the evaluation failed (a process
 died, a timeout), 2 bad arguments.
@@ -56,6 +58,11 @@ RENDER_CHOICES = ("auto", "every", "on-demand")
 PRIVILEGED_SOURCE = "privileged"  # the policy node's state source for libero/privileged_state
 NAME_CHECK_S = 2.0  # s to look for another run's nodes before starting
 TWIN_GRACE_S = 15.0  # s a name may be seen twice while this run's stopped node leaves
+# The file that makes a folder an ONNX export (runtime/onnx_format.MANIFEST; eval may not
+# import the runtime: test/eval/test_libero_eval_onnx.py checks that the two names agree).
+EXPORT_MANIFEST = "export.json"
+ONNX_ENGINE = "onnxruntime"
+DEFAULT_ENGINE = "eager"  # the policy node's default engine (params/policy_node.py)
 
 
 class UsageError(ValueError):
@@ -64,12 +71,14 @@ class UsageError(ValueError):
 
 @dataclass
 class PolicyConfig:
-    """One compared configuration: a name, a checkpoint and a step count (0: its default)."""
+    """One compared configuration: a name, a checkpoint (or ONNX export folder), a step count
+    (0: its default) and the policy node's engine for it (set by :func:`validate`)."""
 
     name: str
     policy_path: str
     num_steps: int = 0
     resolved_path: str = ""
+    engine: str = ""
 
 
 @dataclass
@@ -134,6 +143,36 @@ def parse_config(text: str) -> PolicyConfig:
     return PolicyConfig(name, path, steps)
 
 
+def is_export(policy_path: str) -> bool:
+    """True when ``policy_path`` is a local ONNX export folder written by ``snapflow_export``."""
+    return (Path(policy_path).expanduser() / EXPORT_MANIFEST).is_file()
+
+
+def config_engine(cfg: PolicyConfig, configured: Any) -> str:
+    """The policy node's engine for ``cfg``: ``onnxruntime`` for an ONNX export folder, the
+    configured engine (``configured``: from --policy-params / --policy-arg, None when neither
+    sets one: the node's default) for a checkpoint. UsageError for an export with a torch
+    engine or a checkpoint with ``onnxruntime``."""
+    if is_export(cfg.policy_path):
+        if configured not in (None, ONNX_ENGINE):
+            raise UsageError(
+                f"--config {cfg.name}: {cfg.policy_path} is an ONNX export, which only engine "
+                f"{ONNX_ENGINE!r} runs, but the policy node's engine is set to {configured!r} "
+                "(--policy-arg engine / --policy-params): leave engine unset (exports then run "
+                f"with {ONNX_ENGINE}, checkpoints with the node's default) or evaluate the "
+                "export in a run of its own"
+            )
+        return ONNX_ENGINE
+    if configured == ONNX_ENGINE:
+        raise UsageError(
+            f"--config {cfg.name}: {cfg.policy_path} is not an ONNX export (no "
+            f"{EXPORT_MANIFEST}) and engine {ONNX_ENGINE!r} runs only exports: export it with "
+            f"`snapflow_export {cfg.policy_path} OUT` and pass OUT, or leave engine unset "
+            "(libero_eval picks onnxruntime for export folders by itself)"
+        )
+    return str(configured) if configured is not None else DEFAULT_ENGINE
+
+
 def _int_list(text: str, what: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -183,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=PATH[,NUM_STEPS]",
         help="a configuration to evaluate (repeat to compare); PATH: a checkpoint "
-        f"folder, a Hub id or {', '.join(LIBERO_POLICIES)}; default: tiny=tiny:libero",
+        "folder, an ONNX export folder (snapflow_export; run with engine onnxruntime), a Hub "
+        f"id or {', '.join(LIBERO_POLICIES)}; default: tiny=tiny:libero",
     )
     p.add_argument(
         "--max-steps",
@@ -319,6 +359,11 @@ def validate(args: argparse.Namespace) -> EvalPlan:
         if not path.is_file():
             raise UsageError(f"{what}: {path} does not exist")
         files[what] = path
+    configured = node_parameters(
+        params_with_overrides(files["--policy-params"], "policy_node", policy_args), "policy_node"
+    ).get("engine")
+    for cfg in configs:
+        cfg.engine = config_engine(cfg, configured)
     if args.domain_id is not None and not 0 <= args.domain_id <= 232:
         raise UsageError(f"--domain-id: must be in 0..232, got {args.domain_id}")
     if args.namespace and not re.match(r"^(/[A-Za-z][A-Za-z0-9_]*)+$", args.namespace):
@@ -624,6 +669,7 @@ class Runner:
             "use_sim_time": plan.mode == "lockstep",
             **(privileged_source(plan.policy_params) if plan.privileged_state else {}),
             **plan.policy_args,
+            **({"engine": ONNX_ENGINE} if configs[0].engine == ONNX_ENGINE else {}),
         }
         policy_file = write_params(
             plan.policy_params, "policy_node", overrides, params_dir / f"policy_node_{index}.yaml"
@@ -688,6 +734,7 @@ class Runner:
             "config": cfg.name,
             "policy_path": recorded_path(cfg.policy_path),
             "num_steps": cfg.num_steps,
+            "engine": cfg.engine,
             "suite": suite,
             "task_index": task,
             "task": end.task,
