@@ -534,7 +534,7 @@ class PolicyController:
         with self._lock:
             reseed, self._reseed = self._reseed, False
         if reseed:
-            session.runtime.reset_noise(settings.seed if settings.seed >= 0 else None)
+            session.runtime.reset_noise(settings.noise_seed)
         try:
             chunk = session.runtime.predict_chunk(obs, num_steps=settings.steps)
             actions = np.asarray(chunk.actions, np.float64)

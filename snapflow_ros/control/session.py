@@ -24,7 +24,7 @@ from snapflow_ros.control.input_slots import InputSet, InputSlot
 from snapflow_ros.control.limits import ActionLimits
 from snapflow_ros.control.loop import CommandLoop
 from snapflow_ros.control.scheduler import BlendConfig
-from snapflow_ros.control.settings import MAX_TASK_CHARS
+from snapflow_ros.control.settings import MAX_TASK_CHARS, runtime_seed
 
 Log = Callable[[str, str], None]  # (level, message)
 ThrottledLog = Callable[[str, str, str], None]  # (key, level, message): one line per key per 2 s
@@ -64,7 +64,7 @@ def open_session(
     """Load, warm up and wire everything ``cfg`` describes (``steps``: the denoising steps of
     the warm-up chunk, None for the checkpoint's default)."""
     runtime = backend.load_runtime(cfg, log)
-    seed = cfg.seed if cfg.seed >= 0 else None
+    seed = runtime_seed(cfg.seed)
     start = time.perf_counter()
     runtime.predict_chunk(runtime.dummy_observation(), num_steps=steps)
     latency_hint = time.perf_counter() - start

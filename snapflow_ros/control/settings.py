@@ -83,13 +83,24 @@ SETTINGS_PARAMS: tuple[ParamSpec, ...] = (
 SETTING_OF = {p.name: attribute(p.name) for p in SETTINGS_PARAMS}  # parameter -> field
 
 
+def runtime_seed(seed: int) -> int | None:
+    """The noise seed the runtime takes for the ``seed`` parameter: None (random) for -1."""
+    return seed if seed >= 0 else None
+
+
 class _Steps:
     num_steps: int
+    seed: int
 
     @property
     def steps(self) -> int | None:
         """Denoising steps to ask the runtime for (None: its default)."""
         return self.num_steps if self.num_steps > 0 else None
+
+    @property
+    def noise_seed(self) -> int | None:
+        """The noise seed to restart from at the next reset (None: random)."""
+        return runtime_seed(self.seed)
 
 
 Settings = record_type(

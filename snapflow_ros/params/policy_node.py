@@ -19,7 +19,7 @@ from typing import Any
 from snapflow_ros.control import BLEND_MODES, ActionLimits, LimitError, short
 from snapflow_ros.control.input_slots import STAMP_MODES
 from snapflow_ros.control.settings import MAX_TASK_CHARS as MAX_TASK_CHARS
-from snapflow_ros.control.settings import SETTINGS_PARAMS
+from snapflow_ros.control.settings import SETTINGS_PARAMS, runtime_seed
 from snapflow_ros.params.choices import (
     COMMAND_TYPES,
     JOINT_FIELDS,
@@ -478,7 +478,7 @@ def runtime_options(cfg: Any) -> RuntimeOptions:
         engine=cfg.engine,
         compile_mode=cfg.compile_mode,
         compile_prefix=cfg.compile_prefix,
-        seed=cfg.seed if cfg.seed >= 0 else None,
+        seed=runtime_seed(cfg.seed),
         vlm_path=cfg.vlm_path or None,
         tokenizer_path=cfg.tokenizer_path or None,
         warmup=cfg.warmup,
