@@ -13,11 +13,13 @@ node then runs on the bridge's /clock, or not), ``namespace``, ``start_bridge`` 
 keep the params files' values. Without ``policy_path`` and ``policy_params`` it runs the shipped
 SnapFlow student (``libero:snapflow``) on the task it was trained on: libero_object task 0,
 64 px cameras, one benchmark initial state after the other from state 3 on, like ``make demo``
-(DEMO_BRIDGE; arguments given still win). With an ``init_state_index`` (the demo's or an
-argument) the policy node's ``seed`` is that state's noise seed (``noise_seed(0, index)``, as
-the bridge's ``auto_next`` and ``libero_eval`` give every later state). Every argument is
-checked before a node starts (snapflow_ros.launch_args): a bad value or params file ends the
-launch with one error line naming it. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy),
+(DEMO_BRIDGE; arguments given still win). The policy node's ``seed`` at start is the first
+state's noise seed, ``noise_seed(B, index)`` with the bridge's ``init_state_index`` and
+``policy_noise_seed`` B as the bridge starts (arguments, then its params file, then the
+defaults), as the bridge's ``auto_next`` and ``libero_eval --noise-seed B`` give every later
+state (B = -1: the policy params file's seed is left alone). Every argument is checked before
+a node starts (snapflow_ros.launch_args): a bad value or params file ends the launch with one
+error line naming it. Stop with Ctrl-C (SIGINT). Without launch (PyPI rclpy),
 run ``libero_eval`` or both executables with ``--ros-args --params-file`` (docs/libero.md).
 """
 
@@ -39,6 +41,9 @@ from snapflow_ros.launch_args import (
     node_options,
     parse_args,
 )
+from snapflow_ros.launching import node_parameters, params_with_overrides
+from snapflow_ros.params.libero_bridge import TABLE as BRIDGE_TABLE
+from snapflow_ros.params.schema import default_of
 from snapflow_ros.sim.placements import noise_seed
 from snapflow_ros.sim.suites import NUM_INIT_STATES, SUITES
 
@@ -133,11 +138,22 @@ DEMO_BRIDGE = {
     "auto_next": True,
 }
 POLICY_ARGS = ("policy_path", "num_steps")
+FIRST_NOISE = ("policy_noise_seed", "init_state_index")  # noise_seed(base, index)
 
 
 def _given(values: dict[str, object], names: tuple[str, ...]) -> dict[str, object]:
     """Arguments given a value, as node parameters (already typed by the parser)."""
     return {name: values[name] for name in names if values[name] is not None}
+
+
+def _bridge_value(values: dict[str, object], bridge: dict[str, object], name: str) -> int:
+    """The bridge's parameter ``name`` as it will start: the argument, else its params file,
+    else the parameter's default."""
+    given = node_parameters(params_with_overrides(values["bridge_params"], BRIDGE, bridge), BRIDGE)
+    if name in given:
+        return int(given[name])
+    spec, _ = BRIDGE_TABLE.spec_for(name)
+    return int(default_of(spec))
 
 
 def _nodes(context, *args, **kwargs):
@@ -156,8 +172,10 @@ def _nodes(context, *args, **kwargs):
         policy = {**DEMO_POLICY, **policy}
     if "mode" in bridge:
         policy["use_sim_time"] = bridge["mode"] == "lockstep"
-    if "init_state_index" in bridge:  # the first episode's noise, as auto_next gives the next
-        policy["seed"] = noise_seed(0, int(bridge["init_state_index"]))
+    if values["start_bridge"]:  # the first episode's noise, as auto_next gives the next ones
+        seed = noise_seed(*(_bridge_value(values, bridge, n) for n in FIRST_NOISE))
+        if seed is not None:
+            policy["seed"] = seed
     nodes = []
     if values["start_bridge"]:
         nodes.append(Node(**node_options(BRIDGE, ns, [values["bridge_params"], bridge])))

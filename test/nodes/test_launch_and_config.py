@@ -558,7 +558,29 @@ def test_eval_launch_starts_both_nodes_with_the_installed_params(eval_launch):
     assert bridge.kwargs["namespace"] == policy.kwargs["namespace"] == ""
     bridge, policy = eval_launch.setup(policy_path="/ckpt", suite="libero_goal")
     assert bridge.kwargs["parameters"][1] == {"suite": "libero_goal"}  # no demo defaults
-    assert policy.kwargs["parameters"][1] == {"policy_path": "/ckpt"}
+    # the installed bridge file starts at state 0 with noise base 0: state 0's noise
+    assert policy.kwargs["parameters"][1] == {"policy_path": "/ckpt", "seed": 0}
+
+
+@pytest.mark.parametrize(
+    ("lines", "arguments", "seed"),
+    [
+        (["init_state_index: 7", "policy_noise_seed: 100"], {}, 107),
+        (["init_state_index: 7", "policy_noise_seed: 100"], {"init_state_index": "2"}, 102),
+        (["init_state_index: 7"], {}, 7),  # the parameter's default base, 0
+        (["init_state_index: 7", "policy_noise_seed: -1"], {}, None),  # the node's own seed
+    ],
+)
+def test_eval_launch_gives_the_first_episode_the_noise_auto_next_gives_later_ones(
+    eval_launch, tmp_path, lines, arguments, seed
+):
+    """The policy node starts with noise_seed(B, index) of the bridge as it will start (its
+    params file, then the arguments), as libero_eval --noise-seed B gives that state."""
+    bridge_file = tmp_path / "bridge.yaml"
+    body = "".join(f"    {line}\n" for line in ["suite: libero_object", *lines])
+    bridge_file.write_text(f"/**/libero_bridge:\n  ros__parameters:\n{body}")
+    _, policy = eval_launch.setup(bridge_params=str(bridge_file), policy_path="/ckpt", **arguments)
+    assert policy.kwargs["parameters"][1].get("seed") == seed
 
 
 def test_eval_launch_arguments_are_typed_overrides(eval_launch):
@@ -585,7 +607,7 @@ def test_eval_launch_arguments_are_typed_overrides(eval_launch):
     }
     assert bridge.kwargs["namespace"] == policy.kwargs["namespace"] == "/ev"
     lockstep = eval_launch.setup(mode="lockstep", policy_path="/ckpt")[1].kwargs["parameters"][1]
-    assert lockstep == {"policy_path": "/ckpt", "use_sim_time": True}
+    assert lockstep == {"policy_path": "/ckpt", "use_sim_time": True, "seed": 0}
 
 
 @pytest.mark.parametrize(("text", "value"), BOOL_SPELLINGS)
