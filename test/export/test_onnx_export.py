@@ -68,6 +68,7 @@ def plain_export(tiny_smolvla_dir, tmp_path_factory):
     return tiny_smolvla_dir, out
 
 
+@pytest.mark.numerics  # parity with torch, also on other float kernels
 def test_export_writes_one_step_graph_pair_and_parity(snapflow_export):
     snap, out, manifest = snapflow_export
     assert json.loads((out / fmt.MANIFEST).read_text()) == manifest
@@ -98,6 +99,7 @@ def test_tolerance_is_float32_budget_of_the_output_scale():
     assert tolerance(np.array([4.0, -8.0])) == pytest.approx(8 * 1024 * 2.0**-23)
 
 
+@pytest.mark.numerics  # parity with torch, also on other float kernels
 def test_onnxruntime_engine_matches_fast_engine(snapflow_export):
     snap, out, _ = snapflow_export
     ort_rt, fast = _onnx(out, warmup=1), _fast(snap)
@@ -125,6 +127,7 @@ def test_onnxruntime_engine_matches_fast_engine(snapflow_export):
             assert (got.timings.denoise == 0) == (steps == 1)
 
 
+@pytest.mark.numerics  # parity with torch, also on other float kernels
 def test_seeded_noise_gives_the_fast_engines_chunks(snapflow_export):
     snap, out, _ = snapflow_export
     ort_rt, fast = _onnx(out, warmup=0, seed=7), _fast(snap, seed=7)
@@ -134,6 +137,7 @@ def test_seeded_noise_gives_the_fast_engines_chunks(snapflow_export):
         np.testing.assert_allclose(got.actions, want.actions, rtol=0, atol=FLOAT32_BOUND * 4)
 
 
+@pytest.mark.numerics  # parity with torch, also on other float kernels
 def test_plain_checkpoint_exports_the_pair_for_n_steps_and_the_naive_step(plain_export):
     plain, out = plain_export
     manifest = json.loads((out / fmt.MANIFEST).read_text())
