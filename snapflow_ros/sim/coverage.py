@@ -105,9 +105,12 @@ def compare(
 
 def table(rows: list[Dimension]) -> str:
     """The comparison as a plain-text table."""
-    lines = [f"{'dimension':<28} {'std demo':>10} {'std bench':>10}  problem"]
+    width = max([28, *(len(r.name) for r in rows)])  # the longest object name sets the column
+    lines = [f"{'dimension':<{width}} {'std demo':>10} {'std bench':>10}  problem"]
     for r in rows:
-        lines.append(f"{r.name:<28} {r.std_demo:>10.4f} {r.std_bench:>10.4f}  {r.problem or 'ok'}")
+        lines.append(
+            f"{r.name:<{width}} {r.std_demo:>10.4f} {r.std_bench:>10.4f}  {r.problem or 'ok'}"
+        )
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snapflow_ros.sim import LiberoSim, SimConfig
-from snapflow_ros.sim.coverage import compare, main, named_dimensions, quat_yaw
+from snapflow_ros.sim.coverage import compare, main, named_dimensions, quat_yaw, table
 from snapflow_ros.sim.placements import episode_seed
 
 ARM = [f"arm_joint{k}" for k in range(1, 8)]
@@ -33,6 +33,15 @@ def test_compare_names_spreads_far_apart_and_missing_dimensions():
     assert rows["a"].problem == "spreads differ by more than 3x"
     assert rows["only_bench"].problem == "only in the benchmark"
     assert rows["only_demo"].problem == "only in the demonstrations"
+
+
+def test_the_table_keeps_its_columns_for_long_object_names():
+    rng = np.random.default_rng(2)
+    long = "glazed_rim_porcelain_ramekin_1.x"  # libero_spatial 0 has it: longer than 28
+    sets = {"a": rng.normal(0, 0.02, 20), long: rng.normal(0, 0.01, 20)}
+    lines = table(compare(sets, sets)).splitlines()
+    assert len({line.index(" ok") for line in lines[1:]}) == 1  # one column, every row
+    assert lines[0].index("std demo") < lines[1].index(" ok") < lines[0].index("problem") + 3
 
 
 def test_a_yaw_around_pi_is_one_place_not_a_spread():
