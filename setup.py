@@ -15,7 +15,7 @@ setup(
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
     + find_packages("training", include=["snapflow_training", "snapflow_training.*"]),
     package_dir={"snapflow_training": "training/snapflow_training"},
-    # the shipped trained policies (libero:teacher, libero:snapflow), see snapflow_ros/models
+    # the shipped trained policies (libero:[spatial-]teacher / snapflow), see snapflow_ros/models
     package_data={PACKAGE: ["py.typed", "models/*/*.json", "models/*/*/*", "models/*/*/vlm/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -4,6 +4,8 @@ stays cheap, and that the entry points built on it (the runtime, ``distill``) ta
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -100,8 +102,24 @@ def test_the_shipped_libero_policies_resolve_to_their_folders():
         assert name in LIBERO_POLICIES
         assert resolve_policy(name) == embedded_dir(name) == MODELS_DIR / folder
         assert (resolve_policy(name) / "model.safetensors").is_file()
-    assert (resolve_policy("libero:snapflow") / "snapflow.json").is_file()
-    assert not (resolve_policy("libero:teacher") / "snapflow.json").exists()
+    for task in ("", "spatial-"):  # a teacher and its SnapFlow student per task
+        assert (resolve_policy(f"libero:{task}snapflow") / "snapflow.json").is_file()
+        assert not (resolve_policy(f"libero:{task}teacher") / "snapflow.json").exists()
+
+
+def test_every_shipped_file_is_the_one_its_manifest_lists():
+    """Each shipped pair's files are those its manifest hashed (nothing swapped or missing),
+    and every folder a name points to belongs to a manifest."""
+    listed = set()
+    for manifest_path in sorted(MODELS_DIR.glob("*/manifest.json")):
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest["name"] == manifest_path.parent.name and manifest["size_mb"] <= 25
+        for policy in manifest["policies"].values():
+            folder = manifest_path.parent / policy["folder"]
+            listed.add(folder)
+            for rel, digest in policy["files"].items():
+                assert hashlib.sha256((folder / rel).read_bytes()).hexdigest() == digest, rel
+    assert {MODELS_DIR / folder for folder in EMBEDDED_POLICIES.values()} <= listed
 
 
 def test_a_local_folder_becomes_absolute_even_where_it_looks_like_a_hub_id(tmp_path, monkeypatch):
