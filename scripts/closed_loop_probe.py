@@ -150,7 +150,11 @@ def main(argv: list[str] | None = None) -> None:
                     "eef_pos": obs_sim.eef_pos.tolist(),
                     "object_pos": {k: v.tolist() for k, v in obs_sim.object_pos.items()},
                     **{
-                        name: {"mean": c.mean(0).tolist(), "gripper": c[:, :, GRIPPER].tolist()}
+                        name: {
+                            "mean": c.mean(0).tolist(),
+                            "gripper": c[:, :, GRIPPER].tolist(),
+                            "net_xyz": c[:, :, :3].sum(1).tolist(),  # per draw: the chunk's sum
+                        }
                         for name, c in asked.items()
                     },
                 }
@@ -202,6 +206,25 @@ def summarise(rows: list[dict], probes: list[str]) -> dict:
             out[f"{name}.{phase}.gripper_disagreement"] = float(np.mean(disagree or [np.nan]))
             out[f"{name}.{phase}.xyz_distance"] = float(np.mean(dist or [np.nan]))
             out[f"{name}.{phase}.boundaries"] = len(dist)
+    out["reference.y_split_by_chunk"] = y_split_by_chunk(rows)
+    return out
+
+
+def y_split_by_chunk(rows: list[dict], chunks: int = 8, name: str = "reference") -> list[float]:
+    """When does ``name`` decide a side along y? Per chunk boundary k (0 = the episode's first
+    observation), the mean over scenes of the minority share of its draws' net y motion sign
+    (sum of the chunk's y actions): 0.5 = the draws split evenly between moving left and right
+    (undecided, bimodal), 0 = all draws go the same way. Boundaries a scene did not reach are
+    left out; NaN where no scene reached one."""
+    out = []
+    for k in range(chunks):
+        shares = []
+        for r in rows:
+            if k < len(r["boundaries"]) and "net_xyz" in r["boundaries"][k][name]:
+                y = np.asarray(r["boundaries"][k][name]["net_xyz"])[:, 1]
+                left = float(np.mean(y > 0))
+                shares.append(min(left, 1.0 - left))
+        out.append(float(np.mean(shares)) if shares else float("nan"))
     return out
 
 

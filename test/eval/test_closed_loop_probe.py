@@ -61,6 +61,19 @@ def test_gripper_disagreement_is_against_the_references_majority_per_action():
     assert (out["p.before_close.boundaries"], out["p.after_close.boundaries"]) == (1, 1)
 
 
+def test_y_split_is_the_minority_share_of_the_draws_direction_per_chunk():
+    def at(ys: list[float]) -> dict:
+        return {"reference": {"net_xyz": [[0.0, y, 0.0] for y in ys]}}
+
+    rows = [
+        {"boundaries": [at([0.2, -0.1, 0.3, -0.4]), at([0.2, 0.1, 0.3, -0.4])]},  # 2/4, then 1/4
+        {"boundaries": [at([0.1, 0.2, 0.3, 0.4])]},  # all one way; ended after one chunk
+    ]
+    split = probe.y_split_by_chunk(rows, chunks=3)
+    assert split[:2] == pytest.approx([(0.5 + 0.0) / 2, 0.25])
+    assert split[2] != split[2]  # NaN: no scene reached a third chunk
+
+
 def test_a_tiny_policy_drives_two_scenes_and_is_asked_again(tmp_path):
     out = tmp_path / "probe"
     probe.main(
@@ -79,3 +92,5 @@ def test_a_tiny_policy_drives_two_scenes_and_is_asked_again(tmp_path):
     assert rows[0]["boundaries"][1]["step"] > 0  # the next chunk came from a later observation
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scenes"] == 2 and "again.before_close.gripper_disagreement" in summary
+    assert len(first["reference"]["net_xyz"]) == 2 and len(first["reference"]["net_xyz"][0]) == 3
+    assert 0.0 <= summary["reference.y_split_by_chunk"][0] <= 0.5
