@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> None:
         "`seed` parameter, default 0); -1: seed + i for scene i",
     )
     ap.add_argument("--engine", default="eager", help="runtime engine (the node's default)")
+    ap.add_argument(
+        "--side-object",
+        default="",
+        help="an object of the scene (e.g. akita_black_bowl_1): the summary then gives, per "
+        "chunk, how the reference's draws split between its two sides along y",
+    )
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -174,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label} {reason} {sim.steps} steps {time.perf_counter() - start:.1f}s", flush=True)
     sim.close()
     summary = summarise(rows, [n for n in specs if n not in ("driver", "reference")])
+    if args.side_object:
+        summary["reference.side_split_by_chunk"] = side_split_by_chunk(rows, args.side_object)
     (args.out / "probe.json").write_text(
         json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}) + "\n"
     )
@@ -206,25 +214,45 @@ def summarise(rows: list[dict], probes: list[str]) -> dict:
             out[f"{name}.{phase}.gripper_disagreement"] = float(np.mean(disagree or [np.nan]))
             out[f"{name}.{phase}.xyz_distance"] = float(np.mean(dist or [np.nan]))
             out[f"{name}.{phase}.boundaries"] = len(dist)
-    out["reference.y_split_by_chunk"] = y_split_by_chunk(rows)
     return out
 
 
-def y_split_by_chunk(rows: list[dict], chunks: int = 8, name: str = "reference") -> list[float]:
-    """When does ``name`` decide a side along y? Per chunk boundary k (0 = the episode's first
-    observation), the mean over scenes of the minority share of its draws' net y motion sign
-    (sum of the chunk's y actions): 0.5 = the draws split evenly between moving left and right
-    (undecided, bimodal), 0 = all draws go the same way. Boundaries a scene did not reach are
-    left out; NaN where no scene reached one."""
+# LIBERO's controller moves the hand by about this much per step per unit of position action
+# (robosuite OSC_POSE output_max 0.05 m): a chunk's summed y action x this ~ its y motion.
+POSITION_SCALE_M = 0.05
+
+
+def side_split_by_chunk(
+    rows: list[dict], obj: str, chunks: int = 8, name: str = "reference"
+) -> list[dict]:
+    """When does ``name`` choose a side of ``obj``? Per chunk boundary k (0: the episode's
+    first observation): where each draw would bring the hand along y relative to the object
+    (hand y + :data:`POSITION_SCALE_M` x the chunk's summed y action - object y), and the
+    minority share of the draws on either side, averaged over scenes (0.5: the draws split
+    evenly, a bimodal choice still open; 0: all on one side), with the number of scenes split
+    at least 20/80 and the mean |hand - object| y distance (m). Scenes that ended earlier are
+    left out."""
     out = []
     for k in range(chunks):
-        shares = []
+        shares, apart = [], []
         for r in rows:
-            if k < len(r["boundaries"]) and "net_xyz" in r["boundaries"][k][name]:
-                y = np.asarray(r["boundaries"][k][name]["net_xyz"])[:, 1]
-                left = float(np.mean(y > 0))
-                shares.append(min(left, 1.0 - left))
-        out.append(float(np.mean(shares)) if shares else float("nan"))
+            if k >= len(r["boundaries"]) or "net_xyz" not in r["boundaries"][k][name]:
+                continue
+            b = r["boundaries"][k]
+            offset = b["eef_pos"][1] - b["object_pos"][obj][1]
+            y = np.asarray(b[name]["net_xyz"])[:, 1]
+            left = float(np.mean(offset + POSITION_SCALE_M * y > 0))
+            shares.append(min(left, 1.0 - left))
+            apart.append(abs(offset))
+        out.append(
+            {
+                "chunk": k,
+                "scenes": len(shares),
+                "minority_share": float(np.mean(shares)) if shares else float("nan"),
+                "scenes_split": int(sum(sh >= 0.2 for sh in shares)),
+                "hand_object_y_m": float(np.mean(apart)) if apart else float("nan"),
+            }
+        )
     return out
 
 

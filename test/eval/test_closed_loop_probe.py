@@ -61,17 +61,28 @@ def test_gripper_disagreement_is_against_the_references_majority_per_action():
     assert (out["p.before_close.boundaries"], out["p.after_close.boundaries"]) == (1, 1)
 
 
-def test_y_split_is_the_minority_share_of_the_draws_direction_per_chunk():
-    def at(ys: list[float]) -> dict:
-        return {"reference": {"net_xyz": [[0.0, y, 0.0] for y in ys]}}
+def test_side_split_is_where_the_draws_would_bring_the_hand_relative_to_the_object():
+    def at(hand_y: float, ys: list[float]) -> dict:
+        return {
+            "eef_pos": [0.0, hand_y, 1.0],
+            "object_pos": {"bowl": [0.0, 0.1, 0.9]},
+            "reference": {"net_xyz": [[0.0, y, 0.0] for y in ys]},
+        }
 
+    # 0.05 m per unit: from 0.1 (over the bowl) +-1 unit goes 5 cm to either side
     rows = [
-        {"boundaries": [at([0.2, -0.1, 0.3, -0.4]), at([0.2, 0.1, 0.3, -0.4])]},  # 2/4, then 1/4
-        {"boundaries": [at([0.1, 0.2, 0.3, 0.4])]},  # all one way; ended after one chunk
+        {"boundaries": [at(-0.1, [1.0, 1.0, 1.0, 1.0]), at(0.1, [1.0, -1.0, 1.0, -0.5])]},
+        {"boundaries": [at(-0.1, [2.0, 3.0, 1.0, 1.0])]},  # ended after one chunk
     ]
-    split = probe.y_split_by_chunk(rows, chunks=3)
-    assert split[:2] == pytest.approx([(0.5 + 0.0) / 2, 0.25])
-    assert split[2] != split[2]  # NaN: no scene reached a third chunk
+    first, second, third = probe.side_split_by_chunk(rows, "bowl", chunks=3)
+    # far to the right, moving left by 5-15 cm: every draw stays on the right side
+    assert first == {
+        "chunk": 0, "scenes": 2, "minority_share": 0.0, "scenes_split": 0,
+        "hand_object_y_m": pytest.approx(0.2),
+    }  # fmt: skip
+    assert second["scenes"] == 1 and second["minority_share"] == 0.5  # over it: 2 and 2
+    assert second["scenes_split"] == 1 and second["hand_object_y_m"] == pytest.approx(0.0)
+    assert third["scenes"] == 0 and third["minority_share"] != third["minority_share"]  # NaN
 
 
 def test_a_tiny_policy_drives_two_scenes_and_is_asked_again(tmp_path):
@@ -93,4 +104,4 @@ def test_a_tiny_policy_drives_two_scenes_and_is_asked_again(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scenes"] == 2 and "again.before_close.gripper_disagreement" in summary
     assert len(first["reference"]["net_xyz"]) == 2 and len(first["reference"]["net_xyz"][0]) == 3
-    assert 0.0 <= summary["reference.y_split_by_chunk"][0] <= 0.5
+    assert "reference.side_split_by_chunk" not in summary  # only with --side-object
