@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,14 +209,22 @@ def grasp_side(episode: dict[str, Any]) -> str:
     return "middle"
 
 
+def counts_per_config(
+    episodes: list[dict[str, Any]], label: Callable[[dict[str, Any]], str], labels: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Per configuration, how many episodes ``label`` gives each of ``labels`` (all listed,
+    zero included)."""
+    counts: dict[str, dict[str, int]] = {}
+    for e in episodes:
+        row = counts.setdefault(e["config"], dict.fromkeys(labels, 0))
+        row[label(e)] += 1
+    return counts
+
+
 def grasp_side_counts(episodes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Per configuration, how many episodes held the lifted object at each side
     (:func:`grasp_side`)."""
-    counts: dict[str, dict[str, int]] = {}
-    for e in episodes:
-        row = counts.setdefault(e["config"], dict.fromkeys(GRASP_SIDES, 0))
-        row[grasp_side(e)] += 1
-    return counts
+    return counts_per_config(episodes, grasp_side, GRASP_SIDES)
 
 
 def grasp_side_table(counts: dict[str, dict[str, int]]) -> str:
@@ -238,11 +246,7 @@ def grasp_side_table(counts: dict[str, dict[str, int]]) -> str:
 
 def outcome_counts(episodes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Per configuration, how many episodes ended each way (:func:`outcome`)."""
-    counts: dict[str, dict[str, int]] = {}
-    for e in episodes:
-        row = counts.setdefault(e["config"], dict.fromkeys(OUTCOMES, 0))
-        row[outcome(e)] += 1
-    return counts
+    return counts_per_config(episodes, outcome, OUTCOMES)
 
 
 def outcome_table(counts: dict[str, dict[str, int]]) -> str:
