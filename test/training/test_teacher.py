@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from snapflow_training.distill_cli import main as distill_main
 from snapflow_training.errors import DistillError
-from snapflow_training.synthetic_dataset import SyntheticSpec, ensure_synthetic_dataset
 from snapflow_training.teacher import (
     TEACHER_DIR,
     TeacherRecipe,
@@ -22,20 +21,14 @@ from snapflow_training.teacher import (
 from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 
 
-@pytest.fixture(scope="module")
-def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = SyntheticSpec(num_episodes=3, episode_length=12, seed=4)
-    return ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "teacher_3x12", spec)
-
-
-def test_command_is_offline_and_fits_the_dataset(dataset_root: Path, tmp_path: Path) -> None:
+def test_command_is_offline_and_fits_the_dataset(teacher_dataset: Path, tmp_path: Path) -> None:
     vlm = write_vlm_folder(tmp_path / "vlm", "small")
-    recipe = TeacherRecipe(str(dataset_root), str(tmp_path / "run"), steps=50, episodes=[0, 2])
+    recipe = TeacherRecipe(str(teacher_dataset), str(tmp_path / "run"), steps=50, episodes=[0, 2])
     command = build_command(recipe, vlm, tmp_path)
     args = dict(a.removeprefix("--").split("=", 1) for a in command if a.startswith("--"))
     assert args["policy.type"] == "smolvla" and args["policy.load_vlm_weights"] == "false"
     assert args["policy.vlm_model_name"] == str(vlm)
-    assert args["dataset.root"] == str(dataset_root) and args["dataset.episodes"] == "[0,2]"
+    assert args["dataset.root"] == str(teacher_dataset) and args["dataset.episodes"] == "[0,2]"
     assert args["policy.max_state_dim"] == "8" and args["policy.max_action_dim"] == "8"
     assert args["policy.num_vlm_layers"] == "4" and args["policy.push_to_hub"] == "false"
     assert args["policy.scheduler_decay_steps"] == args["steps"] == "50"
@@ -47,14 +40,14 @@ def test_command_is_offline_and_fits_the_dataset(dataset_root: Path, tmp_path: P
 
 
 def test_image_size_sets_the_vlm_input_and_its_token_count(
-    dataset_root: Path, tmp_path: Path
+    teacher_dataset: Path, tmp_path: Path
 ) -> None:
     vlm = write_vlm_folder(tmp_path / "vlm", "tiny", image_size=128)
     config = json.loads((vlm / "config.json").read_text())
     processor = json.loads((vlm / "processor_config.json").read_text())
     assert config["vision_config"]["image_size"] == 128
     assert processor["image_seq_len"] == 16  # (128 / 16-pixel patches / 2x2 shuffle) ** 2
-    recipe = TeacherRecipe(str(dataset_root), str(tmp_path / "run"), image_size=128)
+    recipe = TeacherRecipe(str(teacher_dataset), str(tmp_path / "run"), image_size=128)
     command = build_command(recipe, vlm, tmp_path)
     assert "--policy.resize_imgs_with_padding=[128,128]" in command
     default = write_vlm_folder(tmp_path / "vlm64", "tiny")
@@ -62,29 +55,29 @@ def test_image_size_sets_the_vlm_input_and_its_token_count(
 
 
 @pytest.mark.parametrize("size", [0, 100, 1024, True])
-def test_bad_image_sizes_are_refused(dataset_root: Path, tmp_path: Path, size: int) -> None:
+def test_bad_image_sizes_are_refused(teacher_dataset: Path, tmp_path: Path, size: int) -> None:
     with pytest.raises(DistillError, match="--image-size must be a multiple of 32"):
-        train_teacher(TeacherRecipe(str(dataset_root), str(tmp_path / "a"), image_size=size))
+        train_teacher(TeacherRecipe(str(teacher_dataset), str(tmp_path / "a"), image_size=size))
     assert not (tmp_path / "a").exists()
 
 
-def test_bad_recipes_are_refused(dataset_root: Path, tmp_path: Path) -> None:
+def test_bad_recipes_are_refused(teacher_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(DistillError, match="not a local LeRobot dataset"):
         train_teacher(TeacherRecipe(str(tmp_path / "nope"), str(tmp_path / "a")))
     with pytest.raises(DistillError, match="--steps"):
-        train_teacher(TeacherRecipe(str(dataset_root), str(tmp_path / "b"), steps=0))
+        train_teacher(TeacherRecipe(str(teacher_dataset), str(tmp_path / "b"), steps=0))
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x").write_text("x")
     with pytest.raises(DistillError, match="not empty"):
-        train_teacher(TeacherRecipe(str(dataset_root), str(busy), steps=2))
+        train_teacher(TeacherRecipe(str(teacher_dataset), str(busy), steps=2))
 
 
 @pytest.mark.slow
-def test_lerobot_train_teacher_distils_and_runs(dataset_root: Path, tmp_path: Path) -> None:
+def test_lerobot_train_teacher_distils_and_runs(teacher_dataset: Path, tmp_path: Path) -> None:
     """The documented path: lerobot-train -> exported teacher -> distill -> runtime."""
     recipe = TeacherRecipe(
-        str(dataset_root), str(tmp_path / "t"), steps=6, batch_size=4, image_size=96
+        str(teacher_dataset), str(tmp_path / "t"), steps=6, batch_size=4, image_size=96
     )  # not the default 64: the option reaches lerobot-train, the export and the runtime
     teacher = train_teacher(recipe, quiet=True)
     assert teacher == tmp_path / "t" / TEACHER_DIR
@@ -97,7 +90,7 @@ def test_lerobot_train_teacher_distils_and_runs(dataset_root: Path, tmp_path: Pa
     assert not plain.is_snapflow and plain.default_num_steps == 10
     out = tmp_path / "d"
     code = distill_main(
-        ["--policy", str(teacher), "--dataset", str(dataset_root), "--output", str(out),
+        ["--policy", str(teacher), "--dataset", str(teacher_dataset), "--output", str(out),
          "--steps", "2", "--batch-size", "4", "--eval-episodes", "0", "--num-workers", "0",
          "--device", "cpu", "--no-progress"]
     )  # fmt: skip

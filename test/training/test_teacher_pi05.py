@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file
 from snapflow_training.distill_cli import main as distill_main
 from snapflow_training.errors import DistillError
-from snapflow_training.synthetic_dataset import SyntheticSpec, ensure_synthetic_dataset
 from snapflow_training.teacher import (
     PI05_LAUNCHER,
     PI05_TRAIN_HEADS,
@@ -29,13 +28,6 @@ from snapflow_ros.runtime import PolicyRuntime, RuntimeOptions
 from snapflow_ros.runtime.tiny_pi05_arch import TINY_ARCH_FILE, TinyPI05Arch
 
 
-@pytest.fixture(scope="module")
-def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dataset of test_teacher.py (3 episodes x 12 frames, two 48x64 cameras)."""
-    spec = SyntheticSpec(num_episodes=3, episode_length=12, seed=4)
-    return ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "teacher_3x12", spec)
-
-
 def lerobot_args(command: list[str]) -> dict[str, str]:
     """``--key=value`` arguments after the launcher's ``--``."""
     rest = command[command.index("--") + 1 :]
@@ -43,10 +35,10 @@ def lerobot_args(command: list[str]) -> dict[str, str]:
 
 
 def test_pi05_command_runs_lerobot_train_through_the_launcher(
-    dataset_root: Path, tmp_path: Path
+    teacher_dataset: Path, tmp_path: Path
 ) -> None:
     tokenizer = write_pi05_assets(tmp_path)
-    recipe = TeacherRecipe(str(dataset_root), str(tmp_path / "r"), policy_type="pi05", steps=40)
+    recipe = TeacherRecipe(str(teacher_dataset), str(tmp_path / "r"), policy_type="pi05", steps=40)
     command = build_pi05_command(recipe, tmp_path, tmp_path / "lerobot")
     assert command[1:3] == ["-m", PI05_LAUNCHER]
     assert command[3:8] == ["--arch-dir", str(tmp_path), "--tokenizer", str(tokenizer), "--"]
@@ -56,7 +48,7 @@ def test_pi05_command_runs_lerobot_train_through_the_launcher(
     assert args["policy.chunk_size"] == args["policy.n_action_steps"] == "10"
     assert args["policy.num_inference_steps"] == "10"
     assert args["policy.max_state_dim"] == "8" and args["policy.max_action_dim"] == "8"
-    assert args["dataset.root"] == str(dataset_root)
+    assert args["dataset.root"] == str(teacher_dataset)
     assert args["policy.scheduler_decay_steps"] == args["steps"] == "40"
     assert args["policy.push_to_hub"] == "false" and args["wandb.enable"] == "false"
     # the whole prompt of the longest task fits: "Task: <task>, State: <8 bins>;\nAction: "
@@ -76,20 +68,20 @@ def test_pi05_command_runs_lerobot_train_through_the_launcher(
 
 
 def test_wrong_policy_type_is_refused(
-    dataset_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    teacher_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        teacher_main(["--dataset", str(dataset_root), "--output", str(tmp_path / "a"),
+        teacher_main(["--dataset", str(teacher_dataset), "--output", str(tmp_path / "a"),
                       "--policy-type", "pi0"])  # fmt: skip
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--policy-type: invalid choice: 'pi0'" in err and "smolvla" in err and "pi05" in err
     with pytest.raises(DistillError, match=r"--policy-type must be one of \('smolvla', 'pi05'\)"):
-        train_teacher(TeacherRecipe(str(dataset_root), str(tmp_path / "b"), policy_type="pi0"))
+        train_teacher(TeacherRecipe(str(teacher_dataset), str(tmp_path / "b"), policy_type="pi0"))
     with pytest.raises(DistillError, match="--vlm-size applies to SmolVLA only"):
         train_teacher(
             TeacherRecipe(
-                str(dataset_root), str(tmp_path / "c"), policy_type="pi05", vlm_size="small"
+                str(teacher_dataset), str(tmp_path / "c"), policy_type="pi05", vlm_size="small"
             )
         )
     assert not any((tmp_path / name).exists() for name in "abc")
@@ -105,10 +97,12 @@ def test_flat_quantiles_are_found() -> None:
     assert flat_quantile_dims({"action": {"mean": [0.0]}}) == {}
 
 
-def test_lerobot_train_pi05_teacher_loads_and_distils(dataset_root: Path, tmp_path: Path) -> None:
+def test_lerobot_train_pi05_teacher_loads_and_distils(
+    teacher_dataset: Path, tmp_path: Path
+) -> None:
     """lerobot-train (pi05) -> exported teacher -> runtime with verified weights -> distill."""
     recipe = TeacherRecipe(
-        str(dataset_root), str(tmp_path / "t"), policy_type="pi05", steps=3, batch_size=4
+        str(teacher_dataset), str(tmp_path / "t"), policy_type="pi05", steps=3, batch_size=4
     )
     teacher = train_teacher(recipe, quiet=True)
     assert teacher == tmp_path / "t" / TEACHER_DIR
@@ -132,7 +126,7 @@ def test_lerobot_train_pi05_teacher_loads_and_distils(dataset_root: Path, tmp_pa
     # LeRobot's own sampling of a dataset frame: a (1, chunk, action_dim) chunk
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    frame = LeRobotDataset("local/teacher_3x12", root=dataset_root)[5]
+    frame = LeRobotDataset("local/teacher_3x12", root=teacher_dataset)[5]
     keys = (*rt.image_keys, "observation.state")
     batch = rt.preprocessor({**{k: frame[k] for k in keys}, "task": frame["task"]})
     with torch.no_grad():
@@ -144,7 +138,7 @@ def test_lerobot_train_pi05_teacher_loads_and_distils(dataset_root: Path, tmp_pa
 
     out = tmp_path / "d"
     code = distill_main(
-        ["--policy", str(teacher), "--dataset", str(dataset_root), "--output", str(out),
+        ["--policy", str(teacher), "--dataset", str(teacher_dataset), "--output", str(out),
          "--steps", "2", "--batch-size", "4", "--eval-episodes", "0", "--num-workers", "0",
          "--device", "cpu", "--no-progress"]
     )  # fmt: skip
