@@ -34,9 +34,10 @@ import torch
 from snapflow_ros.runtime.options import RuntimeOptions
 from snapflow_ros.runtime.policy_runtime import PolicyRuntime
 from snapflow_ros.runtime.types import Observation
+from snapflow_ros.sim.coverage import dataset_placements
 from snapflow_ros.sim.libero_env import LiberoSim, SimConfig
 from snapflow_ros.sim.placements import episode_seed
-from snapflow_ros.training_data.demonstrations import IMAGE_KEYS, read_ledger
+from snapflow_ros.training_data.demonstrations import IMAGE_KEYS
 
 GRIPPER = 6
 
@@ -67,7 +68,11 @@ def scene_states(sim: LiberoSim, scenes: str, count: int) -> list[tuple[str, np.
         indices = [int(i) for i in arg.split(",")] if arg else range(count)
         return [(f"benchmark:{i}", None) for i in list(indices)[:count]]
     if kind == "demo":
-        seeds = [int(rec["seed"]) for rec in read_ledger(Path(arg))][:count]
+        spec, seeds = dataset_placements(Path(arg))
+        seeds = seeds[:count]
+        # its placements as recorded (datasets older than an option: the old behaviour)
+        sim.config.arm_start = spec.get("arm_start", "fixed")
+        sim.config.placements = spec.get("placements", "any")
     elif kind == "fresh":
         seeds = [episode_seed(int(arg), i, "eval") for i in range(count)]
     else:

@@ -48,6 +48,13 @@ GRIPPER_JOINTS = ("gripper0_finger_joint1", "gripper0_finger_joint2")
 OUT_OF_RANGE = ("clip", "reject")
 ARM_STARTS = ("benchmark", "fixed")
 ARM_START_STREAM = 7  # mixed into a placement seed for the arm's start pose draw
+# Fresh placements: "settled" redraws a placement whose reset moves an object further than the
+# task's benchmark states ever move one (settle_limit_m); "any" keeps LIBERO's first draw.
+PLACEMENTS = ("settled", "any")
+PLACEMENT_STREAM = 11  # mixed into a placement seed for its redraws
+MAX_PLACEMENT_DRAWS = 50
+SETTLE_FLOOR_M = 0.02  # a settle shift up to this is always allowed
+_SETTLE_LIMITS: dict[tuple[str, int, int], float] = {}  # per (suite, task, settle steps)
 LEROBOT_STATE_NAMES = (
     "eef_pos_x", "eef_pos_y", "eef_pos_z",
     "eef_axis_angle_x", "eef_axis_angle_y", "eef_axis_angle_z",
@@ -154,6 +161,9 @@ class SimConfig:
     # joint from a normal fitted to the task's benchmark initial states; "fixed" keeps
     # LIBERO's reset pose (no noise: every fresh scene starts the arm in one exact pose).
     arm_start: str = "benchmark"
+    # Which fresh placements sample_init_state keeps (PLACEMENTS): "settled" only those whose
+    # reset moves no object further than the benchmark's states do; "any" LIBERO's first draw.
+    placements: str = "settled"
     # Videos for people: these cameras also rendered at video_size x video_size (0: none) into
     # SimObservation.video; the policy's images stay at image_height x image_width.
     video_size: int = 0
@@ -462,13 +472,43 @@ class LiberoSim:
         per-joint mean and standard deviation of the task's benchmark states
         (:func:`joint_distribution`), seeded from ``seed``, so fresh scenes cover the
         start poses the benchmark evaluates.
+
+        LIBERO's placement regions can overlap: in libero_spatial task 0, 10 of 50 draws put
+        the bowl so close to the plate that the reset's settle steps move it further than any
+        of the benchmark's 50 states moves an object (5.6 cm), 4 of them more than 20 cm (up
+        to a metre: the bowl is thrown). With ``placements="settled"`` (default) such a draw
+        is replaced by the next one (seeds derived from ``seed``) until the settle moves no
+        object further than
+        :meth:`settle_limit_m`; ValueError after ``MAX_PLACEMENT_DRAWS`` draws.
         """
         if self.config.arm_start not in ARM_STARTS:
             raise ValueError(
                 f"arm_start must be one of {ARM_STARTS}, got {self.config.arm_start!r}"
             )
+        if self.config.placements not in PLACEMENTS:
+            raise ValueError(
+                f"placements must be one of {PLACEMENTS}, got {self.config.placements!r}"
+            )
         if self._env is None or self._built_for != self._build_key():
             self._build()
+        if self.config.placements == "any":
+            return self._draw_placement(int(seed))
+        limit = self.settle_limit_m()
+        worst = 0.0
+        for draw in range(MAX_PLACEMENT_DRAWS):
+            derived = int(seed) if draw == 0 else _redraw_seed(int(seed), draw)
+            state = self._draw_placement(derived)
+            shift = self.settle_shift_m(state)
+            if shift <= limit:
+                return state
+            worst = max(worst, shift)
+        raise ValueError(
+            f"{self.config.suite} task {self.config.task_index}: no placement of seed {seed} "
+            f"settles within {limit:.3f} m in {MAX_PLACEMENT_DRAWS} draws (up to {worst:.3f} m)"
+        )
+
+    def _draw_placement(self, seed: int) -> np.ndarray:
+        """LIBERO's placement for ``seed``, with the arm start of ``config.arm_start``."""
         self._done = True
         self._env.seed(int(seed))
         self._env.reset()
@@ -479,6 +519,45 @@ class LiberoSim:
             rng = np.random.default_rng([int(seed), ARM_START_STREAM])
             state[[1 + i for i in arm]] = mean + std * rng.standard_normal(len(arm))
         return state
+
+    def settle_shift_m(self, state: np.ndarray) -> float:
+        """How far (metres, horizontally) the reset's settle steps move the movable object
+        that moves most when an episode starts from ``state`` (physics only, nothing
+        rendered). Ends any running episode."""
+        if self._env is None or self._built_for != self._build_key():
+            self._build()
+        self._done = True
+        state = np.asarray(state, np.float64)
+        env = self._env
+        if self._real_sensors:  # rendering was paused
+            self._blank_cameras(False)
+        if self.config.seed >= 0:  # as reset() does
+            env.seed(self.config.seed)
+        env.reset()
+        self._blank_cameras(True)
+        try:
+            env.set_init_state(state)
+            for _ in range(self.config.settle_steps):
+                env.step(list(NOOP_ACTION))
+        finally:
+            if self._real_sensors:
+                self._blank_cameras(False)
+        qpos = env.sim.data.qpos
+        shifts = [
+            float(np.hypot(qpos[a] - state[1 + a], qpos[a + 1] - state[2 + a]))
+            for a, _ in self.movable_objects().values()
+        ]
+        return max(shifts, default=0.0)
+
+    def settle_limit_m(self) -> float:
+        """The largest settle shift a fresh placement may have: the largest any of the
+        task's benchmark states has (:meth:`settle_shift_m`), at least ``SETTLE_FLOOR_M``.
+        Measured once per task and settle-step count in a process."""
+        key = (self.config.suite, int(self.config.task_index), int(self.config.settle_steps))
+        if key not in _SETTLE_LIMITS:
+            shifts = [self.settle_shift_m(s) for s in self.benchmark_states()]
+            _SETTLE_LIMITS[key] = max([SETTLE_FLOOR_M, *shifts])
+        return _SETTLE_LIMITS[key]
 
     def robot_qpos_index(self) -> list[int]:
         """qpos indices of the robot's arm joints, then its gripper joints."""
@@ -576,6 +655,12 @@ class LiberoSim:
             finally:
                 self._env = None
                 self._built_for = None
+
+
+def _redraw_seed(seed: int, draw: int) -> int:
+    """The placement seed of redraw ``draw`` (>= 1) of placement seed ``seed``."""
+    state = np.random.SeedSequence([seed, draw, PLACEMENT_STREAM]).generate_state(1)
+    return int(state[0] & 0x7FFFFFFF)
 
 
 def sample_fresh_init_states(

@@ -47,6 +47,7 @@ import numpy as np
 from snapflow_ros.sim.libero_env import (
     ARM_STARTS,
     LEROBOT_STATE_NAMES,
+    PLACEMENTS,
     LiberoSim,
     SimConfig,
     SimObservation,
@@ -95,6 +96,7 @@ class DemoSpec:
     seed: int = 0
     repo_id: str = "local/libero_demos"
     arm_start: str = "benchmark"  # SimConfig.arm_start of the fresh placements
+    placements: str = "settled"  # SimConfig.placements: which fresh placements are kept
 
 
 def state_names(spec: DemoSpec, task: PickPlaceTask) -> list[str]:
@@ -284,7 +286,9 @@ def _write_spec(root: Path, spec: DemoSpec, task: PickPlaceTask, command: str) -
         "privileged_state": spec.privileged,
         "placements": "fresh, the task's own placement distribution; attempt k uses "
         "snapflow_ros.sim.placements.episode_seed(seed, k, 'demo') for the placement "
-        "and the expert's via-points",
+        "and the expert's via-points (spec placements 'settled': a placement whose reset "
+        "throws an object further than the benchmark's states move one is redrawn from "
+        "seeds derived from that seed)",
         "successful_episodes_only": True,
         "command": command,
     }
@@ -336,6 +340,7 @@ def _make_sim(spec: DemoSpec) -> LiberoSim:
             fast_render=spec.fast_render,
             init_states="benchmark",
             arm_start=spec.arm_start,
+            placements=spec.placements,
         )
     )
 
@@ -527,6 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="arm start pose of each placement: drawn like the task's benchmark initial states "
         "(default) or LIBERO's one fixed reset pose (datasets made before this option)",
     )
+    p.add_argument(
+        "--placements",
+        choices=PLACEMENTS,
+        default=DemoSpec.placements,
+        help="settled (default): redraw a placement whose reset throws an object further than "
+        "any benchmark initial state moves one (overlapping placement regions); any: LIBERO's "
+        "first draw (datasets made before this option)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -557,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         repo_id=args.repo_id,
         arm_start=args.arm_start,
+        placements=args.placements,
     )
     try:
         summary = record_demonstrations(

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from snapflow_ros.sim import LiberoSim, SimConfig
-from snapflow_ros.sim.coverage import compare, main, named_dimensions, quat_yaw, table
+from snapflow_ros.sim.coverage import (
+    check_dataset,
+    compare,
+    main,
+    named_dimensions,
+    quat_yaw,
+    settle_row,
+    table,
+)
 from snapflow_ros.sim.placements import episode_seed
 
 ARM = [f"arm_joint{k}" for k in range(1, 8)]
@@ -107,11 +115,13 @@ def test_the_reset_pose_fails_the_check_and_the_fitted_pose_passes_it(sim):
             assert not flagged, {n: rows[n].problem for n in flagged}
 
 
-def _fake_dataset(root, seeds, arm_start):
+def _fake_dataset(root, seeds, arm_start, suite="libero_object", placements=None):
     (root / "meta").mkdir(parents=True)
-    spec = {"suite": "libero_object", "task_index": 0}
+    spec = {"suite": suite, "task_index": 0}
     if arm_start is not None:
         spec["arm_start"] = arm_start
+    if placements is not None:
+        spec["placements"] = placements
     (root / "meta/snapflow_demos.json").write_text(json.dumps({"spec": spec}))
     lines = [json.dumps({"episode_index": i, "seed": s}) for i, s in enumerate(seeds)]
     (root / "meta/snapflow_episodes.jsonl").write_text("\n".join(lines) + "\n")
@@ -134,3 +144,26 @@ def test_the_command_refuses_an_old_dataset_and_accepts_a_covering_one(tmp_path,
     assert not [d for d in report["dimensions"] if d["problem"]]
     assert main([str(tmp_path / "missing")]) == 2
     assert "not a demonstration dataset" in capsys.readouterr().err
+
+
+def test_scenes_whose_reset_throws_an_object_are_named(tmp_path):
+    """libero_spatial 0: LIBERO's draw for seed 1175489816 puts the bowl into the plate and the
+    reset throws it; datasets recorded before ``--placements`` (no key) kept such draws."""
+    seeds = [532588115, 1175489816, episode_seed(0, 0, "demo")]
+    old, new = tmp_path / "old", tmp_path / "new"
+    _fake_dataset(old, seeds, "benchmark", "libero_spatial")
+    _fake_dataset(new, seeds, "benchmark", "libero_spatial", "settled")
+    old_row = check_dataset(old)[-1]
+    assert old_row.name == "settle_shift_m"
+    assert (
+        "throw an object at reset" in old_row.problem and "--placements settled" in old_row.problem
+    )
+    new_row = check_dataset(new)[-1]
+    assert new_row.name == "settle_shift_m" and new_row.problem == ""
+    assert new_row.mean_demo < old_row.mean_demo
+
+
+def test_settle_row_names_only_scenes_beyond_the_limit():
+    assert settle_row([0.01, 0.05], [0.0, 0.056], 0.056).problem == ""
+    row = settle_row([0.01, 0.3, 0.9], [0.0, 0.056], 0.056)
+    assert row.problem.startswith("2 of 3 scenes") and "0.900 m" in row.problem

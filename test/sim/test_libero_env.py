@@ -117,3 +117,45 @@ def test_physics_only_mode_matches_rendered_physics(sim):
         np.testing.assert_array_equal(np.array(states[0]), np.array(states[1]))
     finally:
         blind.close()
+
+
+# LIBERO's draw for this seed puts libero_spatial 0's bowl into the plate; the reset throws it.
+THROWN_SEED = 1175489816  # episode_seed(1000, 2, "eval")
+CALM_SEED = 532588115  # episode_seed(1000, 0, "eval"): a draw whose reset moves nothing
+
+
+@pytest.fixture(scope="module")
+def spatial_physics():
+    sim = LiberoSim(SimConfig(suite="libero_spatial", task_index=0, render=False))
+    yield sim
+    sim.close()
+
+
+def test_a_placement_whose_reset_throws_an_object_is_redrawn(spatial_physics):
+    sim = spatial_physics
+    limit = sim.settle_limit_m()
+    assert 0.02 <= limit < 0.1, limit  # the benchmark's states move an object a few cm at most
+    sim.config.placements = "any"
+    try:
+        thrown = sim.sample_init_state(THROWN_SEED)
+        calm = sim.sample_init_state(CALM_SEED)
+    finally:
+        sim.config.placements = "settled"
+    shift = sim.settle_shift_m(thrown)
+    assert shift > 0.2, shift
+    # the shift is what an episode's reset does: the bowl is thrown
+    bowl = sim.movable_objects()["akita_black_bowl_1"][0]
+    first = sim.reset(init_state=thrown)
+    moved = np.hypot(*(first.object_pos["akita_black_bowl_1"][:2] - thrown[1 + bowl : 3 + bowl]))
+    assert abs(moved - shift) < 1e-3, (moved, shift)  # body frame vs free joint: same motion
+    settled = sim.sample_init_state(THROWN_SEED)
+    assert sim.settle_shift_m(settled) <= limit
+    assert not np.array_equal(settled, thrown)
+    np.testing.assert_array_equal(sim.sample_init_state(THROWN_SEED), settled)  # reproducible
+    np.testing.assert_array_equal(sim.sample_init_state(CALM_SEED), calm)  # a calm draw is kept
+    sim.config.placements = "bogus"
+    try:
+        with pytest.raises(ValueError, match="placements"):
+            sim.sample_init_state(1)
+    finally:
+        sim.config.placements = "settled"
