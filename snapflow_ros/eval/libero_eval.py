@@ -106,6 +106,8 @@ class EvalPlan:
     episode_timeout: float = 0.0
     init_states: str = "benchmark"
     seed: int = 0
+    # fresh placements: SimConfig.placements of the draws (recorded: scenes differ by it)
+    placements: str = "settled"
     noise_seed: int = 0  # the node's seed on state i: noise_seed + i (-1: its own seed)
     privileged_state: bool = False
     render: str = "every"  # "every" step, or "on-demand" (render_mode)

@@ -63,10 +63,9 @@ def merge_runs(
     if not runs:
         raise MergeError("nothing to merge")
     first = runs[0]
-    # fresh placements are the same scenes only when drawn from the same seed
-    same = (
-        (*SAME_SETTINGS, "seed") if first["plan"].get("init_states") == "fresh" else SAME_SETTINGS
-    )
+    # fresh placements are the same scenes only when drawn from the same seed the same way
+    fresh = first["plan"].get("init_states") == "fresh"
+    same = (*SAME_SETTINGS, "seed", "placements") if fresh else SAME_SETTINGS
     for run in runs[1:]:
         for key in same:
             a, b = first["plan"].get(key), run["plan"].get(key)

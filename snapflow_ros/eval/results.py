@@ -414,9 +414,16 @@ def initial_states_line(plan: dict[str, Any]) -> str:
         first = int(plan.get("init_offset", 0))
         which = f"{first}..{first + int(plan.get('episodes', 1)) - 1}"
     if plan.get("init_states") == "fresh":
+        redrawn = (
+            "; a draw whose reset throws an object further than the benchmark's states move "
+            "one is redrawn"
+            if plan.get("placements") == "settled"
+            else ""
+        )
         return (
             f"Initial states: fresh object placements {which} drawn from each task's "
-            f"placement distribution with seed {plan.get('seed', 0)} (not the benchmark's)."
+            f"placement distribution with seed {plan.get('seed', 0)} (not the benchmark's"
+            f"{redrawn})."
         )
     return f"Initial states: the benchmark's initial states {which} of each task."
 

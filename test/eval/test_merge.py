@@ -118,6 +118,19 @@ def test_fresh_placements_merge_only_with_the_same_seed(tmp_path, capsys):
     assert "fresh object placements 0..1" in (tmp_path / "m" / "summary.md").read_text()
 
 
+def test_fresh_placements_drawn_another_way_do_not_merge(tmp_path, capsys):
+    """Runs from before thrown placements were redrawn (no ``placements``) are other scenes."""
+    old = {"init_states": "fresh", "seed": 3}
+    new = {**old, "placements": "settled"}
+    a = _run(tmp_path / "a", [_episode("student", "/m/s", 1, 0, True)], **new)
+    b = _run(tmp_path / "b", [_episode("student", "/m/s", 1, 1, True)], **old)
+    assert main([str(a), str(b), "--out", str(tmp_path / "m")]) == 2
+    assert "placements None differs from 'settled'" in capsys.readouterr().err
+    c = _run(tmp_path / "c", [_episode("student", "/m/s", 1, 1, False)], **new)
+    assert main([str(a), str(c), "--out", str(tmp_path / "m")]) == 0
+    assert "is redrawn" in (tmp_path / "m" / "summary.md").read_text()
+
+
 def test_runs_with_other_noise_seeds_are_more_pairs_of_the_same_states(tmp_path, capsys):
     """Two --noise-seed runs on states 0-1: four pairs; the same noise seed twice is refused."""
 
