@@ -34,7 +34,7 @@ import torch
 from snapflow_ros.runtime.options import RuntimeOptions
 from snapflow_ros.runtime.policy_runtime import PolicyRuntime
 from snapflow_ros.runtime.types import Observation
-from snapflow_ros.sim.coverage import dataset_placements
+from snapflow_ros.sim.coverage import dataset_placements, recorded_placement_options
 from snapflow_ros.sim.libero_env import LiberoSim, SimConfig
 from snapflow_ros.sim.placements import episode_seed
 from snapflow_ros.training_data.demonstrations import IMAGE_KEYS
@@ -70,9 +70,8 @@ def scene_states(sim: LiberoSim, scenes: str, count: int) -> list[tuple[str, np.
     if kind == "demo":
         spec, seeds = dataset_placements(Path(arg))
         seeds = seeds[:count]
-        # its placements as recorded (datasets older than an option: the old behaviour)
-        sim.config.arm_start = spec.get("arm_start", "fixed")
-        sim.config.placements = spec.get("placements", "any")
+        for option, value in recorded_placement_options(spec).items():  # as recorded
+            setattr(sim.config, option, value)
     elif kind == "fresh":
         seeds = [episode_seed(int(arg), i, "eval") for i in range(count)]
     else:

@@ -526,7 +526,9 @@ class Runner:
                     f"(seed {plan.seed})",
                     flush=True,
                 )
-                states, seeds = sample_fresh_init_states(suite, task, plan.seed, count, "eval")
+                states, seeds = sample_fresh_init_states(
+                    suite, task, plan.seed, count, "eval", plan.placements
+                )
                 write_init_states(folder, suite, task, states, seeds)
                 self.placement_seeds[(suite, task)] = seeds
         return folder

@@ -54,7 +54,7 @@ PLACEMENTS = ("settled", "any")
 PLACEMENT_STREAM = 11  # mixed into a placement seed for its redraws
 MAX_PLACEMENT_DRAWS = 50
 SETTLE_FLOOR_M = 0.02  # a settle shift up to this is always allowed
-_SETTLE_LIMITS: dict[tuple[str, int, int], float] = {}  # per (suite, task, settle steps)
+_BENCHMARK_SHIFTS: dict[tuple[str, int, int], list[float]] = {}  # (suite, task, settle steps)
 LEROBOT_STATE_NAMES = (
     "eef_pos_x", "eef_pos_y", "eef_pos_z",
     "eef_axis_angle_x", "eef_axis_angle_y", "eef_axis_angle_z",
@@ -424,30 +424,10 @@ class LiberoSim:
         if init_state is None and not 0 <= cfg.init_state_index < n:
             raise ValueError(f"init state index must be in 0..{n - 1}, got {cfg.init_state_index}")
         start = time.perf_counter()
-        env = self._env
-        if self._real_sensors:  # rendering was paused
-            self._blank_cameras(False)
-        if cfg.seed >= 0:
-            env.seed(cfg.seed)
-        env.reset()
-        self._apply_render_options()
         if init_state is None:
             init_state = self._init_states[cfg.init_state_index]
-        if cfg.settle_steps == 0:
-            raw = env.set_init_state(init_state)
-        else:
-            # As LeRobot: the first observation is the one the last no-op step returns.
-            self._blank_cameras(True)
-            try:
-                env.set_init_state(init_state)
-                for i in range(cfg.settle_steps):
-                    if i == cfg.settle_steps - 1:
-                        self._blank_cameras(False)
-                    raw, _, _, _ = env.step(list(NOOP_ACTION))
-            finally:
-                if self._real_sensors:
-                    self._blank_cameras(False)
-        for robot in env.robots:
+        raw = self._start_from(init_state, observe=True)
+        for robot in self._env.robots:
             robot.controller.use_delta = True  # LeRobot's control_mode="relative"
         self._steps = 0
         self._done = False
@@ -456,6 +436,32 @@ class LiberoSim:
         self.timing.step_s = []
         self._last_obs = self._observation(raw)
         return self._last_obs
+
+    def _start_from(self, init_state: np.ndarray, observe: bool) -> Any:
+        """Start the physics of an episode from ``init_state``: LIBERO's (seeded) reset, the
+        state, then the settle steps; returns the raw observation of the last one. As LeRobot:
+        the first observation is the one the last no-op step returns. The cameras render only
+        that observation, and nothing when not ``observe``."""
+        cfg, env = self.config, self._env
+        if self._real_sensors:  # rendering was paused
+            self._blank_cameras(False)
+        if cfg.seed >= 0:
+            env.seed(cfg.seed)
+        env.reset()
+        self._apply_render_options()
+        if observe and cfg.settle_steps == 0:
+            return env.set_init_state(init_state)
+        self._blank_cameras(True)
+        try:
+            raw = env.set_init_state(init_state)
+            for i in range(cfg.settle_steps):
+                if observe and i == cfg.settle_steps - 1:
+                    self._blank_cameras(False)
+                raw, _, _, _ = env.step(list(NOOP_ACTION))
+        finally:
+            if self._real_sensors:
+                self._blank_cameras(False)
+        return raw
 
     def sample_init_state(self, seed: int) -> np.ndarray:
         """A fresh initial state drawn from the task's own placement distribution.
@@ -528,36 +534,27 @@ class LiberoSim:
             self._build()
         self._done = True
         state = np.asarray(state, np.float64)
-        env = self._env
-        if self._real_sensors:  # rendering was paused
-            self._blank_cameras(False)
-        if self.config.seed >= 0:  # as reset() does
-            env.seed(self.config.seed)
-        env.reset()
-        self._blank_cameras(True)
-        try:
-            env.set_init_state(state)
-            for _ in range(self.config.settle_steps):
-                env.step(list(NOOP_ACTION))
-        finally:
-            if self._real_sensors:
-                self._blank_cameras(False)
-        qpos = env.sim.data.qpos
+        self._start_from(state, observe=False)
+        qpos = self._env.sim.data.qpos
         shifts = [
             float(np.hypot(qpos[a] - state[1 + a], qpos[a + 1] - state[2 + a]))
             for a, _ in self.movable_objects().values()
         ]
         return max(shifts, default=0.0)
 
+    def benchmark_settle_shifts_m(self) -> list[float]:
+        """:meth:`settle_shift_m` of each of the task's benchmark states; measured once per
+        task and settle-step count in a process (~25 s for 50 states)."""
+        key = (self.config.suite, int(self.config.task_index), int(self.config.settle_steps))
+        if key not in _BENCHMARK_SHIFTS:
+            _BENCHMARK_SHIFTS[key] = [self.settle_shift_m(s) for s in self.benchmark_states()]
+        return _BENCHMARK_SHIFTS[key]
+
     def settle_limit_m(self) -> float:
         """The largest settle shift a fresh placement may have: the largest any of the
-        task's benchmark states has (:meth:`settle_shift_m`), at least ``SETTLE_FLOOR_M``.
-        Measured once per task and settle-step count in a process."""
-        key = (self.config.suite, int(self.config.task_index), int(self.config.settle_steps))
-        if key not in _SETTLE_LIMITS:
-            shifts = [self.settle_shift_m(s) for s in self.benchmark_states()]
-            _SETTLE_LIMITS[key] = max([SETTLE_FLOOR_M, *shifts])
-        return _SETTLE_LIMITS[key]
+        task's benchmark states has (:meth:`benchmark_settle_shifts_m`), at least
+        ``SETTLE_FLOOR_M``."""
+        return max([SETTLE_FLOOR_M, *self.benchmark_settle_shifts_m()])
 
     def robot_qpos_index(self) -> list[int]:
         """qpos indices of the robot's arm joints, then its gripper joints."""
@@ -664,12 +661,24 @@ def _redraw_seed(seed: int, draw: int) -> int:
 
 
 def sample_fresh_init_states(
-    suite: str, task_index: int, seed: int, count: int, purpose: str = "eval"
+    suite: str,
+    task_index: int,
+    seed: int,
+    count: int,
+    purpose: str = "eval",
+    placements: str = "settled",
 ) -> tuple[np.ndarray, list[int]]:
     """``count`` fresh initial states of a task (physics only) and the seed of each
-    (:func:`~snapflow_ros.sim.placements.episode_seed` ``(seed, i, purpose)``)."""
+    (:func:`~snapflow_ros.sim.placements.episode_seed` ``(seed, i, purpose)``), drawn as
+    ``placements`` says (``SimConfig.placements``)."""
     sim = LiberoSim(
-        SimConfig(suite=suite, task_index=task_index, render=False, init_states="benchmark")
+        SimConfig(
+            suite=suite,
+            task_index=task_index,
+            render=False,
+            init_states="benchmark",
+            placements=placements,
+        )
     )
     try:
         seeds = [episode_seed(seed, i, purpose) for i in range(count)]
