@@ -307,6 +307,11 @@ class LiberoSim:
     def _build_key(self) -> tuple[str, int, str]:
         return (self.config.suite, self.config.task_index, self.config.init_states)
 
+    def _ensure_built(self) -> None:
+        """Build the environment unless it is built for the current suite, task and states."""
+        if self._env is None or self._built_for != self._build_key():
+            self._build()
+
     def _build(self) -> None:
         from libero.libero import benchmark, get_libero_path
 
@@ -418,8 +423,7 @@ class LiberoSim:
             cfg.task_index = int(task_index)
         if init_state_index is not None:
             cfg.init_state_index = int(init_state_index)
-        if self._env is None or self._built_for != self._build_key():
-            self._build()
+        self._ensure_built()
         n = len(self._init_states)
         if init_state is None and not 0 <= cfg.init_state_index < n:
             raise ValueError(f"init state index must be in 0..{n - 1}, got {cfg.init_state_index}")
@@ -495,8 +499,7 @@ class LiberoSim:
             raise ValueError(
                 f"placements must be one of {PLACEMENTS}, got {self.config.placements!r}"
             )
-        if self._env is None or self._built_for != self._build_key():
-            self._build()
+        self._ensure_built()
         if self.config.placements == "any":
             return self._draw_placement(int(seed))
         limit = self.settle_limit_m()
@@ -530,8 +533,7 @@ class LiberoSim:
         """How far (metres, horizontally) the reset's settle steps move the movable object
         that moves most when an episode starts from ``state`` (physics only, nothing
         rendered). Ends any running episode."""
-        if self._env is None or self._built_for != self._build_key():
-            self._build()
+        self._ensure_built()
         self._done = True
         state = np.asarray(state, np.float64)
         self._start_from(state, observe=False)
@@ -558,8 +560,7 @@ class LiberoSim:
 
     def robot_qpos_index(self) -> list[int]:
         """qpos indices of the robot's arm joints, then its gripper joints."""
-        if self._env is None or self._built_for != self._build_key():
-            self._build()
+        self._ensure_built()
         robot = self._env.env.robots[0]
         joints = [*robot._ref_joint_pos_indexes, *robot._ref_gripper_joint_pos_indexes]
         return [int(i) for i in joints]
@@ -567,8 +568,7 @@ class LiberoSim:
     def movable_objects(self) -> dict[str, tuple[int, int]]:
         """Each movable object's free joint as its (start, end) qpos addresses (position 3,
         quaternion w, x, y, z 4)."""
-        if self._env is None or self._built_for != self._build_key():
-            self._build()
+        self._ensure_built()
         model = self._env.sim.model
         out = {}
         for name, obj in self._env.env.objects_dict.items():
@@ -579,8 +579,7 @@ class LiberoSim:
     def benchmark_states(self) -> np.ndarray:
         """The task's benchmark initial states (flattened MuJoCo states), whatever
         ``init_states`` the simulator episodes use."""
-        if self._env is None or self._built_for != self._build_key():
-            self._build()
+        self._ensure_built()
         return np.asarray(self._benchmark_states, np.float64)
 
     def step(self, action: Any) -> StepResult:

@@ -69,16 +69,13 @@ def sim():
     sim.close()
 
 
-def test_fresh_arm_start_is_drawn_like_the_benchmark_and_keeps_the_objects(sim):
+def test_fresh_arm_start_is_drawn_like_the_benchmark_and_keeps_the_objects(sim, monkeypatch):
     seeds = [episode_seed(3, i, "demo") for i in range(8)]
-    sim.config.arm_start = "fixed"
+    monkeypatch.setattr(sim.config, "arm_start", "fixed")
     fixed = np.stack([sim.sample_init_state(s) for s in seeds])
-    sim.config.arm_start = "benchmark"
-    try:
-        drawn = np.stack([sim.sample_init_state(s) for s in seeds])
-        np.testing.assert_array_equal(sim.sample_init_state(seeds[0]), drawn[0])  # seeded
-    finally:
-        sim.config.arm_start = "benchmark"
+    monkeypatch.setattr(sim.config, "arm_start", "benchmark")
+    drawn = np.stack([sim.sample_init_state(s) for s in seeds])
+    np.testing.assert_array_equal(sim.sample_init_state(seeds[0]), drawn[0])  # seeded
     robot = [1 + i for i in sim.robot_qpos_index()]
     others = np.setdiff1d(np.arange(fixed.shape[1]), robot)
     np.testing.assert_array_equal(drawn[:, others], fixed[:, others])  # same placements
@@ -89,23 +86,17 @@ def test_fresh_arm_start_is_drawn_like_the_benchmark_and_keeps_the_objects(sim):
     assert np.all(spread > 0.004) and np.all(spread < 0.06), spread
     assert np.abs(drawn[:, arm].mean(axis=0) - bench.mean(axis=0)).max() < 0.03
     np.testing.assert_array_equal(drawn[:, robot[7:]], fixed[:, robot[7:]])  # fingers: no spread
-    sim.config.arm_start = "bogus"
-    try:
-        with pytest.raises(ValueError, match="arm_start"):
-            sim.sample_init_state(1)
-    finally:
-        sim.config.arm_start = "benchmark"
+    monkeypatch.setattr(sim.config, "arm_start", "bogus")
+    with pytest.raises(ValueError, match="arm_start"):
+        sim.sample_init_state(1)
 
 
-def test_the_reset_pose_fails_the_check_and_the_fitted_pose_passes_it(sim):
+def test_the_reset_pose_fails_the_check_and_the_fitted_pose_passes_it(sim, monkeypatch):
     bench = named_dimensions(sim, sim.benchmark_states())
     seeds = [episode_seed(0, i, "demo") for i in range(12)]
     for arm_start, expect_arm_problem in (("fixed", True), ("benchmark", False)):
-        sim.config.arm_start = arm_start
-        try:
-            demo = named_dimensions(sim, np.stack([sim.sample_init_state(s) for s in seeds]))
-        finally:
-            sim.config.arm_start = "benchmark"
+        monkeypatch.setattr(sim.config, "arm_start", arm_start)
+        demo = named_dimensions(sim, np.stack([sim.sample_init_state(s) for s in seeds]))
         rows = {r.name: r for r in compare(demo, bench)}
         assert set(ARM) <= set(rows) and "basket_1.yaw" in rows
         flagged = {n for n, r in rows.items() if r.problem}

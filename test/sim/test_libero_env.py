@@ -131,16 +131,14 @@ def spatial_physics():
     sim.close()
 
 
-def test_a_placement_whose_reset_throws_an_object_is_redrawn(spatial_physics):
+def test_a_placement_whose_reset_throws_an_object_is_redrawn(spatial_physics, monkeypatch):
     sim = spatial_physics
     limit = sim.settle_limit_m()
     assert 0.02 <= limit < 0.1, limit  # the benchmark's states move an object a few cm at most
-    sim.config.placements = "any"
-    try:
-        thrown = sim.sample_init_state(THROWN_SEED)
-        calm = sim.sample_init_state(CALM_SEED)
-    finally:
-        sim.config.placements = "settled"
+    monkeypatch.setattr(sim.config, "placements", "any")
+    thrown = sim.sample_init_state(THROWN_SEED)
+    calm = sim.sample_init_state(CALM_SEED)
+    monkeypatch.setattr(sim.config, "placements", "settled")
     shift = sim.settle_shift_m(thrown)
     assert shift > 0.2, shift
     # the shift is what an episode's reset does: the bowl is thrown
@@ -153,9 +151,6 @@ def test_a_placement_whose_reset_throws_an_object_is_redrawn(spatial_physics):
     assert not np.array_equal(settled, thrown)
     np.testing.assert_array_equal(sim.sample_init_state(THROWN_SEED), settled)  # reproducible
     np.testing.assert_array_equal(sim.sample_init_state(CALM_SEED), calm)  # a calm draw is kept
-    sim.config.placements = "bogus"
-    try:
-        with pytest.raises(ValueError, match="placements"):
-            sim.sample_init_state(1)
-    finally:
-        sim.config.placements = "settled"
+    monkeypatch.setattr(sim.config, "placements", "bogus")
+    with pytest.raises(ValueError, match="placements"):
+        sim.sample_init_state(1)

@@ -68,16 +68,13 @@ def test_fresh_placements_are_seeded_and_replace_the_benchmark_states(sim, tmp_p
     monkeypatch.setenv(INIT_STATES_ENV, str(folder))
     config = SimConfig(suite="libero_object", task_index=0, render=False)
     assert config.init_states == str(folder)  # what the bridge gets from libero_eval
-    sim.config.init_states = config.init_states
-    try:
-        obs = sim.reset(init_state_index=1)
-        assert sim.num_init_states == 2
-        for name in (OBJECT, BASKET):
-            np.testing.assert_array_equal(obs.object_pos[name], fresh[1][name])
-        with pytest.raises(ValueError, match=r"0\.\.1"):
-            sim.reset(init_state_index=2)
-    finally:
-        sim.config.init_states = "benchmark"
+    monkeypatch.setattr(sim.config, "init_states", config.init_states)
+    obs = sim.reset(init_state_index=1)
+    assert sim.num_init_states == 2
+    for name in (OBJECT, BASKET):
+        np.testing.assert_array_equal(obs.object_pos[name], fresh[1][name])
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        sim.reset(init_state_index=2)
     monkeypatch.delenv(INIT_STATES_ENV)
     assert SimConfig().init_states == "benchmark"
 
