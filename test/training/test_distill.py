@@ -377,6 +377,12 @@ def test_eval_report(trained: dict[str, Path], policies: dict[str, Path], datase
         name = "snapflow_1_step" if steps == "1" else f"snapflow_{steps}_steps"
         energy = report["methods"][name]["fidelity"]["energy_distance"]
         assert ratio == pytest.approx(energy / floor_energy)
+    spread = report["summary"]["snapflow_spread_over_teacher_by_steps"]
+    assert list(spread) == ["2", "4", "10", "1"]
+    teacher_spread = report["methods"]["teacher_10_steps"]["sample_spread"]
+    for steps, ratio in spread.items():
+        name = "snapflow_1_step" if steps == "1" else f"snapflow_{steps}_steps"
+        assert ratio == pytest.approx(report["methods"][name]["sample_spread"] / teacher_spread)
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     steps = [row for row in log if "event" not in row]
     assert [row["step"] for row in steps] == list(range(1, STEPS + 1))

@@ -316,6 +316,7 @@ def build_report(
             / max(methods[naive]["mse"], 1e-12),
             "denoise_speedup_vs_teacher_n": _ratio(methods, reference, student, "denoise_ms"),
             "total_speedup_vs_teacher_n": _ratio(methods, reference, student, "total_ms"),
+            "snapflow_spread_over_teacher_by_steps": _spread_ratios(methods, names, reference),
         }
         if floor is not None and fid.get(student):
             energy = fid[student]["energy_distance"]
@@ -336,6 +337,18 @@ def build_report(
                 )
         report["summary"] = summary
     return report
+
+
+def _spread_ratios(methods: dict[str, Any], names: list[str], reference: str) -> dict[str, float]:
+    """Each SnapFlow row's sample spread over the reference teacher's, by step count: above 1
+    the student samples wider than its teacher (in a nearly unimodal task the closed loop pays
+    for that; docs/libero.md)."""
+    teacher = methods[reference]["sample_spread"]
+    return {
+        name.split("_")[1]: methods[name]["sample_spread"] / max(teacher, 1e-12)
+        for name in names
+        if name.startswith("snapflow_") and np.isfinite(methods[name]["sample_spread"])
+    }
 
 
 def _ratio(methods: dict[str, Any], slow: str, fast: str, key: str) -> float | None:
