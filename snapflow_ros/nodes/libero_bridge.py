@@ -195,6 +195,7 @@ class LiberoBridge(Node):
     def stop(self) -> None:
         """Stop the simulation thread (the episode in progress ends with reason 'shutdown')."""
         self.driver.stop()
+        self._policy_calls.cancel()  # a policy call in flight must not hold the stop
         if self._sim_thread.is_alive():
             self._sim_thread.join(30.0)
 

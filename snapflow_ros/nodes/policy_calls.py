@@ -1,10 +1,12 @@
 """The LIBERO bridge's calls to a policy node around each ``auto_next`` episode: its
 ``~/pause``, ``~/reset`` and ``~/resume`` services and its ``seed`` parameter, each waited for
-with a timeout and answered with '' (done) or why not, never an exception."""
+with a timeout (cut short by :meth:`PolicyCalls.cancel` when the bridge stops) and answered
+with '' (done) or why not, never an exception."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from rcl_interfaces.srv import SetParameters
@@ -16,6 +18,8 @@ from snapflow_ros.sim.episodes import NO_POLICY_NODE
 
 POLICY_ACTIONS = ("pause", "reset", "resume")  # what auto_next asks of the policy node
 POLICY_CALL_TIMEOUT = 10.0  # s
+CANCELLED = "cancelled: the bridge is stopping"
+_POLL = 0.05  # s between checks of the cancel flag while waiting
 
 
 class PolicyCalls:
@@ -27,6 +31,13 @@ class PolicyCalls:
 
         self._triggers = {a: client(Trigger, a) for a in POLICY_ACTIONS} if policy else {}
         self._params = client(SetParameters, "set_parameters") if policy else None
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """End the call in progress and every later one at once with :data:`CANCELLED` (the
+        bridge is stopping: a policy node stopped beside it would otherwise hold each call
+        for its whole timeout)."""
+        self._cancelled.set()
 
     def __call__(
         self, action: str, seed: int | None = None, timeout: float = POLICY_CALL_TIMEOUT
@@ -38,13 +49,14 @@ class PolicyCalls:
             return NO_POLICY_NODE
         if seed is not None:
             param = Parameter("seed", value=int(seed)).to_parameter_msg()
-            result, why = _call(self._params, SetParameters.Request(parameters=[param]), timeout)
+            request = SetParameters.Request(parameters=[param])
+            result, why = _call(self._params, request, timeout, self._cancelled)
             if why:
                 return why
             if not result.results or not result.results[0].successful:
                 reason = result.results[0].reason if result.results else ""
                 return f"{self._params.srv_name}: seed {seed} refused {reason}".rstrip()
-        result, why = _call(trigger, Trigger.Request(), timeout)
+        result, why = _call(trigger, Trigger.Request(), timeout, self._cancelled)
         if why:
             return why
         if not result.success:
@@ -52,16 +64,26 @@ class PolicyCalls:
         return ""
 
 
-def _call(client: Any, request: Any, timeout: float) -> tuple[Any, str]:
-    """(reply, '') or (None, why not) of one service call waited for up to ``timeout``."""
-    if not client.wait_for_service(timeout_sec=timeout):
-        return None, f"{client.srv_name} is not available"
+def _call(client: Any, request: Any, timeout: float, cancelled: threading.Event) -> tuple[Any, str]:
+    """(reply, '') or (None, why not) of one service call waited for up to ``timeout``, or
+    until ``cancelled`` is set."""
+    deadline = time.monotonic() + timeout
+    while not client.wait_for_service(timeout_sec=min(_POLL, timeout)):
+        if cancelled.is_set():
+            return None, CANCELLED
+        if time.monotonic() >= deadline:
+            return None, f"{client.srv_name} is not available"
+    if cancelled.is_set():
+        return None, CANCELLED
     done = threading.Event()
     future = client.call_async(request)
     future.add_done_callback(lambda _: done.set())
-    if not done.wait(timeout):
-        future.cancel()
-        return None, f"{client.srv_name}: no answer within {timeout:.0f} s"
+    while not done.wait(_POLL):
+        if cancelled.is_set() or time.monotonic() >= deadline:
+            future.cancel()
+            if cancelled.is_set():
+                return None, CANCELLED
+            return None, f"{client.srv_name}: no answer within {timeout:.0f} s"
     result = future.result()
     if result is None:
         return None, f"{client.srv_name}: failed"

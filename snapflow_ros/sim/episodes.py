@@ -334,7 +334,7 @@ class EpisodeDriver:
 
     def _ask_policy(self, action: str, seed: int | None = None) -> None:
         why = self._out.policy(action, seed)
-        if why and why != NO_POLICY_NODE:
+        if why and why != NO_POLICY_NODE and not self._stop.is_set():  # stopping: expected
             self._out.log("warning", f"auto_next: policy node {action} failed: {why}")
 
     # ================================================================== simulation thread
