@@ -316,20 +316,27 @@ def build_report(
             / max(methods[naive]["mse"], 1e-12),
             "denoise_speedup_vs_teacher_n": _ratio(methods, reference, student, "denoise_ms"),
             "total_speedup_vs_teacher_n": _ratio(methods, reference, student, "total_ms"),
-            "snapflow_spread_over_teacher_by_steps": _spread_ratios(methods, names, reference),
         }
+        # above 1 the student samples wider than its teacher (in a nearly unimodal task the
+        # closed loop pays for that; docs/libero.md)
+        teacher_spread = max(methods[reference]["sample_spread"], 1e-12)
+
+        def spread_ratio(name: str) -> float | None:
+            spread = methods[name]["sample_spread"]
+            return spread / teacher_spread if np.isfinite(spread) else None
+
+        summary["snapflow_spread_over_teacher_by_steps"] = _snapflow_by_steps(names, spread_ratio)
         if floor is not None and fid.get(student):
             energy = fid[student]["energy_distance"]
             summary["snapflow_energy_distance_over_floor"] = energy / max(
                 floor["energy_distance"], 1e-12
             )
-            by_steps = {
-                name.split("_")[1]: fid[name]["energy_distance"]
-                / max(floor["energy_distance"], 1e-12)
-                for name in names
-                if name.startswith("snapflow_") and fid.get(name)
-            }
-            summary["snapflow_energy_distance_over_floor_by_steps"] = by_steps
+            summary["snapflow_energy_distance_over_floor_by_steps"] = _snapflow_by_steps(
+                names,
+                lambda name: fid[name]["energy_distance"] / max(floor["energy_distance"], 1e-12)
+                if fid.get(name)
+                else None,
+            )
             if mode is not None:
                 ours_c = fid[student]["mode"]["commitment"]
                 summary["snapflow_commitment_minus_teacher"] = (
@@ -339,16 +346,11 @@ def build_report(
     return report
 
 
-def _spread_ratios(methods: dict[str, Any], names: list[str], reference: str) -> dict[str, float]:
-    """Each SnapFlow row's sample spread over the reference teacher's, by step count: above 1
-    the student samples wider than its teacher (in a nearly unimodal task the closed loop pays
-    for that; docs/libero.md)."""
-    teacher = methods[reference]["sample_spread"]
-    return {
-        name.split("_")[1]: methods[name]["sample_spread"] / max(teacher, 1e-12)
-        for name in names
-        if name.startswith("snapflow_") and np.isfinite(methods[name]["sample_spread"])
-    }
+def _snapflow_by_steps(names: list[str], value: Callable[[str], float | None]) -> dict[str, float]:
+    """``value`` of each SnapFlow row (``snapflow_<N>_step[s]``) keyed by its step count
+    ``"<N>"``, in row order; rows whose value is None are left out."""
+    values = {name.split("_")[1]: value(name) for name in names if name.startswith("snapflow_")}
+    return {steps: v for steps, v in values.items() if v is not None}
 
 
 def _ratio(methods: dict[str, Any], slow: str, fast: str, key: str) -> float | None:
