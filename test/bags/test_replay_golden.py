@@ -238,7 +238,8 @@ def test_wall_clock_node_gets_restamped_inputs_and_no_lockstep(node):
     try:
         run, _ = replay(tmp, "x6")
         assert_clean_error(run, "use_sim_time:=true")
-        run, out = replay(tmp, "wall", "--mode", "timed", "--tail", "1.5")
+        # a long tail: on a loaded machine the wall-clock node answers late, not never
+        run, out = replay(tmp, "wall", "--mode", "timed", "--tail", "5")
     finally:
         assert [r.successful for r in harness.set_params(use_sim_time=True)] == [True]
     assert run.rc == 0, run.text
@@ -248,14 +249,15 @@ def test_wall_clock_node_gets_restamped_inputs_and_no_lockstep(node):
         info = reader.replay_info()
         raw = [header_stamp_ns(m.data) for m in reader.messages([CHUNK_TOPIC])]
         shifted = read_chunks(reader, CHUNK_TOPIC, info["stamp_shift_ns"])
-    assert info["sim_time"] is False and info["stamp_shift_ns"] > 0
-    assert len(raw) >= 2
-    assert all(s not in stamps for s in raw)  # the node saw "now" stamps...
-    assert all(c.stamp_ns in stamps for c in shifted)  # ...exactly the bag's, shifted
+    seen = f"{run.text}\nnode log:\n{proc.log()[-3000:]}"
+    assert info["sim_time"] is False and info["stamp_shift_ns"] > 0, info
+    assert len(raw) >= 2, seen
+    assert all(s not in stamps for s in raw), seen  # the node saw "now" stamps...
+    assert all(c.stamp_ns in stamps for c in shifted), seen  # ...exactly the bag's, shifted
     cmp, report = compare(out, GOLDEN_INPUTS, "--stamp-tolerance", "0.3")
     assert cmp.rc == 0 and report["chunks"]["output"] == len(raw), cmp.text
-    assert report["latency_s"]["obs_age"]["count"] == len(raw)
-    assert 0 < report["latency_s"]["obs_age"]["p50"] < 5.0  # real (wall) latency
+    assert report["latency_s"]["obs_age"]["count"] == len(raw), report["latency_s"]
+    assert 0 < report["latency_s"]["obs_age"]["p50"] < 5.0, report["latency_s"]  # wall latency
 
 
 @pytest.mark.numerics
