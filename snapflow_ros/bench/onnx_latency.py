@@ -11,6 +11,9 @@ and their predictions interleaved (engine and step count change every prediction
 drifts of a shared machine hit them alike. Reported per step count: median and p90 of the
 whole chunk per engine, and the onnxruntime speed-up over the fastest torch engine of the
 same run. Torch and ONNX Runtime use the same number of threads (``--threads``).
+``--raw-export`` adds a second export without the exact graph clean-ups
+(``snapflow_export --no-graph-passes``), timed as ``onnxruntime-raw`` in the same loop: what
+the clean-ups buy on this machine.
 
 Models: ``tiny-smolvla`` / ``tiny-pi05`` (test-size, random weights; exported with the fused
 one-step graph, which for a plain checkpoint is the naive one-step baseline), ``student``
@@ -39,6 +42,7 @@ from snapflow_ros.runtime import onnx_format as fmt
 MODELS = ("tiny-smolvla", "tiny-pi05", "student", "full-smolvla")
 TORCH_ENGINES = ("eager", "fast", "compiled")
 ORT = "onnxruntime"
+ORT_RAW = "onnxruntime-raw"  # the same export without graph passes
 DEFAULT_EXPORT_DIR = Path.home() / ".cache" / "snapflow_ros" / "onnx_bench"
 
 
@@ -55,21 +59,27 @@ def model_checkpoint(model: str) -> str:
     return str(resolve_policy(names[model]))
 
 
-def ensure_export(checkpoint: str, folder: Path) -> tuple[dict[str, Any], float | None]:
-    """The export of ``checkpoint`` in ``folder`` (written unless one of it is there); returns
-    its manifest and the seconds the export took now (None: reused)."""
+def ensure_export(
+    checkpoint: str, folder: Path, graph_passes: bool = True
+) -> tuple[dict[str, Any], float | None]:
+    """The export of ``checkpoint`` in ``folder`` (written unless one of it, with the same
+    ``graph_passes`` setting, is there); returns its manifest and the seconds the export took
+    now (None: reused)."""
     from snapflow_ros.export.onnx_export import export_policy
 
     manifest_path = folder / fmt.MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         same = manifest.get("source_checkpoint") == str(Path(checkpoint).resolve())
-        if same and manifest.get("parity", {}).get("passed"):
+        same_passes = "graph_passes" in manifest and (manifest["graph_passes"] is not None) == (
+            graph_passes
+        )
+        if same and same_passes and manifest.get("parity", {}).get("passed"):
             return manifest, None
     if folder.exists():
         shutil.rmtree(folder)
     start = time.perf_counter()
-    manifest = export_policy(checkpoint, folder, one_step=True, log=_say)
+    manifest = export_policy(checkpoint, folder, one_step=True, graph_passes=graph_passes, log=_say)
     return manifest, time.perf_counter() - start
 
 
@@ -89,15 +99,20 @@ def bench_model(
     repeats: int,
     device: str,
     export_dir: Path,
+    raw_export: bool = False,
 ) -> dict[str, Any]:
     """Export (or reuse), load every engine, time interleaved chunks; one JSON-ready row."""
     checkpoint = model_checkpoint(model)
     manifest, export_s = ensure_export(checkpoint, export_dir / model)
+    folders = {ORT: export_dir / model}
+    if raw_export:
+        folders[ORT_RAW] = export_dir / f"{model}-raw"
+        ensure_export(checkpoint, folders[ORT_RAW], graph_passes=False)
     runtimes: dict[str, PolicyRuntime] = {}
-    for engine in (*engines, ORT):
-        path = export_dir / model if engine == ORT else checkpoint
+    for engine in (*engines, *folders):
+        path, kind = (folders[engine], ORT) if engine in folders else (checkpoint, engine)
         runtimes[engine] = PolicyRuntime(
-            path, RuntimeOptions(device=device, engine=engine, warmup=1, seed=0)
+            path, RuntimeOptions(device=device, engine=kind, warmup=1, seed=0)
         )
     obs = runtimes[ORT].dummy_observation()
     obs.task = "pick up the alphabet soup and place it in the basket"
@@ -119,6 +134,9 @@ def bench_model(
             "fastest_torch": fastest,
             "ort_speedup": torch_medians[fastest] / per_engine[ORT]["median_ms"],
         }
+        if raw_export:
+            raw = per_engine[ORT_RAW]["median_ms"]
+            results[str(n)]["graph_passes_speedup"] = raw / per_engine[ORT]["median_ms"]
     chunk_rows = {k: v for k, v in manifest["parity"]["outputs"].items() if k.startswith("chunk/")}
     return {
         "model": model,
@@ -130,6 +148,7 @@ def bench_model(
         "repeats": repeats,
         "export_s": None if export_s is None else round(export_s, 1),
         "export_bytes": sum(g["bytes"] for g in manifest["graphs"].values()),
+        "graph_passes": manifest.get("graph_passes"),
         "parity_max_abs_diff": max(v["max_abs_diff"] for v in chunk_rows.values()),
         "steps": results,
     }
@@ -145,8 +164,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         for n, res in row["steps"].items():
             torch_text = ", ".join(
-                f"{e} {v['median_ms']:.1f}" for e, v in res["total"].items() if e != ORT
+                f"{e} {v['median_ms']:.1f}" for e, v in res["total"].items() if e in TORCH_ENGINES
             )
+            if "graph_passes_speedup" in res:
+                raw = res["total"][ORT_RAW]["median_ms"]
+                torch_text += f"; ORT without graph passes {raw:.1f}"
+                torch_text += f" ({res['graph_passes_speedup']:.2f}x slower)"
             ort_stats = res["total"][ORT]
             lines.append(
                 f"| {row['model']} | {n} | {row['threads']} | {torch_text} "
@@ -167,6 +190,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--export-dir", type=Path, default=DEFAULT_EXPORT_DIR)
+    p.add_argument(
+        "--raw-export",
+        action="store_true",
+        help="also time an export without graph passes (onnxruntime-raw)",
+    )
     p.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = p.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
@@ -196,7 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         _say(f"{model}: engines {[*args.engines, ORT]}, {args.repeats} repeats x {args.steps}")
         rows.append(
-            bench_model(model, args.engines, args.steps, args.repeats, device, args.export_dir)
+            bench_model(
+                model,
+                args.engines,
+                args.steps,
+                args.repeats,
+                device,
+                args.export_dir,
+                args.raw_export,
+            )
         )
     report = {
         "benchmark": "onnx_latency",
@@ -208,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "threads": args.threads,
             "device": device,
+            "raw_export": args.raw_export,
         },
         "rows": rows,
     }

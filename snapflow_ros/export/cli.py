@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the fused one-step graph (default: for SnapFlow checkpoints only)",
     )
+    p.add_argument(
+        "--graph-passes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="remove the vision encoder's constant-mask NaN guards and zero-mask additions "
+        "(exact; default on, --no-graph-passes to measure or rule them out)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing export")
     return p
 
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             opset=args.opset,
             one_step=args.one_step,
+            graph_passes=args.graph_passes,
             log=say,
         )
     except (PolicyRuntimeError, ValueError, OSError) as exc:

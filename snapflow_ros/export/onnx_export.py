@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snapflow_ros.export.graph_passes import optimize_graph_file
 from snapflow_ros.export.graphs import ExpertStepGraph, OneStepGraph, PrefixGraph
 from snapflow_ros.runtime import onnx_format as fmt
 from snapflow_ros.runtime.checkpoint import MODEL_WEIGHTS
@@ -166,7 +167,11 @@ def _export(
     input_names: list[str],
     output_names: list[str],
     opset: int,
-) -> None:
+    passes: bool,
+) -> dict[str, int] | None:
+    """Export ``module`` to ``path`` (weights as external data), then (``passes``) apply the
+    exact graph clean-ups of :mod:`snapflow_ros.export.graph_passes`; returns what they
+    removed (None: not applied)."""
     with torch.no_grad():
         program = torch.onnx.export(
             module.eval(),
@@ -178,6 +183,7 @@ def _export(
             verbose=False,
         )
     program.save(str(path), external_data=True)
+    return optimize_graph_file(path) if passes else None
 
 
 def _copy_checkpoint(source: Path, dest: Path) -> None:
@@ -329,11 +335,13 @@ def export_policy(
     overwrite: bool = False,
     opset: int = OPSET,
     one_step: bool | None = None,
+    graph_passes: bool = True,
     log: Callable[[str], None] = LOG.info,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` to the folder ``out`` and check it; returns the manifest.
 
     ``one_step``: also write the fused one-step graph (default: for SnapFlow checkpoints).
+    ``graph_passes``: apply the exact graph clean-ups (default; off only to measure them).
     ``ulps``: the parity budget in float32 epsilons (see the module docstring).
     Raises :class:`ParityError` (nothing written at ``out``) when a graph disagrees with the
     torch engine beyond tolerance, :class:`ExportError` / ``CheckpointError`` when the
@@ -358,7 +366,7 @@ def export_policy(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; an export is an ordinary one
     try:
-        manifest = _write_export(runtime, tmp, fused, opset, log)
+        manifest = _write_export(runtime, tmp, fused, opset, graph_passes, log)
         log("checking parity against the torch 'fast' engine")
         rows = check_parity(runtime, tmp, manifest, ulps)
         manifest["parity"] = _parity_section(rows, ulps, PARITY_SEED)
@@ -378,7 +386,12 @@ def export_policy(
 
 
 def _write_export(
-    runtime: PolicyRuntime, folder: Path, fused: bool, opset: int, log: Callable[[str], None]
+    runtime: PolicyRuntime,
+    folder: Path,
+    fused: bool,
+    opset: int,
+    graph_passes: bool,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Write the graphs and the weightless checkpoint copy; the manifest without parity."""
     import onnxruntime as ort
@@ -396,30 +409,32 @@ def _write_export(
         prefix_out = prefix(*tensors)
     kv = fmt.kv_names((len(prefix_out) - 1) // 2)
     graphs = [fmt.PREFIX_GRAPH, fmt.EXPERT_GRAPH] + ([fmt.ONE_STEP_GRAPH] if fused else [])
+    passes = {}
     log(f"exporting {fmt.GRAPH_FILES[fmt.PREFIX_GRAPH]}")
-    _export(
+    passes[fmt.PREFIX_GRAPH] = _export(
         prefix, tuple(tensors), folder / fmt.GRAPH_FILES[fmt.PREFIX_GRAPH], names,
-        [fmt.PAD_MASKS, *kv], opset,
+        [fmt.PAD_MASKS, *kv], opset, graph_passes,
     )  # fmt: skip
     log(f"exporting {fmt.GRAPH_FILES[fmt.EXPERT_GRAPH]}")
     expert = ExpertStepGraph(runtime.adapter, runtime.image_keys, with_state)
     t_vec, s_vec = torch.ones(1), torch.zeros(1)
-    _export(
+    passes[fmt.EXPERT_GRAPH] = _export(
         expert,
         (prefix_out[0], noise, t_vec, s_vec, *prefix_out[1:]),
         folder / fmt.GRAPH_FILES[fmt.EXPERT_GRAPH],
         [fmt.PAD_MASKS, fmt.X_T_INPUT, fmt.T_INPUT, fmt.S_INPUT, *kv],
         [fmt.VELOCITY_OUTPUT],
         opset,
+        graph_passes,
     )
     if fused:
         log(f"exporting {fmt.GRAPH_FILES[fmt.ONE_STEP_GRAPH]}")
         with torch.inference_mode():
             cond = runtime._fast.table(1, noise).conds[0].clone()
         one = OneStepGraph(runtime.adapter, runtime.image_keys, with_state, cond)
-        _export(
+        passes[fmt.ONE_STEP_GRAPH] = _export(
             one, (*tensors, noise), folder / fmt.GRAPH_FILES[fmt.ONE_STEP_GRAPH],
-            [*names, fmt.NOISE_INPUT], [fmt.ACTIONS_OUTPUT], opset,
+            [*names, fmt.NOISE_INPUT], [fmt.ACTIONS_OUTPUT], opset, graph_passes,
         )  # fmt: skip
     specs = {}
     for graph in graphs:
@@ -451,6 +466,7 @@ def _write_export(
             "kv_layers": len(kv) // 2,
         },
         "graphs": specs,
+        "graph_passes": passes if graph_passes else None,
         "versions": _versions(),
     }
 

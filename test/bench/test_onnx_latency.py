@@ -38,3 +38,23 @@ def test_bad_arguments_exit_2(argv):
     with pytest.raises(SystemExit) as info:
         onnx_latency.parse_args(argv)
     assert info.value.code == 2
+
+
+def test_raw_export_row_times_the_export_without_graph_passes(tmp_path):
+    exports = tmp_path / "exports"
+    argv = ["--models", "tiny-pi05", "--steps", "1", "--repeats", "1", "--engines", "fast",
+            "--device", "cpu", "--export-dir", str(exports), "--raw-export"]  # fmt: skip
+    assert onnx_latency.main([*argv, "--out", str(tmp_path / "a.json")]) == 0
+    (row,) = json.loads((tmp_path / "a.json").read_text())["rows"]
+    res = row["steps"]["1"]
+    assert set(res["total"]) == {"fast", "onnxruntime", "onnxruntime-raw"}
+    assert res["fastest_torch"] == "fast"  # the raw export is not a torch engine
+    assert res["graph_passes_speedup"] == pytest.approx(
+        res["total"]["onnxruntime-raw"]["median_ms"] / res["total"]["onnxruntime"]["median_ms"]
+    )
+    assert row["graph_passes"] is not None  # the timed export has them, the raw one not
+    raw = json.loads((exports / "tiny-pi05-raw" / "export.json").read_text())
+    assert raw["graph_passes"] is None and raw["parity"]["passed"]
+    # an export without passes is not reused where one with them is asked for
+    manifest, seconds = onnx_latency.ensure_export(row["checkpoint"], exports / "tiny-pi05-raw")
+    assert seconds is not None and manifest["graph_passes"] is not None

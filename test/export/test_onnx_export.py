@@ -88,6 +88,13 @@ def test_export_writes_one_step_graph_pair_and_parity(snapflow_export):
     for name, row in parity.items():
         assert row["max_abs_diff"] <= row["tolerance"], name
     assert manifest["parity"]["passed"]
+    # SmolVLA's vision encoder: its constant-mask NaN guards were removed before parity
+    removed = manifest["graph_passes"]
+    vision_guards = 2 if manifest["policy_type"] == "smolvla" else 0  # tiny: 2 vision layers
+    for graph in (fmt.PREFIX_GRAPH, fmt.ONE_STEP_GRAPH):
+        assert removed[graph] == {"nan_guards": vision_guards, "zero_masks": vision_guards}
+        ops = {n.op_type for n in onnx.load(str(out / fmt.GRAPH_FILES[graph])).graph.node}
+        assert "IsNaN" not in ops
     copied = out / fmt.CHECKPOINT_SUBDIR
     assert (copied / "config.json").is_file() and (copied / "snapflow.json").is_file()
     assert not (copied / "model.safetensors").exists()  # the weights are in the graphs
