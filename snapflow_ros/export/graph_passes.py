@@ -11,11 +11,12 @@ encoder the mask is a constant of the graph (every patch is valid at a fixed ima
   ``scores + 0`` is ``scores``: the ``Add`` is removed too.
 
 On the full-size SmolVLA one-step graph these element-wise passes over ``[1, heads, 1024,
-1024]`` per attention layer and camera took about a fifth of the CPU time (ONNX Runtime
-profile, ``docs/performance.md``). Masks that depend on a graph input (the language prefix's
-padding) are left alone, as is any guard whose mask cannot be evaluated from the graph's
-constants. Only the graph structure changes; the weights (external data) are untouched, and
-the parity check that follows compares the result with torch like any other export.
+1024]`` per attention layer and camera took about a fifth of the CPU time (an ONNX Runtime
+profile; README, "ONNX export and ONNX Runtime"). Masks that depend on a graph input (the
+language prefix's padding) are left alone, as is any guard whose mask cannot be evaluated
+from the graph's constants. Only the graph structure changes; the weights (external data)
+are untouched, and the parity check that follows compares the result with torch like any
+other export.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import onnx
 from onnx import external_data_helper, numpy_helper
 
 MAX_CONSTANT_NODES = 64  # a mask built from more nodes than this is not evaluated
+_SUBGRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
 class _Graph:
@@ -66,7 +68,7 @@ class _Graph:
                 needed[current] = self.initializer[current]
                 continue
             node = self.producer.get(current)
-            if node is None or any(a.type in (5, 10) for a in node.attribute):
+            if node is None or any(a.type in _SUBGRAPH_ATTRIBUTES for a in node.attribute):
                 return None  # a graph input, or a node with subgraphs
             if id(node) not in nodes:
                 nodes[id(node)] = node
