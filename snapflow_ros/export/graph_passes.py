@@ -154,9 +154,8 @@ def remove_constant_mask_guards(model: onnx.ModelProto, base_dir: Path) -> dict[
         replace[id(node)] = _identity(node, softmax.output[0])
         removed["nan_guards"] += 1
         scores = add.input[1 - side]
-        same_shape = g.shapes.get(scores) is not None and g.shapes.get(scores) == g.shapes.get(
-            add.output[0]
-        )
+        shape = g.shapes.get(scores)
+        same_shape = shape is not None and shape == g.shapes.get(add.output[0])
         if same_shape and not np.any(g.constant(add.input[side])) and id(add) not in replace:
             replace[id(add)] = _identity(add, scores)
             removed["zero_masks"] += 1

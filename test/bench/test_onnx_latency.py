@@ -40,7 +40,7 @@ def test_bad_arguments_exit_2(argv):
     assert info.value.code == 2
 
 
-def test_raw_export_row_times_the_export_without_graph_passes(tmp_path):
+def test_raw_export_row_times_the_export_without_graph_passes(tmp_path, capsys):
     exports = tmp_path / "exports"
     argv = ["--models", "tiny-pi05", "--steps", "1", "--repeats", "1", "--engines", "fast",
             "--device", "cpu", "--export-dir", str(exports), "--raw-export"]  # fmt: skip
@@ -53,6 +53,10 @@ def test_raw_export_row_times_the_export_without_graph_passes(tmp_path):
         res["total"]["onnxruntime-raw"]["median_ms"] / res["total"]["onnxruntime"]["median_ms"]
     )
     assert row["graph_passes"] is not None  # the timed export has them, the raw one not
+    table = capsys.readouterr().out
+    assert "| ORT without graph passes p50 (ms) |" in table
+    line = next(ln for ln in table.splitlines() if ln.startswith("| tiny-pi05 | 1 |"))
+    assert line.endswith("x slower) |")
     raw = json.loads((exports / "tiny-pi05-raw" / "export.json").read_text())
     assert raw["graph_passes"] is None and raw["parity"]["passed"]
     # an export without passes is not reused where one with them is asked for
